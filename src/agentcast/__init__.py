@@ -1,0 +1,112 @@
+"""agentcast: one typed, ordered, resumable event stream for any LLM agent run.
+
+The everyday surface: `Agent`, `stream_agent`/`invoke_agent`, `emit`, the event types, the
+callback handlers and the errors. Everything heavy (LangChain, rich, providers) loads on first
+use, so `import agentcast` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from agentcast._scope import emit
+from agentcast.errors import (
+    AgentcastError,
+    ConfigError,
+    InvalidInput,
+    MaxStepsExceeded,
+    MissingCredentials,
+    MissingDependency,
+    ProviderError,
+    RunError,
+    SessionBusy,
+    SessionError,
+    ToolNotFound,
+    UserError,
+)
+from agentcast.events import (
+    AgentEnd,
+    AgentStart,
+    AgentStep,
+    BaseEvent,
+    Custom,
+    Error,
+    Event,
+    LLMEnd,
+    LLMStart,
+    LLMToken,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    ToolEnd,
+    ToolStart,
+)
+
+if TYPE_CHECKING:
+    from agentcast.agent import Agent, default_agent, invoke_agent, stream_agent
+    from agentcast.callbacks import CallbackHandler, ConsolePrinter, ProgressTracker, TokenAccumulator
+    from agentcast.runtime import Run, RunResult
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "Agent",
+    "AgentEnd",
+    "AgentStart",
+    "AgentStep",
+    "AgentcastError",
+    "BaseEvent",
+    "CallbackHandler",
+    "ConfigError",
+    "ConsolePrinter",
+    "Custom",
+    "Error",
+    "Event",
+    "InvalidInput",
+    "LLMEnd",
+    "LLMStart",
+    "LLMToken",
+    "MaxStepsExceeded",
+    "MissingCredentials",
+    "MissingDependency",
+    "ProgressTracker",
+    "ProviderError",
+    "Run",
+    "RunError",
+    "RunResult",
+    "SessionBusy",
+    "SessionError",
+    "TokenAccumulator",
+    "ToolCallDelta",
+    "ToolCallEnd",
+    "ToolCallStart",
+    "ToolEnd",
+    "ToolNotFound",
+    "ToolStart",
+    "UserError",
+    "default_agent",
+    "emit",
+    "invoke_agent",
+    "stream_agent",
+)
+
+_LAZY = {
+    "Agent": "agentcast.agent",
+    "default_agent": "agentcast.agent",
+    "invoke_agent": "agentcast.agent",
+    "stream_agent": "agentcast.agent",
+    "CallbackHandler": "agentcast.callbacks",
+    "ConsolePrinter": "agentcast.callbacks",
+    "ProgressTracker": "agentcast.callbacks",
+    "TokenAccumulator": "agentcast.callbacks",
+    "Run": "agentcast.runtime",
+    "RunResult": "agentcast.runtime",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agentcast' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

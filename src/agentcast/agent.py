@@ -1,0 +1,229 @@
+"""`Agent` and the seed-compatible entry points: the everyday Python API.
+
+    agent = Agent(model="offline", tools=demo_tools())
+    async for event in agent.astream("What is 25 * 4?", session_id="s1"):
+        ...
+    result = agent.invoke("What's my name?", session_id="s1")
+
+The run executes in its own task and writes to its log; the iterator reads the log. Breaking
+out of the loop (or cancelling the consuming task) cancels the run, which still ends with its
+closers and `agent_end(outcome="cancelled")`, and saves a valid history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.tools import BaseTool
+
+from agentcast.errors import InvalidInput
+from agentcast.events import BaseEvent, LLMToken
+from agentcast.models import resolve
+from agentcast.runtime import EventHandler, Run, RunResult, new_id
+from agentcast.sessions import MemoryStore, SessionStore, open_store
+from agentcast.sources import RunRequest
+from agentcast.sources.native import NativeAgentSource
+from agentcast.sources.retry import RetryPolicy
+
+__all__ = ["Agent", "default_agent", "invoke_agent", "stream_agent"]
+
+
+class Agent:
+    """A tool-calling agent over any LangChain chat model, streamed as agentcast events.
+
+    Args:
+        model: `"offline"`, a `"provider:model"` string, or a LangChain chat model.
+        tools: LangChain tools (`@tool`), sync or async.
+        system_prompt: prepended to every model call.
+        max_steps: model turns allowed per run before it fails with `max_steps_exceeded`.
+        store: session store, or its URL (`memory://`, `sqlite:///file.db`); default in-memory.
+        timeout: seconds before a run is stopped with outcome `timeout`.
+        retry: retries of a model call that fails before its first token.
+        callbacks: handlers called with every event of every run.
+    """
+
+    def __init__(
+        self,
+        model: str | BaseChatModel = "offline",
+        tools: Sequence[BaseTool] = (),
+        *,
+        system_prompt: str | None = None,
+        max_steps: int = 10,
+        store: SessionStore | str | None = None,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        callbacks: Sequence[EventHandler] = (),
+    ) -> None:
+        if max_steps < 1:
+            raise InvalidInput(f"max_steps must be at least 1, got {max_steps}")
+        self.model = resolve(model)
+        self.tools = list(tools)
+        self.store: SessionStore = open_store(store) if isinstance(store, str) else (store or MemoryStore())
+        self.timeout = timeout
+        self.callbacks = tuple(callbacks)
+        self.source = NativeAgentSource(
+            self.model, self.tools, system_prompt=system_prompt, max_steps=max_steps, retry=retry
+        )
+
+    def start(
+        self,
+        prompt: str,
+        *,
+        session_id: str | None = None,
+        actor_id: str | None = None,
+        custom_data: Any = None,
+        callbacks: Sequence[EventHandler] = (),
+        run_id: str | None = None,
+    ) -> Run:
+        """Create a run (not started yet): `await run.execute()` runs it; read `run.events()`."""
+        return Run(
+            self.source,
+            RunRequest(
+                input=_check_prompt(prompt),
+                run_id=run_id or new_id(),
+                session_id=session_id or new_id("session"),
+                actor_id=actor_id,
+                custom_data=custom_data,
+            ),
+            store=self.store,
+            timeout=self.timeout,
+            handlers=(*self.callbacks, *callbacks),
+        )
+
+    async def astream(
+        self,
+        prompt: str,
+        *,
+        session_id: str | None = None,
+        stream_tokens: bool = True,
+        actor_id: str | None = None,
+        custom_data: Any = None,
+        callbacks: Sequence[EventHandler] = (),
+    ) -> AsyncIterator[BaseEvent]:
+        """Run the agent and yield its events as they happen, ending with `agent_end`.
+
+        `stream_tokens=False` leaves out `llm_token` events only.
+
+        Raises:
+            InvalidInput: the prompt is empty or not a string (before anything runs).
+        """
+        run = self.start(
+            prompt, session_id=session_id, actor_id=actor_id, custom_data=custom_data, callbacks=callbacks
+        )
+        async for event in _drive(run):
+            if stream_tokens or event.__class__ is not LLMToken:
+                yield event
+
+    async def ainvoke(
+        self,
+        prompt: str,
+        *,
+        session_id: str | None = None,
+        actor_id: str | None = None,
+        custom_data: Any = None,
+        callbacks: Sequence[EventHandler] = (),
+    ) -> RunResult:
+        """Run the agent to its end and return the result (failures are in `outcome`/`error`)."""
+        run = self.start(
+            prompt, session_id=session_id, actor_id=actor_id, custom_data=custom_data, callbacks=callbacks
+        )
+        return await run.execute()
+
+    def invoke(
+        self,
+        prompt: str,
+        *,
+        session_id: str | None = None,
+        actor_id: str | None = None,
+        custom_data: Any = None,
+        callbacks: Sequence[EventHandler] = (),
+    ) -> RunResult:
+        """Synchronous `ainvoke`, for code that is not async (not from inside an event loop)."""
+        return asyncio.run(
+            self.ainvoke(
+                prompt, session_id=session_id, actor_id=actor_id, custom_data=custom_data, callbacks=callbacks
+            )
+        )
+
+
+async def _drive(run: Run) -> AsyncIterator[BaseEvent]:
+    task = asyncio.create_task(run.execute())
+    try:
+        async for event in run.events():
+            yield event
+    finally:
+        if not run.done:
+            run.cancel()
+        # Wait for the closers and the saved history, even when our consumer was cancelled.
+        await asyncio.shield(task)
+
+
+def _check_prompt(prompt: Any) -> str:
+    if not isinstance(prompt, str):
+        raise InvalidInput(f"the prompt must be a string, got {type(prompt).__name__}")
+    if not prompt.strip():
+        raise InvalidInput("the prompt is empty")
+    return prompt
+
+
+_default: Agent | None = None
+
+
+def default_agent() -> Agent:
+    """Return the demo agent: the offline model, the demo tools, the default SQLite store."""
+    global _default
+    if _default is None:
+        from agentcast.models.demo_tools import demo_tools
+
+        _default = Agent("offline", demo_tools(), store=open_store(None))
+    return _default
+
+
+_PAYLOAD_KEYS = {"prompt", "session_id", "actor_id", "stream_tokens", "custom_data"}
+
+
+def _payload(payload: Mapping[str, Any]) -> dict[str, Any]:
+    if not isinstance(payload, Mapping):
+        raise InvalidInput(f"the payload must be a mapping, got {type(payload).__name__}")
+    if "prompt" not in payload:
+        raise InvalidInput("the payload has no 'prompt'")
+    for key in ("session_id", "actor_id"):
+        value = payload.get(key)
+        if value is not None and not isinstance(value, str):
+            raise InvalidInput(f"'{key}' must be a string, got {type(value).__name__}")
+    if not isinstance(payload.get("stream_tokens", True), bool):
+        raise InvalidInput("'stream_tokens' must be true or false")
+    return {k: v for k, v in payload.items() if k in _PAYLOAD_KEYS}
+
+
+async def stream_agent(payload: Mapping[str, Any], agent: Agent | None = None) -> AsyncIterator[BaseEvent]:
+    """Stream a run described by a payload `{prompt, session_id, actor_id?, stream_tokens?, custom_data?}`.
+
+    With no agent, the demo agent (offline model and demo tools) answers.
+    """
+    args = _payload(payload)
+    runner = agent or default_agent()
+    async for event in runner.astream(
+        args["prompt"],
+        session_id=args.get("session_id"),
+        stream_tokens=args.get("stream_tokens", True),
+        actor_id=args.get("actor_id"),
+        custom_data=args.get("custom_data"),
+    ):
+        yield event
+
+
+async def invoke_agent(payload: Mapping[str, Any], agent: Agent | None = None) -> dict[str, Any]:
+    """Run a payload to its end; return `{output, session_id, run_id, steps, metrics}`."""
+    args = _payload(payload)
+    runner = agent or default_agent()
+    result = await runner.ainvoke(
+        args["prompt"],
+        session_id=args.get("session_id"),
+        actor_id=args.get("actor_id"),
+        custom_data=args.get("custom_data"),
+    )
+    return result.to_dict()

@@ -1,0 +1,209 @@
+"""The `agentcast` command: `chat` (interactive) and `run` (one prompt).
+
+A user mistake (an unknown model, a missing package or key, an empty prompt) ends with one
+readable line on stderr and exit status 2; a run that fails ends with status 1; a stopped run
+with 130. No traceback is shown for any of these.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Coroutine
+from typing import Any
+
+from agentcast import __version__
+from agentcast.errors import AgentcastError, UserError
+
+__all__ = ["main"]
+
+_LEAVE = {"exit", "quit", "bye", ":q"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["chat", *(argv or [])])
+    try:
+        if args.command == "run":
+            return _run(args)
+        return _chat(args)
+    except UserError as exc:
+        print(f"agentcast: {exc.message}", file=sys.stderr)
+        return 2
+    except AgentcastError as exc:
+        print(f"agentcast: {exc.message}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agentcast",
+        description="Stream LLM agent runs: tokens, tool calls, nested LLM calls, answers.",
+    )
+    parser.add_argument("--version", action="version", version=f"agentcast {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--model",
+            default=os.environ.get("AGENTCAST_MODEL", "offline"),
+            help="offline (default; also offline:reasoning, offline:blocks) or provider:model, "
+            "e.g. openai:gpt-4o-mini, anthropic:claude-sonnet-4-5, bedrock:<id>, ollama:llama3.1",
+        )
+        sub.add_argument("--base-url", help="base URL of an OpenAI-compatible server (openai:)")
+        sub.add_argument("--session", help="session id to continue (default: a new session)")
+        sub.add_argument(
+            "--store",
+            help="session store URL: sqlite:///path.db (default: sessions.db in AGENTCAST_HOME)"
+            " or memory://",
+        )
+        sub.add_argument("--system", help="system prompt")
+        sub.add_argument("--timeout", type=float, help="seconds before a run is stopped")
+        sub.add_argument(
+            "--no-reasoning", action="store_true", help="do not show the model's reasoning"
+        )
+
+    chat = commands.add_parser("chat", help="chat interactively in the terminal (default)")
+    common(chat)
+    run = commands.add_parser("run", help="answer one prompt and exit")
+    run.add_argument("prompt", help="the prompt")
+    run.add_argument("--json", action="store_true", help="print one JSON event per line")
+    common(run)
+    return parser
+
+
+def _agent(args: argparse.Namespace) -> Any:
+    from agentcast.agent import Agent
+    from agentcast.models import resolve
+    from agentcast.models.demo_tools import demo_tools
+    from agentcast.sessions import open_store
+
+    options = {"base_url": args.base_url} if args.base_url else {}
+    model = resolve(args.model, **options)
+    return Agent(
+        model,
+        demo_tools(),
+        system_prompt=args.system,
+        store=open_store(args.store),
+        timeout=args.timeout,
+    )
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+async def _answer(agent: Any, prompt: str, session_id: str, console: Any, reasoning: bool) -> str:
+    from agentcast.console import ChatRenderer
+
+    renderer = ChatRenderer(console, show_reasoning=reasoning)
+    outcome = "success"
+    try:
+        async for event in agent.astream(prompt, session_id=session_id):
+            renderer.feed(event)
+            if event.type == "agent_end":
+                outcome = event.outcome
+    finally:
+        renderer.close()
+    return outcome
+
+
+def _run(args: argparse.Namespace) -> int:
+    from agentcast.agent import _check_prompt
+    from agentcast.runtime import new_id
+
+    prompt = _check_prompt(args.prompt)
+    agent = _agent(args)
+    session_id = args.session or new_id("session")
+    if args.json:
+        return asyncio.run(_run_json(agent, prompt, session_id))
+    console = _console()
+    try:
+        outcome = asyncio.run(_answer(agent, prompt, session_id, console, not args.no_reasoning))
+    except KeyboardInterrupt:
+        return 130
+    return {"success": 0, "cancelled": 130}.get(outcome, 1)
+
+
+async def _run_json(agent: Any, prompt: str, session_id: str) -> int:
+    from agentcast.events import to_json
+
+    outcome = "success"
+    out = sys.stdout.buffer
+    async for event in agent.astream(prompt, session_id=session_id):
+        out.write(to_json(event) + b"\n")
+        out.flush()
+        if event.type == "agent_end":
+            outcome = event.outcome
+    return 0 if outcome == "success" else 1
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from agentcast.models import describe
+    from agentcast.runtime import new_id
+
+    agent = _agent(args)
+    console = _console()
+    session_id = args.session or new_id("session")
+    reasoning = not args.no_reasoning
+    console.print(
+        f"[bold]agentcast[/bold] {__version__} · {describe(agent.model)} · session {session_id}",
+        highlight=False,
+    )
+    console.print(
+        "[dim]Type a message. exit, quit or bye leaves; Ctrl-C stops an answer, "
+        "Ctrl-C at the prompt leaves.[/dim]"
+    )
+    with _runner() as runner:
+        while True:
+            try:
+                prompt = console.input("[bold cyan]you ›[/bold cyan] ")
+            except (EOFError, KeyboardInterrupt):
+                console.print()
+                break
+            if prompt.strip().lower() in _LEAVE:
+                break
+            if not prompt.strip():
+                continue
+            try:
+                runner.run(_answer(agent, prompt, session_id, console, reasoning))
+            except KeyboardInterrupt:
+                console.print("[yellow]stopped; the partial answer is kept in the session[/yellow]")
+            except AgentcastError as exc:
+                console.print(f"[red]error: {exc.message}[/red]")
+        runner.run(agent.store.aclose())
+    return 0
+
+
+class _LegacyRunner:
+    """`asyncio.Runner` for Python 3.10: one loop across calls; Ctrl-C cancels the running call."""
+
+    def __enter__(self) -> _LegacyRunner:
+        self._loop = asyncio.new_event_loop()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.close()
+
+    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        task = self._loop.create_task(coro)
+        try:
+            return self._loop.run_until_complete(task)
+        except KeyboardInterrupt:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                self._loop.run_until_complete(task)
+            raise
+
+
+def _runner() -> Any:
+    runner = getattr(asyncio, "Runner", None)
+    return runner() if runner is not None else _LegacyRunner()

@@ -1,0 +1,7 @@
+"""`python -m agentcast.cli`."""
+
+import sys
+
+from agentcast.cli import main
+
+sys.exit(main())

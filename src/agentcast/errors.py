@@ -1,0 +1,131 @@
+"""The one exception tree of agentcast.
+
+```
+AgentcastError                  root; `code` is a stable machine-readable string
+├── UserError                   the caller's mistake: fix the call or the configuration
+│   ├── InvalidInput            an empty prompt, a wrong type, a malformed payload
+│   ├── ConfigError             an unknown model string, a bad store URL, a bad option
+│   ├── MissingDependency       an optional provider package is not installed
+│   └── MissingCredentials      a provider needs an API key that is not set
+├── RunError                    a run failed while it was executing
+│   ├── ProviderError           the model provider failed (`retryable` says if a retry may help)
+│   ├── ToolNotFound            the model asked for a tool that does not exist
+│   └── MaxStepsExceeded        the agent looped more than `max_steps` times
+└── SessionError                the session store failed or refused
+    └── SessionBusy             a run is already active on the session (policy `reject`)
+```
+
+External cancellation (`asyncio.CancelledError`) is never wrapped: it always propagates.
+A first-party stop (`Run.cancel()`) ends the run with `agent_end(outcome="cancelled")`.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AgentcastError",
+    "ConfigError",
+    "InvalidInput",
+    "MaxStepsExceeded",
+    "MissingCredentials",
+    "MissingDependency",
+    "ProviderError",
+    "RunError",
+    "SessionBusy",
+    "SessionError",
+    "ToolNotFound",
+    "UserError",
+]
+
+
+class AgentcastError(Exception):
+    """Root of every error agentcast raises on purpose."""
+
+    code: str = "agentcast_error"
+    retryable: bool = False
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+
+class UserError(AgentcastError):
+    """The caller's mistake; the message says how to fix it."""
+
+    code = "user_error"
+
+
+class InvalidInput(UserError):
+    """The input of a call is malformed (empty prompt, wrong type, bad payload)."""
+
+    code = "invalid_input"
+
+
+class ConfigError(UserError):
+    """The configuration is wrong (unknown model string, bad store URL, bad option)."""
+
+    code = "config_error"
+
+
+class MissingDependency(ConfigError):
+    """An optional package is needed and not installed; the message names the extra."""
+
+    code = "missing_dependency"
+
+
+class MissingCredentials(ConfigError):
+    """A provider needs credentials that are not configured."""
+
+    code = "missing_credentials"
+
+
+class RunError(AgentcastError):
+    """A run failed while executing."""
+
+    code = "run_error"
+
+
+class ProviderError(RunError):
+    """The model provider failed.
+
+    Attributes:
+        retryable: whether the same request may succeed if sent again.
+        status_code: the provider's HTTP status, when it sent one.
+    """
+
+    code = "provider_error"
+
+    def __init__(
+        self, message: str, *, retryable: bool = False, status_code: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.status_code = status_code
+
+
+class ToolNotFound(RunError):
+    """The model asked for a tool the agent does not have."""
+
+    code = "tool_not_found"
+
+
+class MaxStepsExceeded(RunError):
+    """The agent used all its `max_steps` model turns without a final answer."""
+
+    code = "max_steps_exceeded"
+
+
+class SessionError(AgentcastError):
+    """The session store failed or refused an operation."""
+
+    code = "session_error"
+
+
+class SessionBusy(SessionError):
+    """A run is already active on this session and the policy is `reject`."""
+
+    code = "session_busy"

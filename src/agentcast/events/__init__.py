@@ -1,0 +1,68 @@
+"""The event protocol v1: typed events, the envelope, and the canonical JSON codec.
+
+This layer imports only the standard library and msgspec (the chosen JSON library).
+"""
+
+from agentcast.events._messages import Message, MessageStatus, Role, ToolCallRecord
+from agentcast.events._types import (
+    ENVELOPE_FIELDS,
+    EVENT_TYPES,
+    PROTOCOL_VERSION,
+    AgentEnd,
+    AgentStart,
+    AgentStep,
+    BaseEvent,
+    Custom,
+    Error,
+    Event,
+    LLMEnd,
+    LLMRole,
+    LLMStart,
+    LLMToken,
+    Outcome,
+    StepType,
+    TokenKind,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    ToolEnd,
+    ToolStart,
+    ToolStatus,
+)
+from agentcast.events.codec import from_dict, from_json, json_safe, to_dict, to_json, wire_schema
+
+__all__ = (
+    "ENVELOPE_FIELDS",
+    "EVENT_TYPES",
+    "PROTOCOL_VERSION",
+    "AgentEnd",
+    "AgentStart",
+    "AgentStep",
+    "BaseEvent",
+    "Custom",
+    "Error",
+    "Event",
+    "LLMEnd",
+    "LLMRole",
+    "LLMStart",
+    "LLMToken",
+    "Message",
+    "MessageStatus",
+    "Outcome",
+    "Role",
+    "StepType",
+    "TokenKind",
+    "ToolCallRecord",
+    "ToolCallDelta",
+    "ToolCallEnd",
+    "ToolCallStart",
+    "ToolEnd",
+    "ToolStart",
+    "ToolStatus",
+    "from_dict",
+    "from_json",
+    "json_safe",
+    "to_dict",
+    "to_json",
+    "wire_schema",
+)

@@ -1,0 +1,115 @@
+"""The canonical JSON form of events: the only authority on the wire shape.
+
+An encoded event is an envelope with the payload under `data`:
+
+    {"v": 1, "type": "llm_token", "run_id": "...", "seq": 7, "ts": 1732170000000,
+     "session_id": "...", "data": {"call_id": "...", "token": "Hel", "kind": "text", "depth": 0}}
+
+The payload is nested rather than flattened because two payloads have a field called `type`
+(`agent_step.type`, `error.type`) that would collide with the event's own `type`.
+`from_dict(to_dict(e)) == e` for every event; unknown payload fields are ignored, so a consumer
+keeps working when a later protocol version adds optional fields.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from agentcast.errors import InvalidInput
+from agentcast.events._types import ENVELOPE_FIELDS, EVENT_TYPES, PROTOCOL_VERSION, BaseEvent
+
+__all__ = ["from_dict", "from_json", "json_safe", "to_dict", "to_json", "wire_schema"]
+
+_encoder = msgspec.json.Encoder()
+
+
+def to_dict(event: BaseEvent) -> dict[str, Any]:
+    """Return the canonical, JSON-safe dict of an event."""
+    flat = msgspec.to_builtins(event)
+    envelope: dict[str, Any] = {"v": PROTOCOL_VERSION, "type": event.type}
+    for name in ENVELOPE_FIELDS:
+        envelope[name] = flat.pop(name)
+    envelope["data"] = flat
+    return envelope
+
+
+def to_json(event: BaseEvent) -> bytes:
+    """Return the canonical JSON of an event, as UTF-8 bytes."""
+    return _encoder.encode(to_dict(event))
+
+
+def from_dict(obj: dict[str, Any]) -> BaseEvent:
+    """Build an event from its canonical dict.
+
+    Raises:
+        InvalidInput: the dict is not an event of a known type, or its fields are invalid.
+    """
+    if not isinstance(obj, dict):
+        raise InvalidInput(f"an event must be a JSON object, got {type(obj).__name__}")
+    cls = EVENT_TYPES.get(obj.get("type"))  # type: ignore[arg-type]
+    if cls is None:
+        raise InvalidInput(f"unknown event type {obj.get('type')!r}")
+    data = obj.get("data") or {}
+    if not isinstance(data, dict):
+        raise InvalidInput("an event's 'data' must be a JSON object")
+    fields = dict(data)
+    for name in ENVELOPE_FIELDS:
+        if name in obj:
+            fields[name] = obj[name]
+    try:
+        return msgspec.convert(fields, type=cls)
+    except msgspec.ValidationError as exc:
+        raise InvalidInput(f"invalid {cls.type} event: {exc}") from None
+
+
+def from_json(raw: bytes | str) -> BaseEvent:
+    """Decode an event from its canonical JSON.
+
+    Raises:
+        InvalidInput: the text is not JSON or not an event.
+    """
+    try:
+        obj = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise InvalidInput(f"an event must be JSON: {exc}") from None
+    return from_dict(obj)
+
+
+def json_safe(value: Any) -> Any:
+    """Return `value` as JSON-safe builtins; anything unknown becomes its `str()`.
+
+    Tool inputs and outputs are arbitrary Python objects; events must only carry data every
+    transport can encode, so this is applied once where such values enter an event.
+    """
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    try:
+        return msgspec.to_builtins(value, enc_hook=_fallback, str_keys=True)
+    except (TypeError, ValueError, msgspec.EncodeError):
+        return str(value)
+
+
+def _fallback(value: Any) -> Any:
+    for attr in ("model_dump", "dict"):
+        method = getattr(value, attr, None)
+        if callable(method):
+            try:
+                return method()
+            except Exception:  # noqa: BLE001 - any failure falls back to str()
+                break
+    return str(value)
+
+
+def wire_schema() -> dict[str, list[str]]:
+    """Return every event type with the wire names of its payload fields, in order.
+
+    A test snapshots this so a wire name can never change by accident.
+    """
+    schema: dict[str, list[str]] = {}
+    for name, cls in EVENT_TYPES.items():
+        info = msgspec.inspect.type_info(cls)
+        assert isinstance(info, msgspec.inspect.StructType)
+        schema[name] = [f.encode_name for f in info.fields if f.name not in ENVELOPE_FIELDS]
+    return schema

@@ -1,0 +1,6 @@
+"""The runtime: run lifecycle, seq numbering, the closure invariant, the per-run event log."""
+
+from agentcast.runtime._log import EventLog, ResumeGap
+from agentcast.runtime.run import EventHandler, Run, RunResult, new_id
+
+__all__ = ("EventHandler", "EventLog", "ResumeGap", "Run", "RunResult", "new_id")

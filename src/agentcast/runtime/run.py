@@ -1,0 +1,425 @@
+"""`Run`: one execution of a source, and the guarantees every consumer relies on.
+
+The run is the only place that stamps `seq`, so order is decided once, on the event loop's
+thread, whatever produced the event (the agent loop, a tool's task, a sync tool's worker thread,
+a nested LLM's callbacks). It tracks what is open and, on error, timeout or cancel, closes it
+before `agent_end` (invariant 2). It keeps the turn's messages and repairs them on a stop
+(invariant 9): every tool call gets a result, a partial answer is kept marked `interrupted`.
+
+Flows (`execute`):
+- normal end: source returns -> session saved -> `agent_end(success)`.
+- source raises: closers -> `error` -> session saved -> `agent_end(error)`.
+- `cancel()` or timeout: the source's cancel scope is cancelled (LLM request and tools stop)
+  -> closers -> (timeout: `error`) -> session saved -> `agent_end(cancelled|timeout)`.
+- the task itself is cancelled from outside: the same closing, then the cancellation propagates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import anyio
+import msgspec
+
+from agentcast.errors import AgentcastError, ProviderError
+from agentcast.events import (
+    AgentEnd,
+    AgentStart,
+    AgentStep,
+    BaseEvent,
+    Error,
+    LLMEnd,
+    LLMStart,
+    LLMToken,
+    Message,
+    Outcome,
+    ToolCallEnd,
+    ToolCallStart,
+    ToolEnd,
+    ToolStart,
+)
+from agentcast.runtime._log import EventLog
+from agentcast.sessions import SessionStore
+from agentcast.sources._base import RunRequest, Source
+
+__all__ = ["Run", "RunResult", "new_id"]
+
+logger = logging.getLogger("agentcast")
+
+EventHandler = Callable[[BaseEvent], Awaitable[None] | None]
+"""A consumer that is called with every event of a run, in order."""
+
+
+def new_id(prefix: str = "run") -> str:
+    """Return a new random id such as `run_3f2a...`."""
+    return f"{prefix}_{uuid.uuid4().hex[:20]}"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended.
+
+    Attributes:
+        output: the final answer (partial when the run did not succeed).
+        run_id: the run's id.
+        session_id: the session's id.
+        steps: how many messages the run completed.
+        metrics: the metrics of `agent_end`.
+        outcome: `success`, `error`, `cancelled`, `timeout` or `interrupted`.
+        error: the error message when the run failed.
+    """
+
+    output: Any
+    run_id: str
+    session_id: str | None
+    steps: int
+    metrics: dict[str, Any]
+    outcome: Outcome = "success"
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON result of `invoke`: output, session_id, run_id, steps, metrics."""
+        return {
+            "output": self.output,
+            "session_id": self.session_id,
+            "run_id": self.run_id,
+            "steps": self.steps,
+            "metrics": self.metrics,
+        }
+
+
+class Run:
+    """One execution of a `Source`; implements the `RunSink` the source pushes into.
+
+    Args:
+        source: what executes the run.
+        request: the input; `history` is loaded from `store` when a store is given.
+        store: where the session's history is loaded from and the turn saved to.
+        timeout: seconds before the run is stopped with outcome `timeout`.
+        handlers: called with every event, in order, from a task of their own (a slow handler
+            never stalls the source).
+        log_limit: how many events the run's log retains for late readers.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        request: RunRequest,
+        *,
+        store: SessionStore | None = None,
+        timeout: float | None = None,
+        handlers: Sequence[EventHandler] = (),
+        log_limit: int = 100_000,
+    ) -> None:
+        self._run_id = request.run_id or new_id()
+        self.request = replace(request, run_id=self._run_id)
+        self.session_id = request.session_id
+        self._source = source
+        self._store = store
+        self._timeout = timeout
+        self._handlers = tuple(handlers)
+        self.log = EventLog(log_limit)
+        self._seq = 0
+        self._ended = False
+        self._cancel_requested = False
+        self._scope: anyio.CancelScope | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._started = time.perf_counter()
+        self._first_answer_token: float | None = None
+        # what is open, for the closers
+        self._open_llm: dict[str, int] = {}  # call_id -> depth
+        self._open_tool_calls: dict[str, str] = {}  # tool_call_id -> name
+        self._open_tools: dict[str, str] = {}
+        self._partial_text: dict[str, list[str]] = {}  # top-level call_id -> text so far
+        # the turn
+        self._messages: list[Message] = []
+        self._steps = 0
+        # metrics
+        self._tokens = 0
+        self._tool_calls = 0
+        self._errors = 0
+        self._llm_calls = 0
+        self._usage: dict[str, int] | None = None
+        self.result: RunResult | None = None
+        self._done = anyio.Event()
+
+    # -- RunSink --------------------------------------------------------------------------
+
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+        return self._run_id
+
+    def emit(self, event: BaseEvent) -> BaseEvent:
+        """Stamp the envelope, track what opens and closes, append to the log."""
+        if self._ended:
+            logger.debug("dropped %s emitted after agent_end of %s", event.type, self._run_id)
+            return event
+        seq = self._seq
+        self._seq = seq + 1
+        event = msgspec.structs.replace(
+            event,
+            run_id=self._run_id,
+            seq=seq,
+            ts=time.time_ns() // 1_000_000,
+            session_id=self.session_id,
+        )
+        if event.__class__ is LLMToken:
+            self._on_token(event)  # type: ignore[arg-type]
+        else:
+            self._track(event)
+        self.log.append(event)
+        return event
+
+    def emit_threadsafe(self, event: BaseEvent) -> None:
+        """Emit from any thread; calls from one thread keep their order."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self.emit(event)
+        else:
+            loop.call_soon_threadsafe(self.emit, event)
+
+    def message(self, message: Message, *, node: str | None = None) -> None:
+        """Record a completed message of the turn and emit its `agent_step`."""
+        self._messages.append(message)
+        self._emit_step(message, node)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        """Whether `agent_end` has been emitted."""
+        return self._ended
+
+    def cancel(self) -> None:
+        """Stop the run: the LLM request and the tools are cancelled; it ends `cancelled`."""
+        self._cancel_requested = True
+        if self._scope is not None:
+            self._scope.cancel()
+
+    async def wait(self) -> RunResult:
+        """Wait until the run has ended and its session is saved."""
+        await self._done.wait()
+        assert self.result is not None
+        return self.result
+
+    def events(self, after: int = -1) -> AsyncIterator[BaseEvent]:
+        """Read the run's events with `seq > after`, live, until `agent_end`."""
+        return self.log.read(after)
+
+    async def execute(self) -> RunResult:
+        """Execute the run to its end. Never raises, except when cancelled from outside."""
+        self._loop = asyncio.get_running_loop()
+        self._started = time.perf_counter()
+        try:
+            async with anyio.create_task_group() as handlers_group:
+                for handler in self._handlers:
+                    handlers_group.start_soon(self._feed_handler, handler)
+                await self._execute()
+        finally:
+            self._done.set()
+        assert self.result is not None
+        return self.result
+
+    async def _execute(self) -> None:
+        request = self.request
+        self.emit(
+            AgentStart(input=request.input, actor_id=request.actor_id, custom_data=request.custom_data)
+        )
+        outcome: Outcome = "success"
+        output: Any = None
+        failure: BaseException | None = None
+        completed = False
+        try:
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                if self._cancel_requested:
+                    scope.cancel()
+                if self._timeout is not None:
+                    scope.deadline = anyio.current_time() + self._timeout
+                try:
+                    if self._store is not None and self.session_id is not None:
+                        history = await self._store.load(self.session_id)
+                        request = replace(request, history=history)
+                    self.message({"role": "user", "content": request.input})
+                    output = await self._source.run(request, self)
+                except Exception as exc:  # noqa: BLE001 - every failure becomes an event
+                    outcome, failure = "error", exc
+            if scope.cancelled_caught:
+                outcome = "cancelled" if self._cancel_requested else "timeout"
+            completed = True
+        finally:
+            # Also reached when the task is cancelled from outside: close, save, then propagate.
+            if not completed:
+                outcome = "cancelled"
+            await self._finish(outcome, output, failure)
+
+    async def _finish(self, outcome: Outcome, output: Any, failure: BaseException | None) -> None:
+        reason = {"error": "error", "timeout": "timeout"}.get(outcome, "cancelled")
+        partial_output = self._close_open(reason)
+        error_message: str | None = None
+        if failure is not None:
+            error_message = self._emit_error(failure)
+        elif outcome == "timeout":
+            error_message = f"the run did not finish within {self._timeout:g} s"
+            self._errors += 1
+            self.emit(
+                Error(error=error_message, error_type="TimeoutError", code="timeout", retryable=True,
+                      partial=self._first_answer_token is not None)
+            )
+        if outcome != "success":
+            output = partial_output
+        await self._save()
+        metrics = self._metrics()
+        self.emit(AgentEnd(outcome=outcome, output=output, steps=self._steps, metrics=metrics))
+        self._ended = True
+        self.log.close()
+        self.result = RunResult(
+            output=output,
+            run_id=self._run_id,
+            session_id=self.session_id,
+            steps=self._steps,
+            metrics=metrics,
+            outcome=outcome,
+            error=error_message,
+        )
+
+    # -- tracking -------------------------------------------------------------------------
+
+    def _on_token(self, event: LLMToken) -> None:
+        self._tokens += 1
+        if event.depth == 0 and event.kind == "text":
+            parts = self._partial_text.get(event.call_id)
+            if parts is None:
+                parts = self._partial_text[event.call_id] = []
+            parts.append(event.token)
+            if self._first_answer_token is None:
+                self._first_answer_token = time.perf_counter()
+
+    def _track(self, event: BaseEvent) -> None:
+        cls = event.__class__
+        if cls is LLMStart:
+            assert isinstance(event, LLMStart)
+            self._open_llm[event.call_id] = event.depth
+            self._llm_calls += 1
+        elif cls is LLMEnd:
+            assert isinstance(event, LLMEnd)
+            self._open_llm.pop(event.call_id, None)
+            self._partial_text.pop(event.call_id, None)
+            if event.usage:
+                total = self._usage or {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+                for key in total:
+                    total[key] += int(event.usage.get(key) or 0)
+                self._usage = total
+        elif cls is ToolCallStart:
+            assert isinstance(event, ToolCallStart)
+            self._open_tool_calls[event.tool_call_id] = event.name
+            self._tool_calls += 1
+        elif cls is ToolCallEnd:
+            assert isinstance(event, ToolCallEnd)
+            self._open_tool_calls.pop(event.tool_call_id, None)
+        elif cls is ToolStart:
+            assert isinstance(event, ToolStart)
+            if event.tool_call_id in self._open_tool_calls:
+                raise RuntimeError(f"tool {event.name!r} started before its tool_call_end")
+            self._open_tools[event.tool_call_id] = event.name
+        elif cls is ToolEnd:
+            assert isinstance(event, ToolEnd)
+            self._open_tools.pop(event.tool_call_id, None)
+            if event.status == "error":
+                self._errors += 1
+
+    def _close_open(self, reason: str) -> str | None:
+        """Emit the closers of everything still open; repair the turn; return partial text."""
+        for tool_call_id, name in list(self._open_tool_calls.items()):
+            self.emit(ToolCallEnd(tool_call_id=tool_call_id, name=name,
+                                  error=f"the tool call was not completed ({reason})", raw=""))
+        status = "error" if reason == "error" else "cancelled"
+        for tool_call_id, name in list(self._open_tools.items()):
+            self.emit(ToolEnd(tool_call_id=tool_call_id, name=name, status=status,
+                              error=f"the tool did not finish ({reason})"))
+        partial = "".join("".join(parts) for parts in self._partial_text.values())
+        for call_id in list(self._open_llm):
+            self.emit(LLMEnd(call_id=call_id, finish_reason=reason,
+                             role="answer" if self._open_llm.get(call_id, 0) == 0 else "internal"))
+        self._repair_history(reason, partial)
+        return partial or None
+
+    def _repair_history(self, reason: str, partial: str) -> None:
+        answered = {m.get("tool_call_id") for m in self._messages if m["role"] == "tool"}
+        status = "error" if reason == "error" else "cancelled"
+        for message in list(self._messages):
+            for call in message.get("tool_calls", ()):
+                if call["id"] not in answered:
+                    self.message({"role": "tool", "content": f"The tool call was {status} ({reason}).",
+                                  "tool_call_id": call["id"], "name": call["name"], "status": status})
+                    answered.add(call["id"])
+        if partial:
+            self.message({"role": "assistant", "content": partial, "status": "interrupted"})
+
+    def _emit_error(self, failure: BaseException) -> str:
+        self._errors += 1
+        if isinstance(failure, AgentcastError):
+            code, retryable = failure.code, failure.retryable
+        else:
+            code, retryable = "internal_error", False
+        message = str(failure) or type(failure).__name__
+        if isinstance(failure, ProviderError) or not isinstance(failure, AgentcastError):
+            logger.debug("run %s failed", self._run_id, exc_info=failure)
+        self.emit(Error(error=message, error_type=type(failure).__name__, code=code,
+                        retryable=retryable, partial=self._first_answer_token is not None))
+        return message
+
+    def _emit_step(self, message: Message, node: str | None) -> None:
+        self._steps += 1
+        kind = {"user": "human", "assistant": "ai", "tool": "tool"}.get(message["role"], "ai")
+        self.emit(AgentStep(step=self._steps, node=node, message_type=kind,  # type: ignore[arg-type]
+                            content=message.get("content")))
+
+    async def _save(self) -> None:
+        if self._store is None or self.session_id is None or not self._messages:
+            return
+        with anyio.CancelScope(shield=True):
+            try:
+                await self._store.append(
+                    self.session_id, self._messages, actor_id=self.request.actor_id
+                )
+            except Exception as exc:  # noqa: BLE001 - a failed save is reported, not raised
+                self._emit_error(exc)
+
+    def _metrics(self) -> dict[str, Any]:
+        end = time.perf_counter()
+        tokens = self._usage["output_tokens"] if self._usage else self._tokens
+        first = self._first_answer_token
+        generating = end - first if first is not None else 0.0
+        return {
+            "tokens": tokens,
+            "tool_calls": self._tool_calls,
+            "errors": self._errors,
+            "ttft_ms": round((first - self._started) * 1000, 3) if first is not None else None,
+            "duration_ms": round((end - self._started) * 1000, 3),
+            "tokens_per_s": round(tokens / generating, 1) if generating > 0 else None,
+            "llm_calls": self._llm_calls,
+            "usage": dict(self._usage, source="provider") if self._usage else None,
+        }
+
+    async def _feed_handler(self, handler: EventHandler) -> None:
+        async for event in self.log.read():
+            try:
+                result = handler(event)
+                if result is not None:
+                    await result
+            except Exception:  # noqa: BLE001 - a broken handler must not break the run
+                logger.exception("event handler %r failed on %s", handler, event.type)

@@ -1,0 +1,53 @@
+"""An in-process session store: for tests and short-lived programs."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Sequence
+
+from agentcast.events import Message
+from agentcast.sessions._base import SessionInfo, title_of
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore:
+    """Keeps sessions in a dict; nothing survives the process."""
+
+    def __init__(self) -> None:
+        self._messages: dict[str, list[Message]] = {}
+        self._meta: dict[str, tuple[str | None, int, int]] = {}
+
+    async def load(self, session_id: str) -> list[Message]:
+        """Return a copy of the session's messages."""
+        return copy.deepcopy(self._messages.get(session_id, []))
+
+    async def append(
+        self, session_id: str, messages: Sequence[Message], *, actor_id: str | None = None
+    ) -> None:
+        """Append one turn."""
+        now = time.time_ns() // 1_000_000
+        actor, created, _ = self._meta.get(session_id, (actor_id, now, now))
+        self._messages.setdefault(session_id, []).extend(copy.deepcopy(list(messages)))
+        self._meta[session_id] = (actor, created, now)
+
+    async def list_sessions(
+        self, *, actor_id: str | None = None, limit: int = 100
+    ) -> list[SessionInfo]:
+        """Return sessions, most recent first."""
+        infos = [
+            SessionInfo(sid, actor, created, updated, len(self._messages[sid]), title_of(self._messages[sid]))
+            for sid, (actor, created, updated) in self._meta.items()
+            if actor_id is None or actor == actor_id
+        ]
+        infos.sort(key=lambda info: info.updated_at, reverse=True)
+        return infos[:limit]
+
+    async def delete(self, session_id: str) -> bool:
+        """Delete a session."""
+        self._meta.pop(session_id, None)
+        return self._messages.pop(session_id, None) is not None
+
+    async def aclose(self) -> None:
+        """Nothing to release."""

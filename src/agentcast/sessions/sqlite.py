@@ -1,0 +1,129 @@
+"""The default session store: one SQLite file, zero setup, survives restarts.
+
+This module is the only importer of `aiosqlite`. Each turn is written in one transaction, so a
+crash never leaves half a turn; WAL mode lets several processes read while one writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import aiosqlite
+import msgspec
+
+from agentcast.errors import SessionError
+from agentcast.events import Message
+from agentcast.sessions._base import SessionInfo, title_of
+
+__all__ = ["SQLiteStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    session_id TEXT PRIMARY KEY,
+    actor_id   TEXT,
+    title      TEXT NOT NULL DEFAULT '',
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
+    body       BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_by_session ON messages(session_id, id);
+"""
+
+
+class SQLiteStore:
+    """Sessions in a SQLite file.
+
+    Each operation opens its own short-lived connection: a run touches the store twice (load,
+    then save the turn), so the cost is negligible, and nothing is left open to leak, to keep
+    the process alive at exit, or to be tied to one event loop.
+
+    Args:
+        path: the database file; its folder is created if missing.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+        self._ready = False
+
+    @contextlib.asynccontextmanager
+    async def _connect(self) -> AsyncIterator[aiosqlite.Connection]:
+        try:
+            if not self._ready:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = await aiosqlite.connect(self.path, timeout=30)
+        except (OSError, aiosqlite.Error) as exc:
+            raise SessionError(f"cannot open the session database {self.path}: {exc}") from exc
+        try:
+            await db.execute("PRAGMA foreign_keys=ON")
+            if not self._ready:
+                await db.execute("PRAGMA journal_mode=WAL")
+                await db.executescript(_SCHEMA)
+                await db.commit()
+                self._ready = True
+            yield db
+        except aiosqlite.Error as exc:
+            raise SessionError(f"session database error in {self.path}: {exc}") from exc
+        finally:
+            await db.close()
+
+    async def load(self, session_id: str) -> list[Message]:
+        """Return the session's messages, oldest first."""
+        async with self._connect() as db, db.execute(
+            "SELECT body FROM messages WHERE session_id = ? ORDER BY id", (session_id,)
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [msgspec.json.decode(row[0]) for row in rows]
+
+    async def append(
+        self, session_id: str, messages: Sequence[Message], *, actor_id: str | None = None
+    ) -> None:
+        """Append one turn in a single transaction."""
+        now = time.time_ns() // 1_000_000
+        async with self._connect() as db:
+            await db.execute(
+                "INSERT INTO sessions(session_id, actor_id, title, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT(session_id) DO UPDATE SET"
+                " updated_at = excluded.updated_at",
+                (session_id, actor_id, title_of(messages), now, now),
+            )
+            await db.executemany(
+                "INSERT INTO messages(session_id, body) VALUES (?, ?)",
+                [(session_id, msgspec.json.encode(m)) for m in messages],
+            )
+            await db.commit()
+
+    async def list_sessions(
+        self, *, actor_id: str | None = None, limit: int = 100
+    ) -> list[SessionInfo]:
+        """Return sessions, most recently updated first."""
+        query = (
+            "SELECT s.session_id, s.actor_id, s.created_at, s.updated_at, s.title,"
+            " (SELECT COUNT(*) FROM messages m WHERE m.session_id = s.session_id)"
+            " FROM sessions s"
+        )
+        params: tuple[object, ...] = ()
+        if actor_id is not None:
+            query += " WHERE s.actor_id = ?"
+            params = (actor_id,)
+        query += " ORDER BY s.updated_at DESC, s.rowid DESC LIMIT ?"
+        async with self._connect() as db, db.execute(query, (*params, limit)) as cursor:
+            rows = await cursor.fetchall()
+        return [SessionInfo(r[0], r[1], r[2], r[3], r[5], r[4]) for r in rows]
+
+    async def delete(self, session_id: str) -> bool:
+        """Delete a session and its messages."""
+        async with self._connect() as db:
+            await db.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
+            cursor = await db.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
+            await db.commit()
+            return (cursor.rowcount or 0) > 0
+
+    async def aclose(self) -> None:
+        """Nothing stays open between operations."""
