@@ -11,7 +11,7 @@ def check_invariants(events: list[BaseEvent], *, contiguous: bool = True) -> Non
     """Assert every invariant a consumer may rely on."""
     assert events, "no events"
     seqs = [e.seq for e in events]
-    assert all(a < b for a, b in zip(seqs, seqs[1:])), f"seq not increasing: {seqs}"
+    assert all(a < b for a, b in zip(seqs, seqs[1:], strict=False)), f"seq not increasing: {seqs}"
     if contiguous:
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "gap in seq"
     assert len({e.run_id for e in events}) == 1
@@ -45,7 +45,10 @@ def check_invariants(events: list[BaseEvent], *, contiguous: bool = True) -> Non
         elif t == "tool_start":
             opened["tool"][event.tool_call_id] += 1
             # invariant 5: a tool never starts before its tool_call_end
-            assert event.tool_call_id in ended_tool_calls or event.tool_call_id not in opened["tool_call"]
+            assert (
+                event.tool_call_id in ended_tool_calls
+                or event.tool_call_id not in opened["tool_call"]
+            )
         elif t == "tool_end":
             closed["tool"][event.tool_call_id] += 1
         elif t == "llm_token":
@@ -54,10 +57,14 @@ def check_invariants(events: list[BaseEvent], *, contiguous: bool = True) -> Non
             if event.kind == "text":
                 text[event.call_id] += event.token
     for kind in ("llm", "tool_call", "tool"):
-        assert set(opened[kind]) == set(closed[kind]), f"unclosed {kind}: {set(opened[kind]) ^ set(closed[kind])}"
+        assert set(opened[kind]) == set(closed[kind]), (
+            f"unclosed {kind}: {set(opened[kind]) ^ set(closed[kind])}"
+        )
         assert all(n == 1 for n in opened[kind].values()), f"{kind} opened twice"
         assert all(n == 1 for n in closed[kind].values()), f"{kind} closed twice"
     for call_id, value in text.items():
-        assert "{" not in value or '"' not in value or not any(
-            value.find(d) >= 0 for d in deltas.values() if len(d) > 8
+        assert (
+            "{" not in value
+            or '"' not in value
+            or not any(value.find(d) >= 0 for d in deltas.values() if len(d) > 8)
         ), f"argument bytes leaked into text of {call_id}"

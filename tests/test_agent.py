@@ -15,7 +15,9 @@ pytestmark = pytest.mark.anyio
 
 
 def demo(**model_options) -> Agent:
-    return Agent(OfflineChatModel(token_delay=0, **model_options), demo_tools(), store=MemoryStore())
+    return Agent(
+        OfflineChatModel(token_delay=0, **model_options), demo_tools(), store=MemoryStore()
+    )
 
 
 async def collect(agent: Agent, prompt: str, **kwargs):

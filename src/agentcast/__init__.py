@@ -45,7 +45,12 @@ from agentcast.events import (
 
 if TYPE_CHECKING:
     from agentcast.agent import Agent, default_agent, invoke_agent, stream_agent
-    from agentcast.callbacks import CallbackHandler, ConsolePrinter, ProgressTracker, TokenAccumulator
+    from agentcast.callbacks import (
+        CallbackHandler,
+        ConsolePrinter,
+        ProgressTracker,
+        TokenAccumulator,
+    )
     from agentcast.runtime import Run, RunResult
 
 __version__ = "0.1.0"

@@ -32,9 +32,7 @@ class ToolScope:
     depth: int
 
 
-current_tool_scope: ContextVar[ToolScope | None] = ContextVar(
-    "agentcast_tool_scope", default=None
-)
+current_tool_scope: ContextVar[ToolScope | None] = ContextVar("agentcast_tool_scope", default=None)
 
 
 def emit(name: str, data: Any = None) -> bool:

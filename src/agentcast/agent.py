@@ -61,7 +61,9 @@ class Agent:
             raise InvalidInput(f"max_steps must be at least 1, got {max_steps}")
         self.model = resolve(model)
         self.tools = list(tools)
-        self.store: SessionStore = open_store(store) if isinstance(store, str) else (store or MemoryStore())
+        self.store: SessionStore = (
+            open_store(store) if isinstance(store, str) else (store or MemoryStore())
+        )
         self.timeout = timeout
         self.callbacks = tuple(callbacks)
         self.source = NativeAgentSource(
@@ -111,7 +113,11 @@ class Agent:
             InvalidInput: the prompt is empty or not a string (before anything runs).
         """
         run = self.start(
-            prompt, session_id=session_id, actor_id=actor_id, custom_data=custom_data, callbacks=callbacks
+            prompt,
+            session_id=session_id,
+            actor_id=actor_id,
+            custom_data=custom_data,
+            callbacks=callbacks,
         )
         async for event in _drive(run):
             if stream_tokens or event.__class__ is not LLMToken:
@@ -128,7 +134,11 @@ class Agent:
     ) -> RunResult:
         """Run the agent to its end and return the result (failures are in `outcome`/`error`)."""
         run = self.start(
-            prompt, session_id=session_id, actor_id=actor_id, custom_data=custom_data, callbacks=callbacks
+            prompt,
+            session_id=session_id,
+            actor_id=actor_id,
+            custom_data=custom_data,
+            callbacks=callbacks,
         )
         return await run.execute()
 
@@ -144,7 +154,11 @@ class Agent:
         """Synchronous `ainvoke`, for code that is not async (not from inside an event loop)."""
         return asyncio.run(
             self.ainvoke(
-                prompt, session_id=session_id, actor_id=actor_id, custom_data=custom_data, callbacks=callbacks
+                prompt,
+                session_id=session_id,
+                actor_id=actor_id,
+                custom_data=custom_data,
+                callbacks=callbacks,
             )
         )
 
@@ -199,8 +213,12 @@ def _payload(payload: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in payload.items() if k in _PAYLOAD_KEYS}
 
 
-async def stream_agent(payload: Mapping[str, Any], agent: Agent | None = None) -> AsyncIterator[BaseEvent]:
-    """Stream a run described by a payload `{prompt, session_id, actor_id?, stream_tokens?, custom_data?}`.
+async def stream_agent(
+    payload: Mapping[str, Any], agent: Agent | None = None
+) -> AsyncIterator[BaseEvent]:
+    """Stream the run a payload describes.
+
+    The payload is `{prompt, session_id, actor_id?, stream_tokens?, custom_data?}`.
 
     With no agent, the demo agent (offline model and demo tools) answers.
     """

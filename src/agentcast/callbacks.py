@@ -170,7 +170,8 @@ class ProgressTracker(CallbackHandler):
         """Return a one-line summary."""
         return (
             f"{self.llm_calls} LLM calls, {self.tokens} tokens, {self.tool_calls} tool calls"
-            f" ({self.tool_errors} failed), {self.errors} errors, outcome {self.outcome or 'running'}"
+            f" ({self.tool_errors} failed), {self.errors} errors,"
+            f" outcome {self.outcome or 'running'}"
         )
 
 

@@ -44,7 +44,9 @@ def resolve(model: str | BaseChatModel = "offline", **options: Any) -> BaseChatM
     if isinstance(model, BaseChatModel):
         return model
     if not isinstance(model, str) or not model.strip():
-        raise ConfigError(f"a model must be a 'provider:model' string or a chat model, got {model!r}")
+        raise ConfigError(
+            f"a model must be a 'provider:model' string or a chat model, got {model!r}"
+        )
     spec = model.strip()
     provider, _, name = spec.partition(":")
     if provider == "offline":
@@ -55,7 +57,9 @@ def resolve(model: str | BaseChatModel = "offline", **options: Any) -> BaseChatM
                 f"unknown offline model option(s) {', '.join(sorted(unknown))}; "
                 f"use {', '.join(_OFFLINE_FLAGS)}"
             )
-        return OfflineChatModel(**{_OFFLINE_FLAGS[f]: True for f in flags}, **options)
+        return OfflineChatModel(
+            reasoning="reasoning" in flags, content_blocks="blocks" in flags, **options
+        )
     if provider not in PROVIDERS:
         known = ", ".join(["offline", *PROVIDERS])
         raise ConfigError(f"unknown model provider {provider!r} in {spec!r}; use one of: {known}")
@@ -76,7 +80,12 @@ def resolve(model: str | BaseChatModel = "offline", **options: Any) -> BaseChatM
         and "base_url" not in options
     ):
         raise MissingCredentials(f"{spec} needs an API key: set {key_var}")
-    if provider == "openai" and "base_url" in options and "api_key" not in options and not os.environ.get(key_var or ""):
+    if (
+        provider == "openai"
+        and "base_url" in options
+        and "api_key" not in options
+        and not os.environ.get(key_var or "")
+    ):
         options["api_key"] = "not-needed"  # local OpenAI-compatible servers ignore it
     try:
         return getattr(module, class_name)(model=name, **options)  # type: ignore[no-any-return]

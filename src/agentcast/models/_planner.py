@@ -63,7 +63,11 @@ def plan_turn(messages: list[BaseMessage], tools: set[str]) -> Plan:
     results = _tool_results(turn)
     lowered = question.lower()
 
-    if "where_cat_is_hiding" in tools and "cat" in lowered and ("hid" in lowered or "where" in lowered):
+    if (
+        "where_cat_is_hiding" in tools
+        and "cat" in lowered
+        and ("hid" in lowered or "where" in lowered)
+    ):
         return _cat(lowered, tools, results)
     if lowered.startswith("list the items you would find"):
         place = question[len("list the items you would find") :].strip(" .?")
@@ -83,7 +87,9 @@ def plan_turn(messages: list[BaseMessage], tools: set[str]) -> Plan:
     return Plan(text=HELP_TEXT, reasoning="This is not something the offline demo model can do.")
 
 
-def _cat(question: str, tools: set[str], results: dict[str, list[tuple[dict[str, Any], str]]]) -> Plan:
+def _cat(
+    question: str, tools: set[str], results: dict[str, list[tuple[dict[str, Any], str]]]
+) -> Plan:
     hiding = results.get("where_cat_is_hiding")
     if not hiding:
         return Plan(
@@ -182,17 +188,26 @@ def _arithmetic(
             tool_calls=[(op, {"a": _num(a), "b": _num(b)}) for op, a, b in unique],
         )
     parts = []
-    for (source, _), value in zip(expressions, values):
-        pretty = " ".join(re.sub(r"([-+*/])", r" \1 ", source).split()).replace("( ", "(").replace(" )", ")")
+    for (source, _), value in zip(expressions, values, strict=False):
+        pretty = (
+            " ".join(re.sub(r"([-+*/])", r" \1 ", source).split())
+            .replace("( ", "(")
+            .replace(" )", ")")
+        )
         if isinstance(value, str):
             parts.append(f"I couldn't compute {pretty}: {value}")
-        else:
+        elif value is not None:
             parts.append(f"{pretty} = **{_fmt(value)}**")
     return Plan(text=" and ".join(parts) + ".", reasoning="I have every result I need.")
 
 
 def _needed_ops(expressions: list[tuple[str, ast.expr]]) -> set[str]:
-    return {_OPS[type(n.op)] for _, tree in expressions for n in ast.walk(tree) if isinstance(n, ast.BinOp)}
+    return {
+        _OPS[type(n.op)]
+        for _, tree in expressions
+        for n in ast.walk(tree)
+        if isinstance(n, ast.BinOp)
+    }
 
 
 def _reduce(
@@ -202,7 +217,7 @@ def _reduce(
     use_tools: bool,
 ) -> float | str | None:
     if isinstance(node, ast.Constant):
-        return float(node.value)
+        return float(node.value)  # type: ignore[arg-type]  # _is_arithmetic checked it
     if isinstance(node, ast.UnaryOp):
         inner = _reduce(node.operand, known, pending, use_tools)
         return -inner if isinstance(inner, float) else inner
@@ -254,7 +269,9 @@ def _text(message: BaseMessage) -> str:
     if isinstance(content, str):
         return content
     return "".join(
-        b if isinstance(b, str) else str(b.get("text", "")) for b in content if isinstance(b, (str, dict))
+        b if isinstance(b, str) else str(b.get("text", ""))
+        for b in content
+        if isinstance(b, (str, dict))
     )
 
 

@@ -11,7 +11,15 @@ from langchain_core.tools import BaseTool, tool
 from agentcast._scope import emit
 from agentcast.models._planner import CAT_PLACE
 
-__all__ = ["add", "demo_tools", "divide", "get_items", "multiply", "subtract", "where_cat_is_hiding"]
+__all__ = [
+    "add",
+    "demo_tools",
+    "divide",
+    "get_items",
+    "multiply",
+    "subtract",
+    "where_cat_is_hiding",
+]
 
 
 def _number(value: float) -> int | float:

@@ -96,12 +96,22 @@ class OfflineChatModel(BaseChatModel):
         if self.reasoning and plan.reasoning:
             for piece in _TOKEN.findall(plan.reasoning):
                 if blocks:
-                    chunks.append(AIMessageChunk(content=[{"type": "thinking", "thinking": piece, "index": 0}]))
+                    chunks.append(
+                        AIMessageChunk(
+                            content=[{"type": "thinking", "thinking": piece, "index": 0}]
+                        )
+                    )
                 else:
-                    chunks.append(AIMessageChunk(content="", additional_kwargs={"reasoning_content": piece}))
+                    chunks.append(
+                        AIMessageChunk(content="", additional_kwargs={"reasoning_content": piece})
+                    )
             if blocks:
                 signature = f"offline-signature-{base}"
-                chunks.append(AIMessageChunk(content=[{"type": "thinking", "signature": signature, "index": 0}]))
+                chunks.append(
+                    AIMessageChunk(
+                        content=[{"type": "thinking", "signature": signature, "index": 0}]
+                    )
+                )
                 index = 1
         for piece in _TOKEN.findall(plan.text):
             chunks.append(
@@ -116,21 +126,34 @@ class OfflineChatModel(BaseChatModel):
             slot = index + position
             raw = msgspec.json.encode(args).decode()
             head = tool_call_chunk(name=name, args="", id=call_id, index=slot)
-            start_content: Any = [{"type": "tool_use", "id": call_id, "name": name, "input": {}, "index": slot}]
-            chunks.append(AIMessageChunk(content=start_content if blocks else "", tool_call_chunks=[head]))
+            start_content: Any = [
+                {"type": "tool_use", "id": call_id, "name": name, "input": {}, "index": slot}
+            ]
+            chunks.append(
+                AIMessageChunk(content=start_content if blocks else "", tool_call_chunks=[head])
+            )
             size = max(1, self.args_chunk_size)
             for at in range(0, len(raw), size):
                 piece = raw[at : at + size]
                 part = tool_call_chunk(args=piece, index=slot)
                 content: Any = [{"type": "input_json_delta", "partial_json": piece, "index": slot}]
-                chunks.append(AIMessageChunk(content=content if blocks else "", tool_call_chunks=[part]))
+                chunks.append(
+                    AIMessageChunk(content=content if blocks else "", tool_call_chunks=[part])
+                )
         output_tokens = len(chunks)
         input_tokens = sum(len(str(m.content).split()) for m in messages)
-        finish = ("tool_use" if plan.tool_calls else "end_turn") if blocks else ("tool_calls" if plan.tool_calls else "stop")
+        finish = (
+            ("tool_use" if plan.tool_calls else "end_turn")
+            if blocks
+            else ("tool_calls" if plan.tool_calls else "stop")
+        )
         chunks.append(
             AIMessageChunk(
                 content=[] if blocks else "",
-                response_metadata={"stop_reason" if blocks else "finish_reason": finish, "model_name": self.model_name},
+                response_metadata={
+                    "stop_reason" if blocks else "finish_reason": finish,
+                    "model_name": self.model_name,
+                },
                 usage_metadata={
                     "input_tokens": input_tokens,
                     "output_tokens": output_tokens,

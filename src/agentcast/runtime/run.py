@@ -38,11 +38,13 @@ from agentcast.events import (
     LLMStart,
     LLMToken,
     Message,
+    MessageStatus,
     Outcome,
     ToolCallEnd,
     ToolCallStart,
     ToolEnd,
     ToolStart,
+    ToolStatus,
 )
 from agentcast.runtime._log import EventLog
 from agentcast.sessions import SessionStore
@@ -236,7 +238,9 @@ class Run:
     async def _execute(self) -> None:
         request = self.request
         self.emit(
-            AgentStart(input=request.input, actor_id=request.actor_id, custom_data=request.custom_data)
+            AgentStart(
+                input=request.input, actor_id=request.actor_id, custom_data=request.custom_data
+            )
         )
         outcome: Outcome = "success"
         output: Any = None
@@ -276,8 +280,13 @@ class Run:
             error_message = f"the run did not finish within {self._timeout:g} s"
             self._errors += 1
             self.emit(
-                Error(error=error_message, error_type="TimeoutError", code="timeout", retryable=True,
-                      partial=self._first_answer_token is not None)
+                Error(
+                    error=error_message,
+                    error_type="TimeoutError",
+                    code="timeout",
+                    retryable=True,
+                    partial=self._first_answer_token is not None,
+                )
             )
         if outcome != "success":
             output = partial_output
@@ -344,27 +353,51 @@ class Run:
     def _close_open(self, reason: str) -> str | None:
         """Emit the closers of everything still open; repair the turn; return partial text."""
         for tool_call_id, name in list(self._open_tool_calls.items()):
-            self.emit(ToolCallEnd(tool_call_id=tool_call_id, name=name,
-                                  error=f"the tool call was not completed ({reason})", raw=""))
-        status = "error" if reason == "error" else "cancelled"
+            self.emit(
+                ToolCallEnd(
+                    tool_call_id=tool_call_id,
+                    name=name,
+                    error=f"the tool call was not completed ({reason})",
+                    raw="",
+                )
+            )
+        status: ToolStatus = "error" if reason == "error" else "cancelled"
         for tool_call_id, name in list(self._open_tools.items()):
-            self.emit(ToolEnd(tool_call_id=tool_call_id, name=name, status=status,
-                              error=f"the tool did not finish ({reason})"))
+            self.emit(
+                ToolEnd(
+                    tool_call_id=tool_call_id,
+                    name=name,
+                    status=status,
+                    error=f"the tool did not finish ({reason})",
+                )
+            )
         partial = "".join("".join(parts) for parts in self._partial_text.values())
         for call_id in list(self._open_llm):
-            self.emit(LLMEnd(call_id=call_id, finish_reason=reason,
-                             role="answer" if self._open_llm.get(call_id, 0) == 0 else "internal"))
+            self.emit(
+                LLMEnd(
+                    call_id=call_id,
+                    finish_reason=reason,
+                    role="answer" if self._open_llm.get(call_id, 0) == 0 else "internal",
+                )
+            )
         self._repair_history(reason, partial)
         return partial or None
 
     def _repair_history(self, reason: str, partial: str) -> None:
         answered = {m.get("tool_call_id") for m in self._messages if m["role"] == "tool"}
-        status = "error" if reason == "error" else "cancelled"
+        status: MessageStatus = "error" if reason == "error" else "cancelled"
         for message in list(self._messages):
             for call in message.get("tool_calls", ()):
                 if call["id"] not in answered:
-                    self.message({"role": "tool", "content": f"The tool call was {status} ({reason}).",
-                                  "tool_call_id": call["id"], "name": call["name"], "status": status})
+                    self.message(
+                        {
+                            "role": "tool",
+                            "content": f"The tool call was {status} ({reason}).",
+                            "tool_call_id": call["id"],
+                            "name": call["name"],
+                            "status": status,
+                        }
+                    )
                     answered.add(call["id"])
         if partial:
             self.message({"role": "assistant", "content": partial, "status": "interrupted"})
@@ -378,15 +411,28 @@ class Run:
         message = str(failure) or type(failure).__name__
         if isinstance(failure, ProviderError) or not isinstance(failure, AgentcastError):
             logger.debug("run %s failed", self._run_id, exc_info=failure)
-        self.emit(Error(error=message, error_type=type(failure).__name__, code=code,
-                        retryable=retryable, partial=self._first_answer_token is not None))
+        self.emit(
+            Error(
+                error=message,
+                error_type=type(failure).__name__,
+                code=code,
+                retryable=retryable,
+                partial=self._first_answer_token is not None,
+            )
+        )
         return message
 
     def _emit_step(self, message: Message, node: str | None) -> None:
         self._steps += 1
         kind = {"user": "human", "assistant": "ai", "tool": "tool"}.get(message["role"], "ai")
-        self.emit(AgentStep(step=self._steps, node=node, message_type=kind,  # type: ignore[arg-type]
-                            content=message.get("content")))
+        self.emit(
+            AgentStep(
+                step=self._steps,
+                node=node,
+                message_type=kind,  # type: ignore[arg-type]
+                content=message.get("content"),
+            )
+        )
 
     async def _save(self) -> None:
         if self._store is None or self.session_id is None or not self._messages:

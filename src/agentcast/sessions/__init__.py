@@ -44,7 +44,8 @@ def open_store(url: str | None = None) -> SessionStore:
         return SQLiteStore(url[len("sqlite:///") :])
     scheme = url.split("://", 1)[0] if "://" in url else url
     if scheme in ("postgres", "postgresql", "redis", "rediss"):
-        raise ConfigError(f"the {scheme} session store is not available in this version yet; use sqlite:///path.db or memory://")
-    raise ConfigError(
-        f"unknown session store {url!r}; use memory:// or sqlite:///path/to/file.db"
-    )
+        raise ConfigError(
+            f"the {scheme} session store is not available in this version yet;"
+            " use sqlite:///path.db or memory://"
+        )
+    raise ConfigError(f"unknown session store {url!r}; use memory:// or sqlite:///path/to/file.db")

@@ -37,7 +37,14 @@ class MemoryStore:
     ) -> list[SessionInfo]:
         """Return sessions, most recent first."""
         infos = [
-            SessionInfo(sid, actor, created, updated, len(self._messages[sid]), title_of(self._messages[sid]))
+            SessionInfo(
+                sid,
+                actor,
+                created,
+                updated,
+                len(self._messages[sid]),
+                title_of(self._messages[sid]),
+            )
             for sid, (actor, created, updated) in self._meta.items()
             if actor_id is None or actor == actor_id
         ]

@@ -75,9 +75,12 @@ class SQLiteStore:
 
     async def load(self, session_id: str) -> list[Message]:
         """Return the session's messages, oldest first."""
-        async with self._connect() as db, db.execute(
-            "SELECT body FROM messages WHERE session_id = ? ORDER BY id", (session_id,)
-        ) as cursor:
+        async with (
+            self._connect() as db,
+            db.execute(
+                "SELECT body FROM messages WHERE session_id = ? ORDER BY id", (session_id,)
+            ) as cursor,
+        ):
             rows = await cursor.fetchall()
         return [msgspec.json.decode(row[0]) for row in rows]
 

@@ -355,7 +355,11 @@ class LLMCallStream:
         error: str | None = None
         if not call.started:  # arguments but never a name: still close it, visibly
             call.started = True
-            self._emit(ToolCallStart(call_id=self.call_id, tool_call_id=call.id, name=name, index=call.position))
+            self._emit(
+                ToolCallStart(
+                    call_id=self.call_id, tool_call_id=call.id, name=name, index=call.position
+                )
+            )
             for part in call.pending:
                 self._emit(ToolCallDelta(tool_call_id=call.id, delta=part))
             error = "the model sent a tool call without a tool name"

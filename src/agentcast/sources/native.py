@@ -1,4 +1,4 @@
-"""The native agent: a tool-calling loop over any LangChain chat model, streamed with no middle layer.
+"""The native agent: a tool-calling loop over any LangChain chat model, with no middle layer.
 
 Tokens go from `model.astream()` chunks through `LLMCallStream` straight into the run's sink:
 no callback manager, no `astream_events`, no queue. Parallel tool calls run concurrently in a
@@ -185,7 +185,12 @@ class NativeAgentSource:
             )
         )
         content = _as_text(safe) if status == "ok" else f"Error: {error}"
-        record: Message = {"role": "tool", "content": content, "tool_call_id": call.id, "name": call.name}
+        record: Message = {
+            "role": "tool",
+            "content": content,
+            "tool_call_id": call.id,
+            "name": call.name,
+        }
         if status != "ok":
             record["status"] = "error"
         sink.message(record)
@@ -212,4 +217,3 @@ def _model_name(model: BaseChatModel) -> str | None:
         return model._llm_type  # noqa: SLF001 - the only name some models have
     except Exception:  # noqa: BLE001
         return None
-

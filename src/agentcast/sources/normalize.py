@@ -46,7 +46,7 @@ class ReasoningDelta(NamedTuple):
 class ToolChunk(NamedTuple):
     """A fragment of a tool call; providers send the id and name once and arguments in pieces."""
 
-    index: int | None
+    index: int | None  # type: ignore[assignment]  # shadows tuple.index on purpose
     id: str | None
     name: str | None
     args: str
@@ -85,7 +85,9 @@ def normalize_chunk(message: BaseMessage) -> list[Delta]:
     _content(message.content, deltas, blocks_carry_tools=not tool_chunks)
     if tool_chunks:
         for tc in tool_chunks:
-            deltas.append(ToolChunk(tc.get("index"), tc.get("id"), tc.get("name"), tc.get("args") or ""))
+            deltas.append(
+                ToolChunk(tc.get("index"), tc.get("id"), tc.get("name"), tc.get("args") or "")
+            )
     elif not any(type(d) is ToolChunk for d in deltas):
         for i, tc in enumerate(getattr(message, "tool_calls", None) or ()):
             args = tc.get("args") or {}
@@ -132,9 +134,8 @@ def _block(block: dict[str, Any], deltas: list[Delta], blocks_carry_tools: bool)
                 deltas.append(ReasoningDelta(part["text"]))
     elif kind == "redacted_thinking":
         deltas.append(OpaqueBlock(block))
-    elif kind in _TOOL_BLOCK_TYPES:
-        if blocks_carry_tools:
-            _tool_block(kind, block, deltas)
+    elif kind in _TOOL_BLOCK_TYPES and blocks_carry_tools:
+        _tool_block(kind, block, deltas)
     # Any other block type (images, citations, server tool results) is not answer text.
 
 

@@ -47,7 +47,7 @@ class RetryPolicy:
         """Seconds to wait before retry number `attempt` (1-based)."""
         if self.base_delay <= 0:
             return 0.0
-        base = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        base = float(min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1)))
         return base * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not security
 
 

@@ -72,7 +72,15 @@ class ScriptedChatModel(BaseChatModel):
                 raise step.error
             merged = step if merged is None else merged + step
         assert merged is not None
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(**merged.model_dump(exclude={"type", "tool_call_chunks", "chunk_position"})))])
+        return ChatResult(
+            generations=[
+                ChatGeneration(
+                    message=AIMessage(
+                        **merged.model_dump(exclude={"type", "tool_call_chunks", "chunk_position"})
+                    )
+                )
+            ]
+        )
 
     def _stream(
         self,
