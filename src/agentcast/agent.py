@@ -13,6 +13,7 @@ closers and `agent_end(outcome="cancelled")`, and saves a valid history.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -119,9 +120,11 @@ class Agent:
             custom_data=custom_data,
             callbacks=callbacks,
         )
-        async for event in _drive(run):
-            if stream_tokens or event.__class__ is not LLMToken:
-                yield event
+        # aclosing: a consumer's `break` must cancel the run now, not when the GC finalizes.
+        async with contextlib.aclosing(_drive(run)) as events:
+            async for event in events:
+                if stream_tokens or event.__class__ is not LLMToken:
+                    yield event
 
     async def ainvoke(
         self,
@@ -224,14 +227,16 @@ async def stream_agent(
     """
     args = _payload(payload)
     runner = agent or default_agent()
-    async for event in runner.astream(
+    events = runner.astream(
         args["prompt"],
         session_id=args.get("session_id"),
         stream_tokens=args.get("stream_tokens", True),
         actor_id=args.get("actor_id"),
         custom_data=args.get("custom_data"),
-    ):
-        yield event
+    )
+    async with contextlib.aclosing(events):
+        async for event in events:
+            yield event
 
 
 async def invoke_agent(payload: Mapping[str, Any], agent: Agent | None = None) -> dict[str, Any]:

@@ -58,6 +58,9 @@ EventHandler = Callable[[BaseEvent], Awaitable[None] | None]
 """A consumer that is called with every event of a run, in order."""
 
 
+_CUT_SHORT = frozenset({"error", "cancelled", "timeout"})
+
+
 def new_id(prefix: str = "run") -> str:
     """Return a new random id such as `run_3f2a...`."""
     return f"{prefix}_{uuid.uuid4().hex[:20]}"
@@ -139,6 +142,7 @@ class Run:
         self._open_tool_calls: dict[str, str] = {}  # tool_call_id -> name
         self._open_tools: dict[str, str] = {}
         self._partial_text: dict[str, list[str]] = {}  # top-level call_id -> text so far
+        self._cut_text: list[str] = []  # text of top-level calls that ended in error/cancel
         # the turn
         self._messages: list[Message] = []
         self._steps = 0
@@ -326,7 +330,10 @@ class Run:
         elif cls is LLMEnd:
             assert isinstance(event, LLMEnd)
             self._open_llm.pop(event.call_id, None)
-            self._partial_text.pop(event.call_id, None)
+            parts = self._partial_text.pop(event.call_id, None)
+            if parts and event.finish_reason in _CUT_SHORT:
+                # The source closed a call that failed mid-answer: keep what it said.
+                self._cut_text.extend(parts)
             if event.usage:
                 total = self._usage or {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
                 for key in total:
@@ -371,7 +378,9 @@ class Run:
                     error=f"the tool did not finish ({reason})",
                 )
             )
-        partial = "".join("".join(parts) for parts in self._partial_text.values())
+        partial = "".join(self._cut_text) + "".join(
+            "".join(parts) for parts in self._partial_text.values()
+        )
         for call_id in list(self._open_llm):
             self.emit(
                 LLMEnd(

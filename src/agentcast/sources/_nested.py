@@ -80,7 +80,7 @@ class NestedLLMHandler(BaseCallbackHandler):
         meta = metadata or {}
         call = LLMCallStream(
             self._emit,
-            call_id=f"llm_{run_id.hex[:20]}",
+            call_id=f"llm_{run_id.hex}",  # LangChain run ids are UUID7: a prefix is a timestamp
             depth=self._depth,
             parent_id=self._parent_id,
             model=meta.get("ls_model_name"),
