@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -105,7 +105,7 @@ class Agent:
         actor_id: str | None = None,
         custom_data: Any = None,
         callbacks: Sequence[EventHandler] = (),
-    ) -> AsyncIterator[BaseEvent]:
+    ) -> AsyncGenerator[BaseEvent, None]:
         """Run the agent and yield its events as they happen, ending with `agent_end`.
 
         `stream_tokens=False` leaves out `llm_token` events only.
@@ -166,7 +166,7 @@ class Agent:
         )
 
 
-async def _drive(run: Run) -> AsyncIterator[BaseEvent]:
+async def _drive(run: Run) -> AsyncGenerator[BaseEvent, None]:
     task = asyncio.create_task(run.execute())
     try:
         async for event in run.events():
@@ -218,7 +218,7 @@ def _payload(payload: Mapping[str, Any]) -> dict[str, Any]:
 
 async def stream_agent(
     payload: Mapping[str, Any], agent: Agent | None = None
-) -> AsyncIterator[BaseEvent]:
+) -> AsyncGenerator[BaseEvent, None]:
     """Stream the run a payload describes.
 
     The payload is `{prompt, session_id, actor_id?, stream_tokens?, custom_data?}`.
