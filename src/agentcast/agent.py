@@ -96,7 +96,7 @@ class Agent:
             handlers=(*self.callbacks, *callbacks),
         )
 
-    async def astream(
+    def astream(
         self,
         prompt: str,
         *,
@@ -106,12 +106,17 @@ class Agent:
         custom_data: Any = None,
         callbacks: Sequence[EventHandler] = (),
     ) -> AsyncGenerator[BaseEvent, None]:
-        """Run the agent and yield its events as they happen, ending with `agent_end`.
+        """Run the agent; iterate the result for its events as they happen, to `agent_end`.
 
+        The run advances as you iterate, in your task (no hand-off between tasks per token).
+        Leaving the loop early cancels the run once the generator is closed: at once with
+        `await events.aclose()` or `contextlib.aclosing`, else when it is garbage-collected.
+        For a run that goes on whatever its readers do, use `start()` and `Run.execute()`.
         `stream_tokens=False` leaves out `llm_token` events only.
 
         Raises:
-            InvalidInput: the prompt is empty or not a string (before anything runs).
+            InvalidInput: the prompt is empty or not a string (at call time, before anything
+                runs).
         """
         run = self.start(
             prompt,
@@ -120,11 +125,8 @@ class Agent:
             custom_data=custom_data,
             callbacks=callbacks,
         )
-        # aclosing: a consumer's `break` must cancel the run now, not when the GC finalizes.
-        async with contextlib.aclosing(_drive(run)) as events:
-            async for event in events:
-                if stream_tokens or event.__class__ is not LLMToken:
-                    yield event
+        # Returned as is, not wrapped: each generator layer costs a resume per token.
+        return run.iterate() if stream_tokens else _without_tokens(run.iterate())
 
     async def ainvoke(
         self,
@@ -166,16 +168,13 @@ class Agent:
         )
 
 
-async def _drive(run: Run) -> AsyncGenerator[BaseEvent, None]:
-    task = asyncio.create_task(run.execute())
-    try:
-        async for event in run.events():
-            yield event
-    finally:
-        if not run.done:
-            run.cancel()
-        # Wait for the closers and the saved history, even when our consumer was cancelled.
-        await asyncio.shield(task)
+async def _without_tokens(
+    events: AsyncGenerator[BaseEvent, None],
+) -> AsyncGenerator[BaseEvent, None]:
+    async with contextlib.aclosing(events):
+        async for event in events:
+            if event.__class__ is not LLMToken:
+                yield event
 
 
 def _check_prompt(prompt: Any) -> str:

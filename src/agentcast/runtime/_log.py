@@ -61,6 +61,19 @@ class EventLog:
         if self._waiters:
             self._wake()
 
+    def get(self, seq: int) -> BaseEvent:
+        """Return the retained event with this `seq`."""
+        return self._events[seq - self._first_seq]
+
+    def waiter(self) -> asyncio.Future[None]:
+        """Return a future that resolves at the next append (or at close)."""
+        waiter = asyncio.get_running_loop().create_future()
+        if self._closed:
+            waiter.set_result(None)
+        else:
+            self._waiters.append(waiter)
+        return waiter
+
     def close(self) -> None:
         """Mark the log complete; readers finish after the last event."""
         self._closed = True

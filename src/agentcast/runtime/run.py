@@ -6,8 +6,13 @@ a nested LLM's callbacks). It tracks what is open and, on error, timeout or canc
 before `agent_end` (invariant 2). It keeps the turn's messages and repairs them on a stop
 (invariant 9): every tool call gets a result, a partial answer is kept marked `interrupted`.
 
-Flows (`execute`):
-- normal end: source returns -> session saved -> `agent_end(success)`.
+Two drivers run the same source: `execute()` in a task of its own, independent of readers (they
+follow the log with `events()`), and `iterate()` in the reader's own task, the fast path for one
+in-process reader. A source is an async generator: it pushes events into the run (the sink) and
+yields whenever a reader should see them before it waits on something.
+
+Flows:
+- normal end: the source finishes -> session saved -> `agent_end(success)`.
 - source raises: closers -> `error` -> session saved -> `agent_end(error)`.
 - `cancel()` or timeout: the source's cancel scope is cancelled (LLM request and tools stop)
   -> closers -> (timeout: `error`) -> session saved -> `agent_end(cancelled|timeout)`.
@@ -17,10 +22,11 @@ Flows (`execute`):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -152,8 +158,10 @@ class Run:
         self._errors = 0
         self._llm_calls = 0
         self._usage: dict[str, int] | None = None
+        self._output: Any = None
+        self._has_output = False
         self.result: RunResult | None = None
-        self._done = anyio.Event()
+        self._done = asyncio.Event()
 
     # -- RunSink --------------------------------------------------------------------------
 
@@ -226,7 +234,12 @@ class Run:
         return self.log.read(after)
 
     async def execute(self) -> RunResult:
-        """Execute the run to its end. Never raises, except when cancelled from outside."""
+        """Execute the run to its end in the current task; readers follow with `events()`.
+
+        The run's lifetime is independent of its readers: none, one or many may read, attach
+        late, or leave. `cancel()` and the timeout apply. Never raises, except when the task
+        is cancelled from outside (after the run was closed and saved).
+        """
         self._loop = asyncio.get_running_loop()
         self._started = time.perf_counter()
         try:
@@ -239,15 +252,83 @@ class Run:
         assert self.result is not None
         return self.result
 
-    async def _execute(self) -> None:
+    async def iterate(self) -> AsyncGenerator[BaseEvent, None]:
+        """Execute the run in the caller's task, yielding each event as soon as it exists.
+
+        The fast path for a single in-process reader: the source advances as the caller
+        iterates, so a token reaches the caller without a hand-off between tasks (the cost that
+        dominates per-token overhead). Closing the generator (`break`, cancellation) cancels the
+        run, which still closes what is open, saves the session and logs `agent_end`. With a
+        timeout or handlers, the run executes in a task of its own and this reads its log.
+        """
+        if self._timeout is not None or self._handlers:
+            task = asyncio.create_task(self.execute())
+            try:
+                async for event in self.log.read():
+                    yield event
+            finally:
+                if not self._ended:
+                    self.cancel()
+                await asyncio.shield(task)
+            return
+        self._loop = asyncio.get_running_loop()
+        self._started = time.perf_counter()
+        log = self.log
+        cursor = log.next_seq
+        stream: AsyncGenerator[Any, None] | None = None
+        failure: BaseException | None = None
+        try:
+            try:
+                request = await self._begin()
+                while cursor < log.next_seq:
+                    yield log.get(cursor)
+                    cursor += 1
+                # The source is iterated here, not through another generator layer: every
+                # layer costs a resume per token.
+                stream = self._source.stream(request, self)  # type: ignore[assignment]
+                async for _ in stream:  # type: ignore[union-attr]
+                    while cursor < log.next_seq:
+                        yield log.get(cursor)
+                        cursor += 1
+            except Exception as exc:  # noqa: BLE001 - every failure becomes an event
+                failure = exc
+        except BaseException:
+            # The caller left (GeneratorExit) or was cancelled: stop the source, close, save.
+            if stream is not None:
+                await stream.aclose()
+            await self._finish("cancelled", failure)
+            self._done.set()
+            raise
+        await self._finish("error" if failure is not None else "success", failure)
+        self._done.set()
+        while cursor < log.next_seq:
+            yield log.get(cursor)
+            cursor += 1
+
+    async def _begin(self) -> RunRequest:
+        """Log `agent_start`, load the history, record the user's message."""
         request = self.request
         self.emit(
             AgentStart(
                 input=request.input, actor_id=request.actor_id, custom_data=request.custom_data
             )
         )
+        if self._store is not None and self.session_id is not None:
+            history = await self._store.load(self.session_id)
+            request = replace(request, history=history)
+        self.message({"role": "user", "content": request.input})
+        return request
+
+    async def _advance(self) -> AsyncGenerator[None, None]:
+        """Start the run and advance its source to the end."""
+        request = await self._begin()
+        stream = self._source.stream(request, self)
+        async with contextlib.aclosing(stream):  # type: ignore[type-var]
+            async for _ in stream:
+                yield
+
+    async def _execute(self) -> None:
         outcome: Outcome = "success"
-        output: Any = None
         failure: BaseException | None = None
         completed = False
         try:
@@ -258,11 +339,9 @@ class Run:
                 if self._timeout is not None:
                     scope.deadline = anyio.current_time() + self._timeout
                 try:
-                    if self._store is not None and self.session_id is not None:
-                        history = await self._store.load(self.session_id)
-                        request = replace(request, history=history)
-                    self.message({"role": "user", "content": request.input})
-                    output = await self._source.run(request, self)
+                    async with contextlib.aclosing(self._advance()) as steps:
+                        async for _ in steps:
+                            pass
                 except Exception as exc:  # noqa: BLE001 - every failure becomes an event
                     outcome, failure = "error", exc
             if scope.cancelled_caught:
@@ -272,10 +351,33 @@ class Run:
             # Also reached when the task is cancelled from outside: close, save, then propagate.
             if not completed:
                 outcome = "cancelled"
-            await self._finish(outcome, output, failure)
+            await self._finish(outcome, failure)
 
-    async def _finish(self, outcome: Outcome, output: Any, failure: BaseException | None) -> None:
+    async def wait_for_events(self, pending: Collection[asyncio.Future[Any]]) -> None:
+        """Return when one of `pending` is done or a new event has been logged."""
+        waiter = self.log.waiter()
+
+        def wake(_: object) -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        for future in pending:
+            future.add_done_callback(wake)
+        try:
+            await waiter
+        finally:
+            waiter.cancel()
+            for future in pending:
+                future.remove_done_callback(wake)
+
+    def set_output(self, output: Any) -> None:
+        """Set the run's output (default: the content of the turn's last assistant message)."""
+        self._output = output
+        self._has_output = True
+
+    async def _finish(self, outcome: Outcome, failure: BaseException | None) -> None:
         reason = {"error": "error", "timeout": "timeout"}.get(outcome, "cancelled")
+        output = self._final_output()
         partial_output = self._close_open(reason)
         error_message: str | None = None
         if failure is not None:
@@ -453,6 +555,14 @@ class Run:
                 )
             except Exception as exc:  # noqa: BLE001 - a failed save is reported, not raised
                 self._emit_error(exc)
+
+    def _final_output(self) -> Any:
+        if self._has_output:
+            return self._output
+        for message in reversed(self._messages):
+            if message["role"] == "assistant":
+                return message["content"]
+        return None
 
     def _metrics(self) -> dict[str, Any]:
         end = time.perf_counter()

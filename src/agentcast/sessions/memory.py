@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Sequence
+
+import msgspec
 
 from agentcast.events import Message
 from agentcast.sessions._base import SessionInfo, title_of
@@ -16,12 +17,14 @@ class MemoryStore:
     """Keeps sessions in a dict; nothing survives the process."""
 
     def __init__(self) -> None:
-        self._messages: dict[str, list[Message]] = {}
+        # Stored encoded, like every other backend: a caller can never mutate stored history,
+        # and encoding is far cheaper than a deep copy.
+        self._messages: dict[str, list[bytes]] = {}
         self._meta: dict[str, tuple[str | None, int, int]] = {}
 
     async def load(self, session_id: str) -> list[Message]:
         """Return a copy of the session's messages."""
-        return copy.deepcopy(self._messages.get(session_id, []))
+        return [msgspec.json.decode(raw) for raw in self._messages.get(session_id, ())]
 
     async def append(
         self, session_id: str, messages: Sequence[Message], *, actor_id: str | None = None
@@ -29,7 +32,7 @@ class MemoryStore:
         """Append one turn."""
         now = time.time_ns() // 1_000_000
         actor, created, _ = self._meta.get(session_id, (actor_id, now, now))
-        self._messages.setdefault(session_id, []).extend(copy.deepcopy(list(messages)))
+        self._messages.setdefault(session_id, []).extend(msgspec.json.encode(m) for m in messages)
         self._meta[session_id] = (actor, created, now)
 
     async def list_sessions(
@@ -43,13 +46,20 @@ class MemoryStore:
                 created,
                 updated,
                 len(self._messages[sid]),
-                title_of(self._messages[sid]),
+                self._title(sid),
             )
             for sid, (actor, created, updated) in self._meta.items()
             if actor_id is None or actor == actor_id
         ]
         infos.sort(key=lambda info: info.updated_at, reverse=True)
         return infos[:limit]
+
+    def _title(self, session_id: str) -> str:
+        for raw in self._messages[session_id]:
+            message = msgspec.json.decode(raw)
+            if message.get("role") == "user":
+                return title_of([message])
+        return ""
 
     async def delete(self, session_id: str) -> bool:
         """Delete a session."""

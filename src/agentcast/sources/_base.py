@@ -6,7 +6,8 @@ in LangChain (see DESIGN.md, layers).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -59,15 +60,32 @@ class RunSink(Protocol):
         """Record a completed message for the session history and emit its `agent_step`."""
         ...
 
+    def set_output(self, output: Any) -> None:
+        """Set the run's output (default: the content of the turn's last assistant message)."""
+        ...
+
+    async def wait_for_events(self, pending: Collection[asyncio.Future[Any]]) -> None:
+        """Return when one of `pending` is done or a new event was pushed (by a task, a thread).
+
+        A source that waits on concurrent work loops on this and yields after each return, so
+        a reader sees the events of that work live.
+        """
+        ...
+
 
 @runtime_checkable
 class Source(Protocol):
     """Anything that can execute a run by pushing events into a sink.
 
-    `run` returns the final answer. It raises on failure; the runtime turns the exception into
-    an `error` event, closes whatever the source left open, and ends the run.
+    `stream` is an async generator: it pushes events with `sink.emit` and yields (any value)
+    whenever a reader should see what it pushed, before it next waits; the runtime delivers
+    at each yield. That lets the runtime drive a source either in a task of its own or inline
+    in a single reader's task, where a token reaches the reader with no hand-off between tasks.
+    It raises on failure; the runtime turns the exception into an `error` event, closes
+    whatever the source left open, and ends the run. Closing the generator cancels the run:
+    the source must stop its own tasks in `finally`.
     """
 
-    async def run(self, request: RunRequest, sink: RunSink) -> Any:
+    def stream(self, request: RunRequest, sink: RunSink) -> AsyncIterator[Any]:
         """Execute one run."""
         ...

@@ -8,8 +8,9 @@ of LLMs the tool calls back into the run (see `_nested`).
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import anyio
@@ -60,7 +61,7 @@ class NativeAgentSource:
         self._model_name = _model_name(model)
         self._class_name = type(model).__name__
 
-    async def run(self, request: RunRequest, sink: RunSink) -> str:
+    async def stream(self, request: RunRequest, sink: RunSink) -> AsyncIterator[None]:
         """Loop: stream a model turn, run the tools it asked for, until it answers."""
         messages: list[BaseMessage] = []
         if self.system_prompt:
@@ -68,7 +69,10 @@ class NativeAgentSource:
         messages.extend(to_langchain(request.history))
         messages.append(HumanMessage(content=request.input))
         for step in range(1, self.max_steps + 1):
-            result = await self._call_model(messages, sink, f"{sink.run_id}-llm-{step}")
+            turn: list[LLMCallResult] = []
+            async for _ in self._call_model(messages, sink, f"{sink.run_id}-llm-{step}", turn):
+                yield
+            result = turn[0]
             record: Message = {"role": "assistant", "content": result.text}
             if result.tool_calls:
                 record["tool_calls"] = [
@@ -88,8 +92,10 @@ class NativeAgentSource:
                 )
             )
             if not result.tool_calls:
-                return result.text
-            messages.extend(await self._run_tools(result, sink))
+                return
+            yield
+            async for _ in self._run_tools(result, sink, messages):
+                yield
         raise MaxStepsExceeded(
             f"the agent made {self.max_steps} model calls without a final answer "
             "(raise max_steps if the task needs more)"
@@ -98,8 +104,8 @@ class NativeAgentSource:
     # -- the model ------------------------------------------------------------------------
 
     async def _call_model(
-        self, messages: list[BaseMessage], sink: RunSink, call_id: str
-    ) -> LLMCallResult:
+        self, messages: list[BaseMessage], sink: RunSink, call_id: str, out: list[LLMCallResult]
+    ) -> AsyncIterator[None]:
         attempt = 0
         while True:
             stream = LLMCallStream(
@@ -109,9 +115,11 @@ class NativeAgentSource:
                 name=self._class_name,
             )
             stream.start()
+            feed = stream.feed
             try:
                 async for chunk in self._bound.astream(messages):
-                    stream.feed(chunk)
+                    feed(chunk)
+                    yield
             except Exception as exc:
                 stream.fail("error")
                 error = classify_provider_error(exc)
@@ -126,19 +134,40 @@ class NativeAgentSource:
                         retryable=True,
                     )
                 )
+                yield
                 await anyio.sleep(self.retry.delay(attempt))
                 continue
-            return stream.finish()
+            out.append(stream.finish())
+            return
 
     # -- tools ----------------------------------------------------------------------------
 
-    async def _run_tools(self, result: LLMCallResult, sink: RunSink) -> list[ToolMessage]:
+    async def _run_tools(
+        self, result: LLMCallResult, sink: RunSink, messages: list[BaseMessage]
+    ) -> AsyncIterator[None]:
+        """Run the turn's tool calls concurrently; yield whenever they pushed events."""
         outputs: dict[str, ToolMessage] = {}
-        async with anyio.create_task_group() as group:
-            for call in result.tool_calls:
-                group.start_soon(self._run_tool, call, result.call_id, sink, outputs)
+        # Plain tasks, not a task group: this generator yields while they run, and a task
+        # group's cancel scope must not stay open across a yield. `finally` owns them instead.
+        tasks = [
+            asyncio.create_task(self._run_tool(call, result.call_id, sink, outputs))
+            for call in result.tool_calls
+        ]
+        try:
+            while True:
+                pending = [task for task in tasks if not task.done()]
+                if not pending:
+                    break
+                await sink.wait_for_events(pending)
+                yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in tasks:
+            task.result()  # a bug in _run_tool surfaces here rather than vanishing
         # Keep the model's order, whatever order the tools finished in.
-        return [outputs[call.id] for call in result.tool_calls]
+        messages.extend(outputs[call.id] for call in result.tool_calls)
 
     async def _run_tool(
         self,
