@@ -1,8 +1,8 @@
 """agentcast: one typed, ordered, resumable event stream for any LLM agent run.
 
 The everyday surface: `Agent`, `stream_agent`/`invoke_agent`, `emit`, the event types, the
-callback handlers and the errors. Everything heavy (LangChain, rich, providers) loads on first
-use, so `import agentcast` stays cheap.
+callback handlers and the errors. Only the errors load eagerly; everything else (events,
+LangChain, rich, providers) loads on first use, so `import agentcast` stays cheap.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from agentcast._scope import emit
 from agentcast.errors import (
     AgentcastError,
     ConfigError,
@@ -25,31 +24,32 @@ from agentcast.errors import (
     ToolNotFound,
     UserError,
 )
-from agentcast.events import (
-    AgentEnd,
-    AgentStart,
-    AgentStep,
-    BaseEvent,
-    Custom,
-    Error,
-    Event,
-    LLMEnd,
-    LLMStart,
-    LLMToken,
-    ToolCallDelta,
-    ToolCallEnd,
-    ToolCallStart,
-    ToolEnd,
-    ToolStart,
-)
 
 if TYPE_CHECKING:
+    from agentcast._scope import emit
     from agentcast.agent import Agent, default_agent, invoke_agent, stream_agent
     from agentcast.callbacks import (
         CallbackHandler,
         ConsolePrinter,
         ProgressTracker,
         TokenAccumulator,
+    )
+    from agentcast.events import (
+        AgentEnd,
+        AgentStart,
+        AgentStep,
+        BaseEvent,
+        Custom,
+        Error,
+        Event,
+        LLMEnd,
+        LLMStart,
+        LLMToken,
+        ToolCallDelta,
+        ToolCallEnd,
+        ToolCallStart,
+        ToolEnd,
+        ToolStart,
     )
     from agentcast.runtime import Run, RunResult
 
@@ -97,6 +97,22 @@ __all__ = (
 )
 
 _LAZY = {
+    "emit": "agentcast._scope",
+    "AgentEnd": "agentcast.events",
+    "AgentStart": "agentcast.events",
+    "AgentStep": "agentcast.events",
+    "BaseEvent": "agentcast.events",
+    "Custom": "agentcast.events",
+    "Error": "agentcast.events",
+    "Event": "agentcast.events",
+    "LLMEnd": "agentcast.events",
+    "LLMStart": "agentcast.events",
+    "LLMToken": "agentcast.events",
+    "ToolCallDelta": "agentcast.events",
+    "ToolCallEnd": "agentcast.events",
+    "ToolCallStart": "agentcast.events",
+    "ToolEnd": "agentcast.events",
+    "ToolStart": "agentcast.events",
     "Agent": "agentcast.agent",
     "default_agent": "agentcast.agent",
     "invoke_agent": "agentcast.agent",

@@ -28,6 +28,9 @@ _encoder = msgspec.json.Encoder()
 def to_dict(event: BaseEvent) -> dict[str, Any]:
     """Return the canonical, JSON-safe dict of an event."""
     flat = msgspec.to_builtins(event)
+    for key, value in flat.items():
+        if type(value) is tuple:  # the dict must equal the parsed JSON, where tuples are lists
+            flat[key] = list(value)
     envelope: dict[str, Any] = {"v": PROTOCOL_VERSION, "type": event.type}
     for name in ENVELOPE_FIELDS:
         envelope[name] = flat.pop(name)
@@ -48,10 +51,13 @@ def from_dict(obj: dict[str, Any]) -> BaseEvent:
     """
     if not isinstance(obj, dict):
         raise InvalidInput(f"an event must be a JSON object, got {type(obj).__name__}")
-    cls = EVENT_TYPES.get(obj.get("type"))  # type: ignore[arg-type]
+    kind = obj.get("type")
+    cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
-        raise InvalidInput(f"unknown event type {obj.get('type')!r}")
-    data = obj.get("data") or {}
+        raise InvalidInput(f"unknown event type {kind!r}")
+    data = obj.get("data")
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
         raise InvalidInput("an event's 'data' must be a JSON object")
     fields = dict(data)
@@ -87,8 +93,10 @@ def json_safe(value: Any) -> Any:
         return value
     try:
         return msgspec.to_builtins(value, enc_hook=_fallback, str_keys=True)
-    except (TypeError, ValueError, msgspec.EncodeError):
-        return str(value)
+    except (TypeError, ValueError, RecursionError, msgspec.EncodeError):
+        return _text(value)
+    except Exception:  # noqa: BLE001 - a hostile __str__/model_dump must not break a run
+        return f"<unserializable {type(value).__name__}>"
 
 
 def _fallback(value: Any) -> Any:
@@ -99,7 +107,14 @@ def _fallback(value: Any) -> Any:
                 return method()
             except Exception:  # noqa: BLE001 - any failure falls back to str()
                 break
-    return str(value)
+    return _text(value)
+
+
+def _text(value: Any) -> str:
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001
+        return f"<unserializable {type(value).__name__}>"
 
 
 def wire_schema() -> dict[str, list[str]]:

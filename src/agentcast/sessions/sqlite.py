@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import aiosqlite
+import anyio
 import msgspec
 
 from agentcast.errors import SessionError
@@ -51,22 +52,36 @@ class SQLiteStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
         self._ready = False
+        self._setup_lock: anyio.Lock | None = None
 
     @contextlib.asynccontextmanager
     async def _connect(self) -> AsyncIterator[aiosqlite.Connection]:
+        if not self._ready:
+            # One-time setup (folder, WAL, schema) must not run on several connections at
+            # once: switching to WAL needs the database to itself.
+            self._setup_lock = self._setup_lock or anyio.Lock()
+            async with self._setup_lock:
+                if not self._ready:
+                    async with self._open() as db:
+                        await db.execute("PRAGMA journal_mode=WAL")
+                        await db.executescript(_SCHEMA)
+                        await db.commit()
+                    self._ready = True
+        async with self._open() as db:
+            yield db
+
+    @contextlib.asynccontextmanager
+    async def _open(self) -> AsyncIterator[aiosqlite.Connection]:
         try:
-            if not self._ready:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Checked first: a failed connect leaves aiosqlite's worker thread behind.
+            if self.path.is_dir():
+                raise IsADirectoryError(f"{self.path} is a folder")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             db = await aiosqlite.connect(self.path, timeout=30)
         except (OSError, aiosqlite.Error) as exc:
             raise SessionError(f"cannot open the session database {self.path}: {exc}") from exc
         try:
             await db.execute("PRAGMA foreign_keys=ON")
-            if not self._ready:
-                await db.execute("PRAGMA journal_mode=WAL")
-                await db.executescript(_SCHEMA)
-                await db.commit()
-                self._ready = True
             yield db
         except aiosqlite.Error as exc:
             raise SessionError(f"session database error in {self.path}: {exc}") from exc
@@ -93,7 +108,9 @@ class SQLiteStore:
             await db.execute(
                 "INSERT INTO sessions(session_id, actor_id, title, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT(session_id) DO UPDATE SET"
-                " updated_at = excluded.updated_at",
+                " updated_at = excluded.updated_at,"
+                " title = CASE WHEN sessions.title = '' THEN excluded.title"
+                " ELSE sessions.title END",
                 (session_id, actor_id, title_of(messages), now, now),
             )
             await db.executemany(

@@ -1,0 +1,289 @@
+"""DESIGN.md's import rules, proved.
+
+Dynamic: each layer is imported in a fresh interpreter with the packages it must not need blocked
+by a `sys.meta_path` finder (an import of a blocked package raises ImportError). Static: an
+`ast` walk over the source checks who imports what.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import agentcast
+
+SRC = Path(agentcast.__file__).resolve().parent
+
+ALL_THIRD_PARTY = "*"
+"""Block every top-level package that is neither the standard library nor agentcast."""
+
+_PROBE = textwrap.dedent(
+    """
+    import importlib, json, sys
+
+    blocked = set(json.loads(sys.argv[1]))
+    everything = "*" in blocked
+    allowed = set(sys.stdlib_module_names) | {"agentcast"}
+
+    def is_blocked(name):
+        top = name.partition(".")[0]
+        return top in blocked or (everything and top not in allowed)
+
+    class Blocker:
+        def find_spec(self, name, path=None, target=None):
+            if is_blocked(name):
+                raise ImportError(f"blocked: {name}")
+            return None
+
+    for loaded in [m for m in sys.modules if is_blocked(m) and m != "__main__"]:
+        del sys.modules[loaded]
+    sys.meta_path.insert(0, Blocker())
+
+    module = importlib.import_module(sys.argv[2])
+    for attribute in json.loads(sys.argv[3]):
+        getattr(module, attribute)
+    leaked = sorted(m for m in sys.modules if is_blocked(m) and m != "__main__")
+    assert not leaked, f"blocked modules loaded anyway: {leaked}"
+    print("ok", sys.argv[2])
+    """
+)
+
+
+def probe(module: str, blocked, attributes=()) -> subprocess.CompletedProcess[str]:
+    blocked_list = sorted(blocked) if blocked != ALL_THIRD_PARTY else [ALL_THIRD_PARTY]
+    return subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-c",
+            _PROBE,
+            json.dumps(blocked_list),
+            module,
+            json.dumps(list(attributes)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+CASES = [
+    (
+        "agentcast.events",
+        {
+            "langchain_core",
+            "langgraph",
+            "anyio",
+            "rich",
+            "starlette",
+            "fastapi",
+            "aiosqlite",
+            "httpx",
+        },
+        (),
+    ),
+    pytest.param(
+        "agentcast.errors",
+        ALL_THIRD_PARTY,
+        (),
+        id="agentcast.errors-without-all",
+    ),
+    (
+        "agentcast",
+        {"langchain_core", "langgraph", "rich", "starlette", "fastapi", "aiosqlite"},
+        ("emit", "LLMToken", "AgentcastError", "__version__"),
+    ),
+    ("agentcast.runtime", {"langchain_core", "langgraph", "rich", "starlette", "fastapi"}, ()),
+    ("agentcast.sessions", {"langchain_core", "rich", "starlette"}, ()),
+    (
+        "agentcast.sessions",
+        {"langchain_core", "langgraph", "rich", "starlette", "aiosqlite", "platformdirs"},
+        ("MemoryStore", "open_store"),
+    ),
+    (
+        "agentcast.sessions.sqlite",
+        {"langchain_core", "langgraph", "rich", "starlette", "fastapi"},
+        ("SQLiteStore",),
+    ),
+    ("agentcast.console", {"langchain_core", "langgraph", "anyio", "aiosqlite", "starlette"}, ()),
+    ("agentcast.sources", {"langchain_core", "langgraph"}, ("Source", "RunSink", "RunRequest")),
+    ("agentcast.sources._base", {"langchain_core", "langgraph", "anyio", "rich"}, ()),
+]
+
+
+def _case_id(module: str, blocked) -> str:
+    return f"{module}-without-{'all' if blocked == ALL_THIRD_PARTY else ','.join(sorted(blocked))}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("module", "blocked", "attributes"),
+    [
+        case if hasattr(case, "marks") else pytest.param(*case, id=_case_id(*case[:2]))
+        for case in CASES
+    ],
+)
+def test_layer_imports_without_forbidden_packages(module, blocked, attributes):
+    result = probe(module, blocked, attributes)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"ok {module}"
+
+
+@pytest.mark.slow
+def test_the_probe_can_fail_native_source_needs_langchain():
+    result = probe("agentcast.sources.native", {"langchain_core"})
+    assert result.returncode != 0
+    assert "ImportError: blocked: langchain_core" in result.stderr
+
+
+@pytest.mark.slow
+def test_the_probe_can_fail_heavy_names_of_the_top_level_package_are_lazy():
+    # `import agentcast` works without LangChain (above); touching `Agent` loads it.
+    result = probe("agentcast", {"langchain_core"}, ("Agent",))
+    assert result.returncode != 0
+    assert "blocked: langchain_core" in result.stderr
+    result = probe("agentcast.sources", {"langchain_core"}, ("NativeAgentSource",))
+    assert result.returncode != 0
+    assert "blocked: langchain_core" in result.stderr
+
+
+@pytest.mark.slow
+def test_the_probe_can_fail_events_need_msgspec():
+    result = probe("agentcast.events", ALL_THIRD_PARTY)
+    assert result.returncode != 0
+    assert "blocked: msgspec" in result.stderr
+
+
+# -- static rules ----------------------------------------------------------------------------------
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a file imports (`from a import b` counts as `a` and `a.b`), at any depth."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    package = _module_name(path)
+    if path.name != "__init__.py":
+        package = package.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names)
+    return found
+
+
+IMPORTS = {path.relative_to(SRC).as_posix(): _imports(path) for path in sorted(SRC.rglob("*.py"))}
+
+
+def _importers(*tops: str) -> set[str]:
+    return {
+        file
+        for file, modules in IMPORTS.items()
+        if any(m == top or m.startswith(top + ".") for m in modules for top in tops)
+    }
+
+
+def _allowed(file: str, prefixes: tuple[str, ...]) -> bool:
+    return any(file == p or (p.endswith("/") and file.startswith(p)) for p in prefixes)
+
+
+def test_the_scanner_sees_the_source_tree():
+    assert {"agent.py", "events/_types.py", "sessions/sqlite.py", "runtime/run.py"} <= set(IMPORTS)
+    assert "aiosqlite" in IMPORTS["sessions/sqlite.py"]
+    assert "langchain_core.language_models.BaseChatModel" in IMPORTS["agent.py"]
+    assert "agentcast.sources._base.Source" in IMPORTS["runtime/run.py"]
+    assert "sessions/sqlite.py" in _importers("aiosqlite")
+
+
+def test_only_sources_models_testing_and_the_facade_import_langchain():
+    allowed = ("sources/", "models/", "testing/", "agent.py")
+    offenders = {f for f in _importers("langchain_core", "langgraph") if not _allowed(f, allowed)}
+    assert offenders == set()
+
+
+def test_only_the_sqlite_backend_imports_aiosqlite():
+    assert _importers("aiosqlite") == {"sessions/sqlite.py"}
+
+
+def test_only_console_and_cli_import_rich():
+    offenders = {f for f in _importers("rich") if not _allowed(f, ("console/", "cli/"))}
+    assert offenders == set()
+
+
+def test_only_server_imports_starlette_or_fastapi():
+    offenders = {f for f in _importers("starlette", "fastapi") if not _allowed(f, ("server/",))}
+    assert offenders == set()
+
+
+def test_nothing_imports_the_cli():
+    # `python -m agentcast` (__main__.py) is an entry point beside the cli, not a layer below it.
+    offenders = {
+        f
+        for f in _importers("agentcast.cli")
+        if not _allowed(f, ("cli/",)) and not f.endswith("__main__.py")
+    }
+    assert offenders == set()
+
+
+def test_events_import_only_the_standard_library_and_msgspec():
+    allowed = set(sys.stdlib_module_names) | {"msgspec", "agentcast"}
+    for file, modules in IMPORTS.items():
+        if not file.startswith("events/"):
+            continue
+        tops = {m.partition(".")[0] for m in modules if m}
+        assert tops <= allowed, f"{file} imports {tops - allowed}"
+        ours = {m for m in modules if m.startswith("agentcast.")}
+        assert all(m.startswith(("agentcast.events", "agentcast.errors")) for m in ours), (
+            f"{file} imports a higher layer: {ours}"
+        )
+
+
+def test_errors_module_imports_only_the_standard_library():
+    tops = {m.partition(".")[0] for m in IMPORTS["errors.py"]}
+    assert tops <= set(sys.stdlib_module_names), tops - set(sys.stdlib_module_names)
+
+
+SOURCE_CONTRACT = {"agentcast.sources._base", "agentcast.sources"}
+CONTRACT_NAMES = {"RunRequest", "RunSink", "Source"}
+
+
+def test_runtime_depends_on_the_source_contract_only():
+    for file, modules in IMPORTS.items():
+        if not file.startswith("runtime/"):
+            continue
+        for module in sorted(modules):
+            if not module.startswith("agentcast.sources"):
+                continue
+            head, _, name = module.rpartition(".")
+            assert (
+                module in SOURCE_CONTRACT
+                or head == "agentcast.sources._base"
+                or (head == "agentcast.sources" and name in CONTRACT_NAMES)
+            ), f"{file} imports {module}: the runtime may only use the Source contract"
+        for concrete in ("native", "llm_call", "normalize", "_nested"):
+            assert not any(
+                m == f"agentcast.sources.{concrete}"
+                or m.startswith(f"agentcast.sources.{concrete}.")
+                for m in modules
+            ), f"{file} imports agentcast.sources.{concrete}"
