@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             return _run(args)
         return _chat(args)
+    except KeyboardInterrupt:
+        return 130
     except UserError as exc:
         print(f"agentcast: {exc.message}", file=sys.stderr)
         return 2
@@ -101,19 +103,37 @@ def _console() -> Any:
     return Console(highlight=False)
 
 
+_SPINNER_INTERVAL = 0.1  # seconds between redraws that animate spinners (not a poll)
+
+
 async def _answer(agent: Any, prompt: str, session_id: str, console: Any, reasoning: bool) -> str:
     from agentcast.console import ChatRenderer
 
     renderer = ChatRenderer(console, show_reasoning=reasoning)
-    outcome = "success"
+    run = agent.start(prompt, session_id=session_id)
+    seen = -1
+    ticker = asyncio.create_task(_animate(renderer)) if renderer.live else None
     try:
-        async for event in agent.astream(prompt, session_id=session_id):
-            renderer.feed(event)
-            if event.type == "agent_end":
-                outcome = event.outcome
+        async with contextlib.aclosing(run.iterate()) as events:
+            async for event in events:
+                renderer.feed(event)
+                seen = event.seq
     finally:
+        if ticker is not None:
+            ticker.cancel()
+        # A stopped run still logged its closers and agent_end: show them (footer, cancelled).
+        if run.done:
+            for event in run.log.snapshot():
+                if event.seq > seen:
+                    renderer.feed(event)
         renderer.close()
-    return outcome
+    return str(run.result.outcome) if run.result is not None else "cancelled"
+
+
+async def _animate(renderer: Any) -> None:
+    while True:
+        await asyncio.sleep(_SPINNER_INTERVAL)
+        renderer.tick()
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -123,13 +143,17 @@ def _run(args: argparse.Namespace) -> int:
     prompt = _check_prompt(args.prompt)
     agent = _agent(args)
     session_id = args.session or new_id("session")
-    if args.json:
-        return asyncio.run(_run_json(agent, prompt, session_id))
-    console = _console()
     try:
-        outcome = asyncio.run(_answer(agent, prompt, session_id, console, not args.no_reasoning))
+        if args.json:
+            return asyncio.run(_run_json(agent, prompt, session_id))
+        outcome = asyncio.run(_answer(agent, prompt, session_id, _console(), not args.no_reasoning))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as Unix tools do on SIGPIPE.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     return {"success": 0, "cancelled": 130}.get(outcome, 1)
 
 
@@ -138,17 +162,28 @@ async def _run_json(agent: Any, prompt: str, session_id: str) -> int:
 
     outcome = "success"
     out = sys.stdout.buffer
-    async for event in agent.astream(prompt, session_id=session_id):
-        out.write(to_json(event) + b"\n")
-        out.flush()
-        if event.type == "agent_end":
-            outcome = event.outcome
+    async with contextlib.aclosing(agent.astream(prompt, session_id=session_id)) as events:
+        async for event in events:
+            out.write(to_json(event) + b"\n")
+            out.flush()
+            if event.type == "agent_end":
+                outcome = event.outcome
     return 0 if outcome == "success" else 1
+
+
+def _prompt(console: Any) -> str:
+    if console.is_terminal and console.color_system is not None and not console.no_color:
+        # \001/\002 tell readline the escape codes take no room on the line.
+        return "\001\x1b[1;36m\002you ›\001\x1b[0m\002 "
+    return "you › "
 
 
 def _chat(args: argparse.Namespace) -> int:
     from agentcast.models import describe
     from agentcast.runtime import new_id
+
+    with contextlib.suppress(ImportError):
+        import readline  # noqa: F401 - line editing and history for input()
 
     agent = _agent(args)
     console = _console()
@@ -157,18 +192,25 @@ def _chat(args: argparse.Namespace) -> int:
     console.print(
         f"[bold]agentcast[/bold] {__version__} · {describe(agent.model)} · session {session_id}",
         highlight=False,
+        soft_wrap=True,
     )
     console.print(
         "[dim]Type a message. exit, quit or bye leaves; Ctrl-C stops an answer, "
-        "Ctrl-C at the prompt leaves.[/dim]"
+        "Ctrl-C at the prompt leaves.[/dim]",
+        soft_wrap=True,
     )
+    prompt_text = _prompt(console)
+    echo = not sys.stdin.isatty()
     with _runner() as runner:
         while True:
             try:
-                prompt = console.input("[bold cyan]you ›[/bold cyan] ")
+                # input() prints the prompt itself, so a Ctrl-C typed at it is never lost.
+                prompt = input(prompt_text)
             except (EOFError, KeyboardInterrupt):
                 console.print()
                 break
+            if echo:  # a piped line is not echoed by a terminal: show what was asked
+                console.print(prompt, markup=False, highlight=False, soft_wrap=True)
             if prompt.strip().lower() in _LEAVE:
                 break
             if not prompt.strip():

@@ -124,6 +124,8 @@ class LiveWriter:
         self._last_printed: str | None = None
         self._last_refresh = float("-inf")
         self._closed = False
+        # Kept, not rebuilt per redraw: a spinner's frame comes from the time since it was made.
+        self._spinners: dict[str, Spinner] = {}
 
     def on_event(self, event: BaseEvent) -> None:
         """Commit what `event` finished and refresh the live region (throttled for tokens)."""
@@ -152,6 +154,17 @@ class LiveWriter:
         self._last_refresh = now
         self.stats.refreshes += 1
         self._live.refresh()
+
+    def tick(self) -> None:
+        """Redraw the live region so spinners move while no event arrives."""
+        if self._live is not None and not self._closed:
+            self._live.refresh()
+
+    def _spinner(self, key: str, label: str) -> Spinner:
+        spinner = self._spinners.get(key)
+        if spinner is None:
+            spinner = self._spinners[key] = Spinner(self._glyphs.spinner, Text(label, style="dim"))
+        return spinner
 
     def close(self) -> None:
         """Commit everything left, remove the live region, print the footer. Idempotent."""
@@ -231,7 +244,7 @@ class LiveWriter:
         """What the live region shows now (called by rich on every redraw)."""
         out: list[RenderableType] = []
         if self._view.thinking:
-            out.append(Spinner(self._glyphs.spinner, Text("Thinking...", style="dim")))
+            out.append(self._spinner("", "Thinking..."))
         items = self._view.items
         if self._next >= len(items):
             return out
@@ -312,7 +325,7 @@ class LiveWriter:
         if tool.state == "cancelled":
             return Text(f"  {glyphs.stopped} cancelled", "yellow")
         if live and tool.state == "running":
-            return Padding(Spinner(glyphs.spinner, Text("running", "dim")), (0, 0, 0, 2))
+            return Padding(self._spinner(tool.tool_call_id, "running"), (0, 0, 0, 2))
         return None
 
     def _nested(self, item: Item, *, live: bool) -> RenderableType | None:

@@ -74,6 +74,15 @@ class ChatRenderer:
         self.view.apply(event)
         self._writer.on_event(event)
 
+    def tick(self) -> None:
+        """Redraw the live region, so spinners move while no event arrives.
+
+        Call it a few times a second while waiting; it does nothing in plain-text mode or
+        after `close()`.
+        """
+        if not self._closed and isinstance(self._writer, LiveWriter):
+            self._writer.tick()
+
     def close(self) -> None:
         """Flush everything still open, end the live region and print the footer. Idempotent.
 

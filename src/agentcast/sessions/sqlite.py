@@ -77,7 +77,10 @@ class SQLiteStore:
             if self.path.is_dir():
                 raise IsADirectoryError(f"{self.path} is a folder")
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = await aiosqlite.connect(self.path, timeout=30)
+            # Connect and close are shielded: a cancel landing inside either leaves aiosqlite's
+            # worker thread calling back into a loop that may be closed by then (Ctrl-C).
+            with anyio.CancelScope(shield=True):
+                db = await aiosqlite.connect(self.path, timeout=30)
         except (OSError, aiosqlite.Error) as exc:
             raise SessionError(f"cannot open the session database {self.path}: {exc}") from exc
         try:
@@ -86,7 +89,8 @@ class SQLiteStore:
         except aiosqlite.Error as exc:
             raise SessionError(f"session database error in {self.path}: {exc}") from exc
         finally:
-            await db.close()
+            with anyio.CancelScope(shield=True):
+                await db.close()
 
     async def load(self, session_id: str) -> list[Message]:
         """Return the session's messages, oldest first."""
