@@ -27,7 +27,7 @@ from agentcast.errors import (
 
 if TYPE_CHECKING:
     from agentcast._scope import emit
-    from agentcast.agent import Agent, default_agent, invoke_agent, stream_agent
+    from agentcast.agent import Agent, Runner, default_agent, invoke_agent, stream_agent, wrap
     from agentcast.callbacks import (
         CallbackHandler,
         ConsolePrinter,
@@ -78,6 +78,7 @@ __all__ = (
     "ProgressTracker",
     "ProviderError",
     "Run",
+    "Runner",
     "RunError",
     "RunResult",
     "SessionBusy",
@@ -94,6 +95,7 @@ __all__ = (
     "emit",
     "invoke_agent",
     "stream_agent",
+    "wrap",
 )
 
 _LAZY = {
@@ -114,6 +116,8 @@ _LAZY = {
     "ToolEnd": "agentcast.events",
     "ToolStart": "agentcast.events",
     "Agent": "agentcast.agent",
+    "Runner": "agentcast.agent",
+    "wrap": "agentcast.agent",
     "default_agent": "agentcast.agent",
     "invoke_agent": "agentcast.agent",
     "stream_agent": "agentcast.agent",

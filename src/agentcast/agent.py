@@ -20,56 +20,47 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 
-from agentcast.errors import InvalidInput
+from agentcast.errors import ConfigError, InvalidInput
 from agentcast.events import BaseEvent, LLMToken
-from agentcast.models import resolve
+from agentcast.models import describe, resolve
 from agentcast.runtime import EventHandler, Run, RunResult, new_id
 from agentcast.sessions import MemoryStore, SessionStore, open_store
-from agentcast.sources import RunRequest
+from agentcast.sources import RunRequest, Source
 from agentcast.sources.native import NativeAgentSource
 from agentcast.sources.retry import RetryPolicy
 
-__all__ = ["Agent", "default_agent", "invoke_agent", "stream_agent"]
+__all__ = ["Agent", "Runner", "default_agent", "invoke_agent", "stream_agent", "wrap"]
 
 
-class Agent:
-    """A tool-calling agent over any LangChain chat model, streamed as agentcast events.
+class Runner:
+    """Runs any `Source` with agentcast's runtime: the surface every agent kind shares.
+
+    `Agent` (the native loop) is a `Runner`; `wrap(...)` returns one for a LangGraph graph or
+    a LangChain runnable. All have `start`, `astream`, `ainvoke` and `invoke`.
 
     Args:
-        model: `"offline"`, a `"provider:model"` string, or a LangChain chat model.
-        tools: LangChain tools (`@tool`), sync or async.
-        system_prompt: prepended to every model call.
-        max_steps: model turns allowed per run before it fails with `max_steps_exceeded`.
-        store: session store, or its URL (`memory://`, `sqlite:///file.db`); default in-memory.
+        source: what executes a run.
+        store: where history is loaded from and saved to (None: the source keeps its own
+            memory, as a LangGraph checkpointer does).
         timeout: seconds before a run is stopped with outcome `timeout`.
-        retry: retries of a model call that fails before its first token.
         callbacks: handlers called with every event of every run.
+        label: how to describe the agent to a person (banners, logs).
     """
 
     def __init__(
         self,
-        model: str | BaseChatModel = "offline",
-        tools: Sequence[BaseTool] = (),
+        source: Source,
         *,
-        system_prompt: str | None = None,
-        max_steps: int = 10,
-        store: SessionStore | str | None = None,
+        store: SessionStore | None = None,
         timeout: float | None = None,
-        retry: RetryPolicy | None = None,
         callbacks: Sequence[EventHandler] = (),
+        label: str = "agent",
     ) -> None:
-        if max_steps < 1:
-            raise InvalidInput(f"max_steps must be at least 1, got {max_steps}")
-        self.model = resolve(model)
-        self.tools = list(tools)
-        self.store: SessionStore = (
-            open_store(store) if isinstance(store, str) else (store or MemoryStore())
-        )
+        self.source = source
+        self.store = store
         self.timeout = timeout
         self.callbacks = tuple(callbacks)
-        self.source = NativeAgentSource(
-            self.model, self.tools, system_prompt=system_prompt, max_steps=max_steps, retry=retry
-        )
+        self.label = label
 
     def start(
         self,
@@ -168,6 +159,48 @@ class Agent:
         )
 
 
+class Agent(Runner):
+    """A tool-calling agent over any LangChain chat model, streamed as agentcast events.
+
+    Args:
+        model: `"offline"`, a `"provider:model"` string, or a LangChain chat model.
+        tools: LangChain tools (`@tool`), sync or async.
+        system_prompt: prepended to every model call.
+        max_steps: model turns allowed per run before it fails with `max_steps_exceeded`.
+        store: session store, or its URL (`memory://`, `sqlite:///file.db`); default in-memory.
+        timeout: seconds before a run is stopped with outcome `timeout`.
+        retry: retries of a model call that fails before its first token.
+        callbacks: handlers called with every event of every run.
+    """
+
+    def __init__(
+        self,
+        model: str | BaseChatModel = "offline",
+        tools: Sequence[BaseTool] = (),
+        *,
+        system_prompt: str | None = None,
+        max_steps: int = 10,
+        store: SessionStore | str | None = None,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        callbacks: Sequence[EventHandler] = (),
+    ) -> None:
+        if max_steps < 1:
+            raise InvalidInput(f"max_steps must be at least 1, got {max_steps}")
+        self.model = resolve(model)
+        self.tools = list(tools)
+        source = NativeAgentSource(
+            self.model, self.tools, system_prompt=system_prompt, max_steps=max_steps, retry=retry
+        )
+        super().__init__(
+            source,
+            store=open_store(store) if isinstance(store, str) else (store or MemoryStore()),
+            timeout=timeout,
+            callbacks=callbacks,
+            label=describe(self.model),
+        )
+
+
 async def _without_tokens(
     events: AsyncGenerator[BaseEvent, None],
 ) -> AsyncGenerator[BaseEvent, None]:
@@ -225,7 +258,7 @@ async def stream_agent(
     With no agent, the demo agent (offline model and demo tools) answers.
     """
     args = _payload(payload)
-    runner = agent or default_agent()
+    runner = wrap(agent) if agent is not None else default_agent()
     events = runner.astream(
         args["prompt"],
         session_id=args.get("session_id"),
@@ -238,10 +271,10 @@ async def stream_agent(
             yield event
 
 
-async def invoke_agent(payload: Mapping[str, Any], agent: Agent | None = None) -> dict[str, Any]:
+async def invoke_agent(payload: Mapping[str, Any], agent: Runner | Any = None) -> dict[str, Any]:
     """Run a payload to its end; return `{output, session_id, run_id, steps, metrics}`."""
     args = _payload(payload)
-    runner = agent or default_agent()
+    runner = wrap(agent) if agent is not None else default_agent()
     result = await runner.ainvoke(
         args["prompt"],
         session_id=args.get("session_id"),
@@ -249,3 +282,60 @@ async def invoke_agent(payload: Mapping[str, Any], agent: Agent | None = None) -
         custom_data=args.get("custom_data"),
     )
     return result.to_dict()
+
+
+def wrap(obj: Any, **options: Any) -> Runner:
+    """Return a `Runner` (`astream`/`ainvoke`/`invoke`) for any kind of agent.
+
+    Accepts an `Agent` or `Runner` (returned as is), a compiled LangGraph graph (what
+    `create_agent` and `create_react_agent` return, or your own), a LangChain chat model (run
+    by the native agent), or any other LangChain `Runnable` (an LCEL chain, an
+    `AgentExecutor`). `options` go to the source (e.g. `checkpoint_path=`, `make_input=` for a
+    graph) or, for a chat model, to `Agent`.
+
+    Raises:
+        ConfigError: `obj` is none of these.
+    """
+    if isinstance(obj, Runner):
+        return obj
+    if isinstance(obj, BaseChatModel):
+        return Agent(obj, **options)
+    if _is_graph(obj):
+        from agentcast.sources.langgraph import LangGraphSource
+
+        timeout = options.pop("timeout", None)
+        callbacks = options.pop("callbacks", ())
+        name = getattr(obj, "name", None) or type(obj).__name__
+        return Runner(
+            LangGraphSource(obj, **options),
+            timeout=timeout,
+            callbacks=callbacks,
+            label=f"LangGraph graph {name!r}",
+        )
+    from langchain_core.runnables import Runnable
+
+    if isinstance(obj, Runnable):
+        from agentcast.sources.runnable import RunnableSource
+
+        timeout = options.pop("timeout", None)
+        callbacks = options.pop("callbacks", ())
+        store = options.pop("store", None)
+        return Runner(
+            RunnableSource(obj, **options),
+            store=open_store(store) if isinstance(store, str) else (store or MemoryStore()),
+            timeout=timeout,
+            callbacks=callbacks,
+            label=f"LangChain runnable {obj.get_name()!r}",
+        )
+    raise ConfigError(
+        f"cannot stream a {type(obj).__name__}: expected an agentcast Agent, a compiled LangGraph"
+        " graph, a LangChain chat model or a LangChain Runnable"
+    )
+
+
+def _is_graph(obj: Any) -> bool:
+    try:
+        from langgraph.pregel import Pregel
+    except ImportError:
+        return False
+    return isinstance(obj, Pregel)

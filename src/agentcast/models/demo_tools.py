@@ -67,7 +67,7 @@ async def get_items(place: str) -> str:
     model = OfflineChatModel()
     parts: list[str] = []
     async for chunk in model.astream(f"List the items you would find {place}."):
-        parts.append(chunk.text)
+        parts.append(str(chunk.text))
     return "".join(parts)
 
 

@@ -160,6 +160,7 @@ class Run:
         self._usage: dict[str, int] | None = None
         self._output: Any = None
         self._has_output = False
+        self._interrupted = False
         self.result: RunResult | None = None
         self._done = asyncio.Event()
 
@@ -299,7 +300,7 @@ class Run:
             await self._finish("cancelled", failure)
             self._done.set()
             raise
-        await self._finish("error" if failure is not None else "success", failure)
+        await self._finish(self._outcome(failure), failure)
         self._done.set()
         while cursor < log.next_seq:
             yield log.get(cursor)
@@ -343,7 +344,8 @@ class Run:
                         async for _ in steps:
                             pass
                 except Exception as exc:  # noqa: BLE001 - every failure becomes an event
-                    outcome, failure = "error", exc
+                    failure = exc
+                outcome = self._outcome(failure)
             if scope.cancelled_caught:
                 outcome = "cancelled" if self._cancel_requested else "timeout"
             completed = True
@@ -375,6 +377,11 @@ class Run:
         self._output = output
         self._has_output = True
 
+    def interrupt(self, payload: Any) -> None:
+        """Mark the run as paused for input: it ends `interrupted`, its output the payload."""
+        self._interrupted = True
+        self.set_output(payload)
+
     async def _finish(self, outcome: Outcome, failure: BaseException | None) -> None:
         reason = {"error": "error", "timeout": "timeout"}.get(outcome, "cancelled")
         output = self._final_output()
@@ -394,7 +401,7 @@ class Run:
                     partial=self._first_answer_token is not None,
                 )
             )
-        if outcome != "success":
+        if outcome not in ("success", "interrupted"):
             output = partial_output
         await self._save()
         metrics = self._metrics()
@@ -555,6 +562,11 @@ class Run:
                 )
             except Exception as exc:  # noqa: BLE001 - a failed save is reported, not raised
                 self._emit_error(exc)
+
+    def _outcome(self, failure: BaseException | None) -> Outcome:
+        if failure is not None:
+            return "error"
+        return "interrupted" if self._interrupted else "success"
 
     def _final_output(self) -> Any:
         if self._has_output:

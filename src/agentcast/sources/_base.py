@@ -64,6 +64,10 @@ class RunSink(Protocol):
         """Set the run's output (default: the content of the turn's last assistant message)."""
         ...
 
+    def interrupt(self, payload: Any) -> None:
+        """Mark the run as paused for input (human in the loop): it ends `interrupted`."""
+        ...
+
     async def wait_for_events(self, pending: Collection[asyncio.Future[Any]]) -> None:
         """Return when one of `pending` is done or a new event was pushed (by a task, a thread).
 

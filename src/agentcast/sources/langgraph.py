@@ -1,0 +1,381 @@
+"""Stream any compiled LangGraph graph (`create_agent`, `create_react_agent`, your own StateGraph).
+
+Tokens come from LangGraph's typed stream, `astream(stream_mode=["messages", "updates",
+"custom"], subgraphs=True)`, not from `astream_events`. Two things that stream does not carry
+are supplied by `_GraphTracker`, a callback handler attached to the run:
+
+- provenance: it records the run tree and, when an LLM call starts, writes the call's
+  `parent_id` (the enclosing tool call) and `depth` into that call's metadata, which LangGraph
+  hands back with every chunk of the call;
+- tool executions: `tool_start`/`tool_end` markers are written into LangGraph's own custom
+  stream, so they arrive in order with the chunks (an event emitted straight from a callback
+  would overtake chunks still queued inside LangGraph).
+
+The graph's checkpointer is the session memory (`thread_id` = `session_id`); a graph compiled
+without one gets an `AsyncSqliteSaver` on `$AGENTCAST_HOME/graphs.db`. An `interrupt()` ends the
+run with outcome `interrupted` carrying its payload; the next prompt on that session resumes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from contextvars import Token
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    HumanMessage,
+    ToolMessage,
+)
+
+from agentcast._scope import ToolScope, current_tool_scope
+from agentcast.errors import MissingDependency
+from agentcast.events import BaseEvent, Custom, Message, ToolEnd, ToolStart, json_safe
+from agentcast.sources._base import RunRequest, RunSink
+from agentcast.sources.llm_call import LLMCallStream
+
+__all__ = ["LangGraphSource", "message_record"]
+
+_MARK = "__agentcast__"
+_META = "agentcast_provenance"
+
+
+class LangGraphSource:
+    """Runs a compiled LangGraph graph for one run.
+
+    Args:
+        graph: the compiled graph (a `Pregel`).
+        checkpoint_path: SQLite file for the checkpointer added when the graph has none.
+        make_input: builds the graph input from the prompt (default: a `messages` state).
+    """
+
+    def __init__(
+        self,
+        graph: Any,
+        *,
+        checkpoint_path: str | Path | None = None,
+        make_input: Callable[[str], Any] | None = None,
+    ) -> None:
+        self.graph = graph
+        self.checkpoint_path = checkpoint_path
+        self.make_input = make_input or (
+            lambda prompt: {"messages": [HumanMessage(content=prompt)]}
+        )
+
+    async def stream(self, request: RunRequest, sink: RunSink) -> AsyncIterator[None]:
+        """Stream the graph for one prompt (or resume it, when it is waiting on an interrupt)."""
+        async with self._with_checkpointer() as graph:
+            config: dict[str, Any] = {
+                "configurable": {"thread_id": request.session_id or request.run_id},
+                "callbacks": [_GraphTracker(sink)],
+            }
+            graph_input = await self._input(graph, config, request.input)
+            state = _StreamState(sink)
+            stream = graph.astream(
+                graph_input, config, stream_mode=["messages", "updates", "custom"], subgraphs=True
+            )
+            async with contextlib.aclosing(stream):
+                async for namespace, mode, payload in stream:
+                    if mode == "messages":
+                        state.on_message(namespace, *payload)
+                    elif mode == "custom":
+                        state.on_custom(payload)
+                    elif mode == "updates":
+                        state.on_update(namespace, payload)
+                    yield
+            state.close_calls()
+            if state.interrupt is not None:
+                sink.interrupt(state.interrupt)
+            elif state.output is not None:
+                sink.set_output(state.output)
+
+    async def _input(self, graph: Any, config: dict[str, Any], prompt: str) -> Any:
+        if graph.checkpointer is not None:
+            snapshot = await graph.aget_state(config)
+            if getattr(snapshot, "interrupts", ()):
+                from langgraph.types import Command
+
+                return Command(resume=prompt)
+        return self.make_input(prompt)
+
+    @contextlib.asynccontextmanager
+    async def _with_checkpointer(self) -> AsyncIterator[Any]:
+        if self.graph.checkpointer is not None:
+            yield self.graph
+            return
+        try:
+            from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+        except ImportError:
+            raise MissingDependency(
+                "a graph without a checkpointer needs langgraph-checkpoint-sqlite for session"
+                " memory: pip install 'agentcast[langgraph]' (or compile it with a checkpointer)"
+            ) from None
+        path = self.checkpoint_path
+        if path is None:
+            from agentcast.sessions import agentcast_home
+
+            path = agentcast_home() / "graphs.db"
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
+            yield self.graph.copy(update={"checkpointer": saver})
+
+
+class _StreamState:
+    """Turns the graph's stream items into events, one LLM call stream per message id."""
+
+    def __init__(self, sink: RunSink) -> None:
+        self.sink = sink
+        self.calls: dict[str, LLMCallStream] = {}
+        self.tool_owner: dict[str, str] = {}  # tool_call_id -> message id of the LLM call
+        self.output: str | None = None
+        self.interrupt: Any = None
+        self.steps_seen: set[str] = set()
+
+    def on_message(
+        self, namespace: tuple[str, ...], message: BaseMessage, meta: dict[str, Any]
+    ) -> None:
+        if not isinstance(message, (AIMessage, AIMessageChunk)):
+            return  # tool results are reported by tool_end; human input by agent_start
+        key = message.id or ""
+        call = self.calls.get(key)
+        if call is None:
+            provenance = meta.get(_META) or {}
+            depth = provenance.get("depth", 0) + len(namespace)
+            parent = provenance.get("parent_id") or ("|".join(namespace) or None)
+            call = self.calls[key] = LLMCallStream(
+                self.sink.emit,
+                call_id=provenance.get("call_id") or key,
+                depth=depth,
+                parent_id=parent,
+                model=meta.get("ls_model_name"),
+                name=provenance.get("name"),
+                tags=tuple(meta.get("tags") or ()),
+                node=meta.get("langgraph_node"),
+            )
+            call.start()
+        call.feed(message)
+        if not isinstance(message, AIMessageChunk) or message.chunk_position == "last":
+            self._finish(key)
+
+    def _finish(self, key: str) -> None:
+        call = self.calls.pop(key, None)
+        if call is not None:
+            result = call.finish()
+            for tool_call in result.tool_calls:
+                self.tool_owner[tool_call.id] = key
+
+    def on_custom(self, payload: Any) -> None:
+        if isinstance(payload, dict) and _MARK in payload:
+            kind = payload[_MARK]
+            if kind == "event":
+                self.sink.emit(payload["event"])
+                return
+            tool_call_id = payload["tool_call_id"]
+            # A tool never starts before its call's tool_call_end: close the LLM call first.
+            owner = self.tool_owner.get(tool_call_id)
+            if owner is None:
+                for key, call in list(self.calls.items()):
+                    if call.has_output:
+                        self._finish(key)
+            self.sink.emit(payload["event"])
+            return
+        self.sink.emit(Custom(name="custom", data=json_safe(payload)))
+
+    def on_update(self, namespace: tuple[str, ...], update: Any) -> None:
+        if not isinstance(update, dict):
+            return
+        if "__interrupt__" in update:
+            if not namespace:
+                interrupts = update["__interrupt__"]
+                self.interrupt = json_safe([getattr(i, "value", i) for i in interrupts])
+            return
+        if namespace:
+            return  # subgraph steps are provenance, not turns of this conversation
+        for node, values in update.items():
+            messages = values.get("messages") if isinstance(values, dict) else None
+            for message in messages or ():
+                if not isinstance(message, BaseMessage) or isinstance(message, HumanMessage):
+                    continue
+                if message.id and message.id in self.steps_seen:
+                    continue
+                if message.id:
+                    self.steps_seen.add(message.id)
+                record = message_record(message)
+                if record is not None:
+                    self.sink.message(record, node=node)
+                    if record["role"] == "assistant" and not record.get("tool_calls"):
+                        self.output = record["content"]
+
+    def close_calls(self) -> None:
+        for key in list(self.calls):
+            self._finish(key)
+
+
+def message_record(message: BaseMessage) -> Message | None:
+    """Return the provider-neutral record of a LangChain message (None for other kinds)."""
+    if isinstance(message, AIMessage):
+        record: Message = {"role": "assistant", "content": str(message.text)}
+        if message.tool_calls:
+            record["tool_calls"] = [
+                {"id": c["id"] or "", "name": c["name"], "args": c["args"]}
+                for c in message.tool_calls
+            ]
+        return record
+    if isinstance(message, ToolMessage):
+        tool: Message = {
+            "role": "tool",
+            "content": str(message.text),
+            "tool_call_id": message.tool_call_id,
+            "name": message.name or "",
+        }
+        if message.status == "error":
+            tool["status"] = "error"
+        return tool
+    return None
+
+
+class _GraphTracker(BaseCallbackHandler):
+    """Records the run tree and reports tool executions through the graph's custom stream."""
+
+    run_inline = True
+    raise_error = False
+
+    def __init__(self, sink: RunSink) -> None:
+        self._sink = sink
+        self._parents: dict[UUID, UUID | None] = {}
+        self._tools: dict[UUID, tuple[str, str, int]] = {}  # run -> tool_call_id, name, depth
+        self._started: dict[UUID, float] = {}
+        self._scopes: dict[UUID, Token[ToolScope | None]] = {}
+
+    def _tool_ancestor(self, run_id: UUID | None) -> tuple[str, str, int] | None:
+        while run_id is not None:
+            tool = self._tools.get(run_id)
+            if tool is not None:
+                return tool
+            run_id = self._parents.get(run_id)
+        return None
+
+    def on_chain_start(
+        self,
+        serialized: Any,
+        inputs: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Remember the run's parent."""
+        self._parents[run_id] = parent_run_id
+
+    def on_chat_model_start(
+        self,
+        serialized: Any,
+        messages: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Write the call's provenance into its metadata, which comes back with each chunk."""
+        self._parents[run_id] = parent_run_id
+        tool = self._tool_ancestor(parent_run_id)
+        if metadata is not None:
+            metadata[_META] = {
+                "call_id": f"llm_{run_id.hex}",
+                "parent_id": tool[0] if tool else None,
+                "depth": tool[2] + 1 if tool else 0,
+                "name": (serialized or {}).get("name") or kwargs.get("name"),
+            }
+
+    def on_tool_start(
+        self,
+        serialized: Any,
+        input_str: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        inputs: dict[str, Any] | None = None,
+        tool_call_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Report the tool's start in order with the stream, and scope `agentcast.emit`."""
+        import time
+
+        self._parents[run_id] = parent_run_id
+        outer = self._tool_ancestor(parent_run_id)
+        depth = outer[2] + 1 if outer else 0
+        name = kwargs.get("name") or (serialized or {}).get("name") or ""
+        call_id = tool_call_id or f"tool_{run_id.hex}"
+        self._tools[run_id] = (call_id, name, depth)
+        self._started[run_id] = time.perf_counter()
+        event = ToolStart(
+            tool_call_id=call_id,
+            name=name,
+            input=json_safe(inputs if inputs is not None else input_str),
+            parent_id=outer[0] if outer else None,
+            depth=depth,
+        )
+        writer = _writer()
+        self._write(writer, {_MARK: "tool", "tool_call_id": call_id, "event": event})
+        if writer is not None:
+            scope = ToolScope(lambda e: writer({_MARK: "event", "event": e}), call_id, depth + 1)
+            self._scopes[run_id] = current_tool_scope.set(scope)
+
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        """Report the tool's result."""
+        content = output.content if isinstance(output, ToolMessage) else output
+        failed = isinstance(output, ToolMessage) and output.status == "error"
+        self._end(
+            run_id,
+            "error" if failed else "ok",
+            None if failed else content,
+            str(content) if failed else None,
+        )
+
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        """Report the tool's failure."""
+        self._end(run_id, "error", None, f"{type(error).__name__}: {error}")
+
+    def _end(self, run_id: UUID, status: str, output: Any, error: str | None) -> None:
+        import time
+
+        tool = self._tools.get(run_id)
+        token = self._scopes.pop(run_id, None)
+        if token is not None:
+            with contextlib.suppress(ValueError):  # reset from another context: nothing to undo
+                current_tool_scope.reset(token)
+        if tool is None:
+            return
+        started = self._started.pop(run_id, time.perf_counter())
+        event = ToolEnd(
+            tool_call_id=tool[0],
+            name=tool[1],
+            status=status,  # type: ignore[arg-type]
+            output=json_safe(output),
+            error=error,
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+        self._write(_writer(), {_MARK: "tool", "tool_call_id": tool[0], "event": event})
+
+    def _write(self, writer: Callable[[Any], None] | None, payload: dict[str, Any]) -> None:
+        if writer is not None:
+            writer(payload)
+        else:  # outside a graph node (no stream writer): deliver directly
+            event: BaseEvent = payload["event"]
+            self._sink.emit_threadsafe(event)
+
+
+def _writer() -> Callable[[Any], None] | None:
+    try:
+        from langgraph.config import get_stream_writer
+
+        return get_stream_writer()
+    except Exception:  # noqa: BLE001 - not inside a graph node
+        return None
