@@ -645,3 +645,46 @@ def test_dumb_terminal_gets_plain_text(terminal: Any) -> None:
     assert term.finish() == 0, term.text
     assert "[tool] add -> 5" in term.text
     assert "\x1b" not in term.text
+
+
+# -- --agent: the user's own agent -----------------------------------------------------------
+
+_GRAPH_FILE = """
+from langchain.agents import create_agent
+from agentcast.models import OfflineChatModel
+from agentcast.models.demo_tools import demo_tools
+
+graph = create_agent(OfflineChatModel(), demo_tools())
+
+
+def build():
+    return graph
+"""
+
+
+def test_run_streams_a_user_graph_from_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "my_agent.py"
+    path.write_text(_GRAPH_FILE)
+    for spec in (f"{path}:graph", f"{path}:build"):
+        result = _agentcast("run", "--agent", spec, "--session", "g", "What is (3 + 4) * 5?")
+        assert result.returncode == 0, result.stderr
+        assert "[tool] multiply" in result.stdout and "35" in result.stdout
+    memory = _agentcast("run", "--agent", f"{path}:graph", "--session", "m", "My name is Eve")
+    assert memory.returncode == 0, memory.stderr
+    recall = _agentcast("run", "--agent", f"{path}:graph", "--session", "m", "What's my name?")
+    assert "Eve" in recall.stdout, recall.stdout + recall.stderr
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ("no-colon", "module:attribute"),
+        ("/nope/missing.py:graph", "no such file"),
+        ("json:nothing", "has no attribute 'nothing'"),
+        ("json:dumps", "calling dumps() to build the agent failed"),
+        ("agentcast_no_such_module:x", "cannot import"),
+        ("json:JSONDecodeError", "calling JSONDecodeError() to build the agent failed"),
+    ],
+)
+def test_bad_agent_specs_are_user_errors(spec: str, fragment: str) -> None:
+    _assert_user_error(_agentcast("run", "--agent", spec, "hi"), fragment)

@@ -59,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
             "e.g. openai:gpt-4o-mini, anthropic:claude-sonnet-4-5, bedrock:<id>, ollama:llama3.1",
         )
         sub.add_argument("--base-url", help="base URL of an OpenAI-compatible server (openai:)")
+        sub.add_argument(
+            "--agent",
+            help="your own agent instead of the demo agent: module:attribute or"
+            " path/to/file.py:attribute (an agentcast Agent, a LangGraph graph, a LangChain"
+            " runnable or chat model, or a function returning one)",
+        )
         sub.add_argument("--session", help="session id to continue (default: a new session)")
         sub.add_argument(
             "--store",
@@ -81,11 +87,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _agent(args: argparse.Namespace) -> Any:
-    from agentcast.agent import Agent
+    from agentcast.agent import Agent, load_agent
     from agentcast.models import resolve
     from agentcast.models.demo_tools import demo_tools
     from agentcast.sessions import open_store
 
+    if args.agent:
+        return load_agent(args.agent, store=open_store(args.store), timeout=args.timeout)
     options = {"base_url": args.base_url} if args.base_url else {}
     model = resolve(args.model, **options)
     return Agent(
@@ -179,7 +187,6 @@ def _prompt(console: Any) -> str:
 
 
 def _chat(args: argparse.Namespace) -> int:
-    from agentcast.models import describe
     from agentcast.runtime import new_id
 
     with contextlib.suppress(ImportError):
@@ -190,7 +197,7 @@ def _chat(args: argparse.Namespace) -> int:
     session_id = args.session or new_id("session")
     reasoning = not args.no_reasoning
     console.print(
-        f"[bold]agentcast[/bold] {__version__} · {describe(agent.model)} · session {session_id}",
+        f"[bold]agentcast[/bold] {__version__} · {agent.label} · session {session_id}",
         highlight=False,
         soft_wrap=True,
     )
@@ -221,7 +228,8 @@ def _chat(args: argparse.Namespace) -> int:
                 console.print("[yellow]stopped; the partial answer is kept in the session[/yellow]")
             except AgentcastError as exc:
                 console.print(f"[red]error: {exc.message}[/red]")
-        runner.run(agent.store.aclose())
+        if agent.store is not None:
+            runner.run(agent.store.aclose())
     return 0
 
 
