@@ -27,7 +27,15 @@ from agentcast.errors import (
 
 if TYPE_CHECKING:
     from agentcast._scope import emit
-    from agentcast.agent import Agent, Runner, default_agent, invoke_agent, stream_agent, wrap
+    from agentcast.agent import (
+        Agent,
+        Runner,
+        default_agent,
+        invoke_agent,
+        stream_agent,
+        stream_callbacks,
+        wrap,
+    )
     from agentcast.callbacks import (
         CallbackHandler,
         ConsolePrinter,
@@ -95,6 +103,7 @@ __all__ = (
     "emit",
     "invoke_agent",
     "stream_agent",
+    "stream_callbacks",
     "wrap",
 )
 
@@ -118,6 +127,7 @@ _LAZY = {
     "Agent": "agentcast.agent",
     "Runner": "agentcast.agent",
     "wrap": "agentcast.agent",
+    "stream_callbacks": "agentcast.agent",
     "default_agent": "agentcast.agent",
     "invoke_agent": "agentcast.agent",
     "stream_agent": "agentcast.agent",

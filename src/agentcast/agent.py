@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -29,7 +29,16 @@ from agentcast.sources import RunRequest, Source
 from agentcast.sources.native import NativeAgentSource
 from agentcast.sources.retry import RetryPolicy
 
-__all__ = ["Agent", "Runner", "default_agent", "invoke_agent", "load_agent", "stream_agent", "wrap"]
+__all__ = [
+    "Agent",
+    "Runner",
+    "default_agent",
+    "invoke_agent",
+    "load_agent",
+    "stream_agent",
+    "stream_callbacks",
+    "wrap",
+]
 
 
 class Runner:
@@ -395,3 +404,29 @@ def load_agent(spec: str, **options: Any) -> Runner:
                 f" {type(exc).__name__}: {exc}"
             ) from exc
     return wrap(obj, **options)
+
+
+async def stream_callbacks(
+    run: Callable[[list[Any]], Any],
+    prompt: str = "(callback bridge)",
+    *,
+    session_id: str | None = None,
+    stream_tokens: bool = True,
+) -> AsyncGenerator[BaseEvent, None]:
+    """Stream the events of code that only accepts callbacks, as a complete agentcast run.
+
+    Args:
+        run: `callbacks -> result` (sync, async, or returning an awaitable); it must pass the
+            list it gets on, as `config={"callbacks": callbacks}`.
+        prompt: what to record as the run's input.
+        session_id: the session to attribute the run to.
+        stream_tokens: False leaves out `llm_token` events.
+    """
+    from agentcast.sources.bridge import BridgeSource
+
+    events = Runner(BridgeSource(run), label="callback bridge").astream(
+        prompt, session_id=session_id, stream_tokens=stream_tokens
+    )
+    async with contextlib.aclosing(events):
+        async for event in events:
+            yield event

@@ -20,6 +20,7 @@ from agentcast.events import Custom, Message, ToolEnd, ToolStart, json_safe
 from agentcast.sources._base import RunRequest, RunSink
 from agentcast.sources._messages import to_langchain
 from agentcast.sources.llm_call import LLMCallStream
+from agentcast.sources.normalize import TextDelta, normalize_chunk
 
 __all__ = ["RunnableSource", "default_input"]
 
@@ -201,4 +202,8 @@ def _output_of(value: Any) -> Any:
         return str(value.text)
     if isinstance(value, BaseMessage):
         return str(value.text)
+    if isinstance(value, list) and value and all(isinstance(v, (str, dict)) for v in value):
+        # Content blocks (Bedrock, Anthropic): the answer is their text, never the list.
+        deltas = normalize_chunk(AIMessage(content=value))
+        return "".join(d.text for d in deltas if isinstance(d, TextDelta))
     return json_safe(value)

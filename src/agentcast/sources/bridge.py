@@ -1,0 +1,283 @@
+"""The callback bridge: agentcast events from code that can only pass `config={"callbacks": [...]}`.
+
+Some code cannot be handed to `wrap()`: a legacy `AgentExecutor` invoked deep inside an app, a
+function that builds its chain per request. If it accepts callbacks, `stream_callbacks` runs it
+with a `CallbackBridge` and streams what the callbacks report as agentcast events, with the same
+normalization and invariants as every other source. The token LangChain passes to
+`on_llm_new_token` is sometimes a list of content blocks (Bedrock, Anthropic with tools): the
+bridge never uses it as text, it normalizes the chunk's message instead.
+
+    async for event in stream_callbacks(
+        lambda callbacks: executor.ainvoke({"input": q}, config={"callbacks": callbacks})
+    ):
+        ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import AIMessageChunk, BaseMessage, ToolMessage
+from langchain_core.outputs import ChatGenerationChunk, LLMResult
+
+from agentcast.events import BaseEvent, Custom, ToolEnd, ToolStart, json_safe
+from agentcast.sources._base import RunRequest, RunSink
+from agentcast.sources.llm_call import LLMCallStream
+
+__all__ = ["BridgeSource", "CallbackBridge", "RunWithCallbacks"]
+
+RunWithCallbacks = Callable[[list[BaseCallbackHandler]], Any]
+"""Runs the user's code with the given callbacks; may be sync or return an awaitable."""
+
+
+class CallbackBridge(BaseCallbackHandler):
+    """A LangChain callback handler that pushes agentcast events into a run.
+
+    Args:
+        emit_threadsafe: where events go (any thread).
+    """
+
+    run_inline = True  # keep the callbacks' order: no hop to an executor
+    raise_error = False
+
+    def __init__(self, emit_threadsafe: Callable[[BaseEvent], None]) -> None:
+        self._emit = emit_threadsafe
+        self._lock = threading.Lock()
+        self._calls: dict[UUID, LLMCallStream] = {}
+        self._parents: dict[UUID, UUID | None] = {}
+        self._tools: dict[UUID, tuple[str, str, int, float]] = {}
+        self._pending: list[tuple[str, str]] = []  # tool calls the models made: (id, name)
+
+    # A `_StreamingCallbackHandler`: with it attached, `invoke` on a chat model streams.
+    def tap_output_aiter(self, run_id: UUID, output: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        """Pass the output through unchanged."""
+        return output
+
+    def tap_output_iter(self, run_id: UUID, output: Any) -> Any:
+        """Pass the output through unchanged."""
+        return output
+
+    def _tool_ancestor(self, run_id: UUID | None) -> tuple[str, str, int, float] | None:
+        while run_id is not None:
+            tool = self._tools.get(run_id)
+            if tool is not None:
+                return tool
+            run_id = self._parents.get(run_id)
+        return None
+
+    def on_chain_start(
+        self,
+        serialized: Any,
+        inputs: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Remember the run's parent (for the provenance of nested calls)."""
+        self._parents[run_id] = parent_run_id
+
+    def on_chat_model_start(
+        self,
+        serialized: Any,
+        messages: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Emit `llm_start`."""
+        self._parents[run_id] = parent_run_id
+        tool = self._tool_ancestor(parent_run_id)
+        call = LLMCallStream(
+            self._emit,
+            call_id=f"llm_{run_id.hex}",
+            depth=tool[2] + 1 if tool else 0,
+            parent_id=tool[0] if tool else None,
+            model=(metadata or {}).get("ls_model_name"),
+            name=(serialized or {}).get("name") or kwargs.get("name"),
+            tags=tuple(tags or ()),
+        )
+        with self._lock:
+            self._calls[run_id] = call
+        call.start()
+
+    def on_llm_start(
+        self,
+        serialized: Any,
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """A completion (non-chat) model: same as a chat model."""
+        self.on_chat_model_start(
+            serialized, prompts, run_id=run_id, parent_run_id=parent_run_id, **kwargs
+        )
+
+    def on_llm_new_token(
+        self,
+        token: str | list[str | dict[str, Any]],
+        *,
+        chunk: Any = None,
+        run_id: UUID,
+        **kwargs: Any,
+    ) -> None:
+        """Feed the chunk's message; the raw `token` may be a list of content blocks."""
+        call = self._calls.get(run_id)
+        if call is None:
+            return
+        if isinstance(chunk, ChatGenerationChunk):
+            call.feed(chunk.message)
+        elif chunk is not None and isinstance(getattr(chunk, "text", None), str):
+            call.feed(AIMessageChunk(content=chunk.text))
+        else:
+            call.feed(AIMessageChunk(content=token))
+
+    def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
+        """Close the call; a model that did not stream reports its whole output here."""
+        with self._lock:
+            call = self._calls.pop(run_id, None)
+        if call is None:
+            return
+        if not call.has_output:
+            for generations in response.generations:
+                for generation in generations:
+                    message = getattr(generation, "message", None)
+                    call.feed(
+                        message
+                        if isinstance(message, BaseMessage)
+                        else AIMessageChunk(content=generation.text)
+                    )
+        result = call.finish()
+        with self._lock:
+            self._pending.extend((c.id, c.name) for c in result.tool_calls)
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        """Close the call as failed."""
+        with self._lock:
+            call = self._calls.pop(run_id, None)
+        if call is not None:
+            call.fail("error")
+
+    def on_tool_start(
+        self,
+        serialized: Any,
+        input_str: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        inputs: dict[str, Any] | None = None,
+        tool_call_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Emit `tool_start`, matched to the model's tool call id when LangChain omits it."""
+        self._parents[run_id] = parent_run_id
+        name = kwargs.get("name") or (serialized or {}).get("name") or ""
+        with self._lock:
+            if tool_call_id is None:
+                for i, (pending_id, pending_name) in enumerate(self._pending):
+                    if pending_name == name:
+                        tool_call_id = pending_id
+                        del self._pending[i]
+                        break
+            outer = self._tool_ancestor(parent_run_id)
+            depth = outer[2] + 1 if outer else 0
+            call_id = tool_call_id or f"tool_{run_id.hex}"
+            self._tools[run_id] = (call_id, name, depth, time.perf_counter())
+        self._emit(
+            ToolStart(
+                tool_call_id=call_id,
+                name=name,
+                input=json_safe(inputs if inputs is not None else input_str),
+                parent_id=outer[0] if outer else None,
+                depth=depth,
+            )
+        )
+
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        """Emit `tool_end`."""
+        failed = isinstance(output, ToolMessage) and output.status == "error"
+        content = output.content if isinstance(output, ToolMessage) else output
+        self._tool_end(
+            run_id,
+            "error" if failed else "ok",
+            None if failed else content,
+            str(content) if failed else None,
+        )
+
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        """Emit `tool_end(status="error")`."""
+        self._tool_end(run_id, "error", None, f"{type(error).__name__}: {error}")
+
+    def _tool_end(self, run_id: UUID, status: str, output: Any, error: str | None) -> None:
+        with self._lock:
+            tool = self._tools.pop(run_id, None)
+        if tool is None:
+            return
+        self._emit(
+            ToolEnd(
+                tool_call_id=tool[0],
+                name=tool[1],
+                status=status,  # type: ignore[arg-type]
+                output=json_safe(output),
+                error=error,
+                duration_ms=round((time.perf_counter() - tool[3]) * 1000, 3),
+            )
+        )
+
+    def on_custom_event(self, name: str, data: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        """`dispatch_custom_event` -> `custom`."""
+        self._emit(Custom(name=name, data=json_safe(data)))
+
+
+class BridgeSource:
+    """Runs user code with a `CallbackBridge` attached, as a source.
+
+    Args:
+        run: called with the callbacks list; sync (run in a worker thread) or async.
+    """
+
+    def __init__(self, run: RunWithCallbacks) -> None:
+        self.run = run
+
+    async def stream(self, request: RunRequest, sink: RunSink) -> AsyncIterator[None]:
+        """Run the code; yield whenever its callbacks pushed events."""
+        bridge = CallbackBridge(sink.emit_threadsafe)
+        task = asyncio.ensure_future(self._call(bridge))
+        try:
+            while not task.done():
+                await sink.wait_for_events([task])
+                yield
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        output = task.result()
+        from agentcast.sources.runnable import _output_of
+
+        value = _output_of(output)
+        sink.message({"role": "assistant", "content": value if isinstance(value, str) else ""})
+        sink.set_output(value)
+
+    async def _call(self, bridge: CallbackBridge) -> Any:
+        if inspect.iscoroutinefunction(self.run):
+            return await self.run([bridge])
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()
+        call = functools.partial(context.run, self.run, [bridge])
+        result = await loop.run_in_executor(None, call)
+        if inspect.isawaitable(result):
+            return await result
+        return result
