@@ -233,3 +233,18 @@ def _scripted_tool_then_text(name: str):
             [AIMessageChunk(content="ok")],
         ]
     )
+
+
+async def test_leaving_a_graph_run_cancels_it_and_closes_everything():
+    runner = wrap(react_agent())
+    run = runner.start("What items are located where the cat is hiding?")
+    events = run.iterate()
+    async for event in events:
+        if event.type == "llm_token" and event.depth == 1:
+            break
+    await events.aclose()
+    log = run.log.snapshot()
+    check_invariants(log)
+    assert log[-1].outcome == "cancelled"
+    [items_end] = [e for e in of(log, "tool_end") if e.name == "get_items"]
+    assert items_end.status == "cancelled"
