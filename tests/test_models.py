@@ -180,14 +180,14 @@ def test_api_key_from_env_builds_the_model(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
     model = resolve("openai:gpt-4o-mini", temperature=0.1)
     assert isinstance(model, fake_cls)
-    assert calls == [{"model": "gpt-4o-mini", "temperature": 0.1}]
+    assert calls == [{"model": "gpt-4o-mini", "temperature": 0.1, "max_retries": 0}]
 
 
 def test_explicit_api_key_needs_no_env(monkeypatch):
     calls, _ = _stub_provider(monkeypatch, "langchain_openai", "ChatOpenAI")
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     resolve("openai:gpt-4o-mini", api_key="sk-explicit")
-    assert calls == [{"model": "gpt-4o-mini", "api_key": "sk-explicit"}]
+    assert calls == [{"model": "gpt-4o-mini", "api_key": "sk-explicit", "max_retries": 0}]
 
 
 def test_base_url_needs_no_key_and_gets_a_placeholder(monkeypatch):
@@ -195,7 +195,12 @@ def test_base_url_needs_no_key_and_gets_a_placeholder(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     resolve("openai:llama3.1:8b", base_url="http://localhost:8000/v1")
     assert calls == [
-        {"model": "llama3.1:8b", "base_url": "http://localhost:8000/v1", "api_key": "not-needed"}
+        {
+            "model": "llama3.1:8b",
+            "base_url": "http://localhost:8000/v1",
+            "max_retries": 0,
+            "api_key": "not-needed",
+        }
     ]
 
 
@@ -203,7 +208,7 @@ def test_base_url_with_env_key_keeps_the_env_key(monkeypatch):
     calls, _ = _stub_provider(monkeypatch, "langchain_openai", "ChatOpenAI")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
     resolve("openai:m", base_url="http://localhost:8000/v1")
-    assert calls == [{"model": "m", "base_url": "http://localhost:8000/v1"}]
+    assert calls == [{"model": "m", "base_url": "http://localhost:8000/v1", "max_retries": 0}]
 
 
 @pytest.mark.parametrize(
@@ -216,7 +221,18 @@ def test_base_url_with_env_key_keeps_the_env_key(monkeypatch):
 def test_providers_without_api_key_variable(monkeypatch, provider, module, cls):
     calls, _ = _stub_provider(monkeypatch, module, cls)
     resolve(f"{provider}:anthropic.claude:v1:0")
-    assert calls == [{"model": "anthropic.claude:v1:0"}]
+    # SDK retries are off where the SDK has its own loop: agentcast retries, before output only
+    expected = {"model": "anthropic.claude:v1:0"}
+    if provider == "bedrock":
+        expected["max_retries"] = 0
+    assert calls == [expected]
+
+
+def test_sdk_retries_can_be_chosen_by_the_caller(monkeypatch):
+    calls, _ = _stub_provider(monkeypatch, "langchain_openai", "ChatOpenAI")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+    resolve("openai:m", max_retries=5)
+    assert calls == [{"model": "m", "max_retries": 5}]
 
 
 def test_constructor_failure_is_config_error(monkeypatch):

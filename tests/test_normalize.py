@@ -416,11 +416,13 @@ REDACTED = {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4a",
             id="json-delta-block-without-tool-call-chunks",
         ),
         pytest.param(
-            anthropic_thinking("The user"), [ReasoningDelta("The user")], id="anthropic-thinking"
+            anthropic_thinking("The user"),
+            [ReasoningDelta("The user", None, "thinking")],
+            id="anthropic-thinking",
         ),
         pytest.param(
             anthropic_signature("ErUBCkYIBRgC"),
-            [ReasoningDelta("", "ErUBCkYIBRgC")],
+            [ReasoningDelta("", "ErUBCkYIBRgC", "thinking")],
             id="anthropic-signature",
         ),
         pytest.param(
@@ -430,11 +432,13 @@ REDACTED = {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4a",
         ),
         pytest.param(chunk([REDACTED]), [OpaqueBlock(REDACTED)], id="redacted-thinking"),
         pytest.param(
-            bedrock_reasoning("Checking"), [ReasoningDelta("Checking")], id="bedrock-reasoning"
+            bedrock_reasoning("Checking"),
+            [ReasoningDelta("Checking", None, "reasoning_content")],
+            id="bedrock-reasoning",
         ),
         pytest.param(
             bedrock_reasoning_signature("sigB"),
-            [ReasoningDelta("", "sigB")],
+            [ReasoningDelta("", "sigB", "reasoning_content")],
             id="bedrock-reasoning-signature",
         ),
         pytest.param(
@@ -1256,7 +1260,12 @@ def test_anthropic_thinking_and_signature_split_over_chunks() -> None:
     ]
     assert result.text == "4"
     assert result.reasoning == [
-        {"type": "reasoning", "text": "The user wants 2+2. That is 4.", "signature": ANTHROPIC_SIG}
+        {
+            "type": "reasoning",
+            "shape": "thinking",
+            "text": "The user wants 2+2. That is 4.",
+            "signature": ANTHROPIC_SIG,
+        }
     ]
     assert all(ANTHROPIC_SIG not in e.token for e in events if isinstance(e, LLMToken))
 
@@ -1278,9 +1287,9 @@ def test_interleaved_thinking_blocks_and_redacted_thinking_kept_in_order() -> No
         ("token", "text", "Done"),
     ]
     assert result.reasoning == [
-        {"type": "reasoning", "text": "First.", "signature": "sigA"},
+        {"type": "reasoning", "shape": "thinking", "text": "First.", "signature": "sigA"},
         redacted,
-        {"type": "reasoning", "text": "Second.", "signature": "sigB"},
+        {"type": "reasoning", "shape": "thinking", "text": "Second.", "signature": "sigB"},
     ]
     # Verbatim: the stored block equals the provider's block, and is not the same object.
     assert result.reasoning[1] is not redacted
@@ -1295,7 +1304,9 @@ def test_signature_delivered_in_two_pieces_stays_one_block() -> None:
         anthropic_text("Ok", 1),
     ]
     _, result, _ = run(chunks)
-    assert result.reasoning == [{"type": "reasoning", "text": "Hmm.", "signature": ANTHROPIC_SIG}]
+    assert result.reasoning == [
+        {"type": "reasoning", "shape": "thinking", "text": "Hmm.", "signature": ANTHROPIC_SIG}
+    ]
 
 
 def test_bedrock_reasoning_content_with_signature() -> None:
@@ -1314,7 +1325,12 @@ def test_bedrock_reasoning_content_with_signature() -> None:
         ("token", "text", "12 km"),
     ]
     assert result.reasoning == [
-        {"type": "reasoning", "text": "Checking the units.", "signature": "EqoBCkgIARAB"}
+        {
+            "type": "reasoning",
+            "shape": "reasoning_content",
+            "text": "Checking the units.",
+            "signature": "EqoBCkgIARAB",
+        }
     ]
     assert result.text == "12 km"
 

@@ -80,6 +80,12 @@ def resolve(model: str | BaseChatModel = "offline", **options: Any) -> BaseChatM
         and "base_url" not in options
     ):
         raise MissingCredentials(f"{spec} needs an API key: set {key_var}")
+    if provider in ("openai", "anthropic", "bedrock") and not {"max_retries", "config"} & set(
+        options
+    ):
+        # Retries happen once, in agentcast, and only before the first token (RetryPolicy):
+        # an SDK's own loop would retry out of sight and multiply the attempts.
+        options["max_retries"] = 0
     if (
         provider == "openai"
         and "base_url" in options

@@ -282,6 +282,8 @@ class LLMCallStream:
         block = self._reasoning[-1] if self._reasoning_open else None
         if block is None or (delta.text and "signature" in block):
             block = {"type": "reasoning", "text": ""}
+            if delta.shape:
+                block["shape"] = delta.shape
             self._reasoning.append(block)
             self._reasoning_open = True
         if delta.text:

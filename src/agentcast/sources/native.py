@@ -84,7 +84,7 @@ class NativeAgentSource:
             sink.message(record)
             messages.append(
                 AIMessage(
-                    content=result.text,
+                    content=_content_for_provider(result),
                     tool_calls=[
                         {"id": c.id, "name": c.name, "args": c.args or {}, "type": "tool_call"}
                         for c in result.tool_calls
@@ -229,6 +229,31 @@ class NativeAgentSource:
             name=call.name,
             status="success" if status == "ok" else "error",
         )
+
+
+def _content_for_provider(result: LLMCallResult) -> str | list[str | dict[str, Any]]:
+    """The assistant turn's content for the next call of this run.
+
+    Signed reasoning goes back in the provider's own block shape, before the text: Anthropic
+    and Bedrock reject a tool-use continuation whose thinking blocks are missing.
+    """
+    blocks: list[str | dict[str, Any]] = []
+    for block in result.reasoning:
+        shape = block.get("shape")
+        if block.get("type") == "redacted_thinking":
+            blocks.append({k: v for k, v in block.items() if k != "index"})
+        elif shape == "thinking" and block.get("signature"):
+            blocks.append(
+                {"type": "thinking", "thinking": block["text"], "signature": block["signature"]}
+            )
+        elif shape == "reasoning_content" and block.get("signature"):
+            inner = {"text": block["text"], "signature": block["signature"]}
+            blocks.append({"type": "reasoning_content", "reasoning_content": inner})
+    if not blocks:
+        return result.text
+    if result.text:
+        blocks.append({"type": "text", "text": result.text})
+    return blocks
 
 
 def _as_text(output: Any) -> str:

@@ -37,10 +37,15 @@ class TextDelta(NamedTuple):
 
 
 class ReasoningDelta(NamedTuple):
-    """A piece of reasoning text, or the signature that closes a reasoning block."""
+    """A piece of reasoning text, or the signature that closes a reasoning block.
+
+    `shape` names the provider block it came in (`thinking`: Anthropic, `reasoning_content`:
+    Bedrock), so a signed block can be sent back to that provider in its own shape.
+    """
 
     text: str
     signature: str | None = None
+    shape: str = ""
 
 
 class ToolChunk(NamedTuple):
@@ -120,11 +125,11 @@ def _block(block: dict[str, Any], deltas: list[Delta], blocks_carry_tools: bool)
         text = block.get("thinking") or ""
         signature = block.get("signature") or None
         if text or signature:
-            deltas.append(ReasoningDelta(text, signature))
+            deltas.append(ReasoningDelta(text, signature, "thinking"))
     elif kind == "reasoning_content":  # Bedrock Converse through langchain-aws
         inner = block.get("reasoning_content")
         if isinstance(inner, dict):
-            _reasoning_dict(inner, deltas)
+            _reasoning_dict(inner, deltas, "reasoning_content")
     elif kind == "reasoning":  # LangChain v1 standard blocks; OpenAI Responses summaries
         text = block.get("reasoning")
         if isinstance(text, str) and text:
@@ -139,11 +144,11 @@ def _block(block: dict[str, Any], deltas: list[Delta], blocks_carry_tools: bool)
     # Any other block type (images, citations, server tool results) is not answer text.
 
 
-def _reasoning_dict(inner: dict[str, Any], deltas: list[Delta]) -> None:
+def _reasoning_dict(inner: dict[str, Any], deltas: list[Delta], shape: str = "") -> None:
     text = inner.get("text") or ""
     signature = inner.get("signature") or None
     if text or signature:
-        deltas.append(ReasoningDelta(text, signature))
+        deltas.append(ReasoningDelta(text, signature, shape))
 
 
 def _tool_block(kind: str, block: dict[str, Any], deltas: list[Delta]) -> None:
