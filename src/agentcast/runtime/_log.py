@@ -26,12 +26,14 @@ class ResumeGap(InvalidInput):
 class EventLog:
     """An append-only, bounded sequence of one run's events, indexed by `seq`.
 
+    `next_seq` is the `seq` the next appended event will have.
+
     Args:
         limit: how many events to retain; older ones are dropped in batches once the log
             holds twice as many, so trimming costs O(1) amortized per append.
     """
 
-    __slots__ = ("_closed", "_events", "_first_seq", "_limit", "_waiters")
+    __slots__ = ("_closed", "_events", "_first_seq", "_limit", "_waiters", "next_seq")
 
     def __init__(self, limit: int = 100_000) -> None:
         self._events: list[BaseEvent] = []
@@ -39,21 +41,19 @@ class EventLog:
         self._limit = limit
         self._closed = False
         self._waiters: list[asyncio.Future[None]] = []
+        # A plain attribute, not a property: readers check it twice per token.
+        self.next_seq = 0
 
     @property
     def closed(self) -> bool:
         """Whether the run has ended (no event will be appended any more)."""
         return self._closed
 
-    @property
-    def next_seq(self) -> int:
-        """The `seq` the next appended event will have."""
-        return self._first_seq + len(self._events)
-
     def append(self, event: BaseEvent) -> None:
         """Append an event (its `seq` must be `next_seq`) and wake the waiting readers."""
         events = self._events
         events.append(event)
+        self.next_seq += 1
         if len(events) > 2 * self._limit:
             drop = len(events) - self._limit
             del events[:drop]

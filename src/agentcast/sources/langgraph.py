@@ -245,6 +245,9 @@ class _GraphTracker(BaseCallbackHandler):
 
     run_inline = True
     raise_error = False
+    # Tokens come from the messages stream: being told of each one again would cost a
+    # callback dispatch per token. `on_chat_model_start` is gated by `ignore_chat_model`.
+    ignore_llm = True
 
     def __init__(self, sink: RunSink) -> None:
         self._sink = sink
