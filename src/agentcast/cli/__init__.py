@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "serve":
+            return _serve(args)
         return _chat(args)
     except KeyboardInterrupt:
         return 130
@@ -77,6 +79,35 @@ def _parser() -> argparse.ArgumentParser:
             "--no-reasoning", action="store_true", help="do not show the model's reasoning"
         )
 
+    serve = commands.add_parser(
+        "serve", help="serve the agent over HTTP (SSE, WebSocket, web chat)"
+    )
+    common(serve)
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)"
+    )
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument(
+        "--session-policy",
+        choices=("reject", "enqueue", "interrupt"),
+        default="reject",
+        help="a request on a session with a run in progress: 409, wait, or stop the old run",
+    )
+    serve.add_argument(
+        "--on-disconnect",
+        choices=("grace", "continue", "cancel"),
+        default="grace",
+        help="when a run's last reader leaves (default: cancel after --grace seconds)",
+    )
+    serve.add_argument("--grace", type=float, default=30.0, help="grace period in seconds")
+    serve.add_argument(
+        "--api-key",
+        action="append",
+        default=[],
+        metavar="[NAME=]KEY",
+        help="require 'Authorization: Bearer KEY' (repeatable; also AGENTCAST_API_KEYS=k1,k2)",
+    )
+    serve.add_argument("--cors-origin", action="append", default=[], help="allowed CORS origin")
     chat = commands.add_parser("chat", help="chat interactively in the terminal (default)")
     common(chat)
     run = commands.add_parser("run", help="answer one prompt and exit")
@@ -257,3 +288,67 @@ class _LegacyRunner:
 def _runner() -> Any:
     runner = getattr(asyncio, "Runner", None)
     return runner() if runner is not None else _LegacyRunner()
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from agentcast.server import create_app
+
+    keys: dict[str, str] = {}
+    raw_keys = [*args.api_key, *filter(None, os.environ.get("AGENTCAST_API_KEYS", "").split(","))]
+    for number, item in enumerate(raw_keys, 1):
+        name, sep, key = item.partition("=")
+        keys[key if sep else name] = name if sep else f"key{number}"
+    agent = _agent(args)
+    app = create_app(
+        agent,
+        session_policy=args.session_policy,
+        disconnect=args.on_disconnect,
+        grace_period=args.grace,
+        api_keys=keys,
+        cors_origins=tuple(args.cors_origin),
+    )
+    server = app.state.agentcast
+    print(
+        f"agentcast {__version__} serving {agent.label} on http://{args.host}:{args.port}"
+        f" (web chat at /, API docs at /docs){' with API keys' if keys else ''}",
+        flush=True,
+    )
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="on")
+    _GracefulServer(config, server).run()
+    return 0
+
+
+class _GracefulServer:
+    """uvicorn, but a shutdown first ends every run (closers, `agent_end`).
+
+    Each open stream then receives its terminal event and closes before uvicorn waits for
+    connections to drain.
+    """
+
+    def __init__(self, config: Any, agentcast_server: Any) -> None:
+        import uvicorn
+
+        outer = self
+
+        class Server(uvicorn.Server):
+            def handle_exit(self, sig: int, frame: Any) -> None:
+                outer.stop_runs()
+                super().handle_exit(sig, frame)
+
+        self._server = Server(config)
+        self._agentcast = agentcast_server
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def stop_runs(self) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(lambda: loop.create_task(self._agentcast.manager.aclose()))
+
+    def run(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            await self._server.serve()
+
+        asyncio.run(main())

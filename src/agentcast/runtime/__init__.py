@@ -1,6 +1,18 @@
 """The runtime: run lifecycle, seq numbering, the closure invariant, the per-run event log."""
 
 from agentcast.runtime._log import EventLog, ResumeGap
+from agentcast.runtime.manager import DisconnectPolicy, ManagedRun, RunManager, SessionPolicy
 from agentcast.runtime.run import EventHandler, Run, RunResult, new_id
 
-__all__ = ("EventHandler", "EventLog", "ResumeGap", "Run", "RunResult", "new_id")
+__all__ = (
+    "DisconnectPolicy",
+    "EventHandler",
+    "EventLog",
+    "ManagedRun",
+    "ResumeGap",
+    "Run",
+    "RunManager",
+    "RunResult",
+    "SessionPolicy",
+    "new_id",
+)

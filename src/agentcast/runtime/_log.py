@@ -61,6 +61,11 @@ class EventLog:
         if self._waiters:
             self._wake()
 
+    @property
+    def first_seq(self) -> int:
+        """The oldest `seq` still retained."""
+        return self._first_seq
+
     def get(self, seq: int) -> BaseEvent:
         """Return the retained event with this `seq`."""
         return self._events[seq - self._first_seq]

@@ -93,6 +93,7 @@ class RunResult:
     metrics: dict[str, Any]
     outcome: Outcome = "success"
     error: str | None = None
+    error_code: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON result of `invoke`: output, session_id, run_id, steps, metrics."""
@@ -161,6 +162,7 @@ class Run:
         self._output: Any = None
         self._has_output = False
         self._interrupted = False
+        self._error_code: str | None = None
         self.result: RunResult | None = None
         self._done = asyncio.Event()
 
@@ -391,6 +393,7 @@ class Run:
             error_message = self._emit_error(failure)
         elif outcome == "timeout":
             error_message = f"the run did not finish within {self._timeout:g} s"
+            self._error_code = "timeout"
             self._errors += 1
             self.emit(
                 Error(
@@ -416,6 +419,7 @@ class Run:
             metrics=metrics,
             outcome=outcome,
             error=error_message,
+            error_code=self._error_code,
         )
 
     # -- tracking -------------------------------------------------------------------------
@@ -526,6 +530,7 @@ class Run:
             code, retryable = failure.code, failure.retryable
         else:
             code, retryable = "internal_error", False
+        self._error_code = code
         message = str(failure) or type(failure).__name__
         if isinstance(failure, ProviderError) or not isinstance(failure, AgentcastError):
             logger.debug("run %s failed", self._run_id, exc_info=failure)

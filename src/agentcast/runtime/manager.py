@@ -1,0 +1,217 @@
+"""`RunManager`: runs that outlive the connections that started them.
+
+The manager starts each run in a task of its own (`Run.execute`), keeps it addressable by
+`run_id` while it runs and for `retention` seconds after (so a client can resume, even after
+the end), applies the per-session policy when a run is already active on a session, and the
+disconnect policy when the last reader of a run leaves:
+
+- `continue`: the run goes on, its log is complete for whoever comes back;
+- `cancel`: the run is cancelled at once (closers, `agent_end(cancelled)`, history saved);
+- `grace` (default): the run goes on for `grace_period` seconds and is cancelled then if
+  nobody re-attached.
+
+Session policies: `reject` (raise `SessionBusy`), `enqueue` (the new run starts when the
+previous one ended), `interrupt` (the previous run is cancelled, its partial answer kept, then
+the new one starts). Each turn is saved whole by its own run, so history stays turn-atomic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from agentcast.errors import InvalidInput, SessionBusy
+from agentcast.runtime.run import Run, RunResult
+
+__all__ = ["DisconnectPolicy", "ManagedRun", "RunManager", "SessionPolicy", "Starter"]
+
+SessionPolicy = Literal["reject", "enqueue", "interrupt"]
+"""What a new request does while a run is active on its session."""
+
+DisconnectPolicy = Literal["continue", "cancel", "grace"]
+"""What happens to a run when its last reader leaves."""
+
+
+class Starter(Protocol):
+    """Creates a run (not started); what `agentcast.Runner.start` is."""
+
+    def __call__(
+        self,
+        prompt: str,
+        *,
+        session_id: str | None = ...,
+        actor_id: str | None = ...,
+        custom_data: Any = ...,
+    ) -> Run:
+        """Create the run."""
+        ...
+
+
+@dataclass
+class ManagedRun:
+    """A run the manager owns.
+
+    Attributes:
+        run: the run.
+        owner: the API key (actor) that started it, when keys are on.
+        readers: how many readers are attached now.
+        finished_at: monotonic time the run ended, None while it runs.
+    """
+
+    run: Run
+    owner: str | None
+    task: asyncio.Task[Any] | None = None
+    readers: int = 0
+    finished_at: float | None = None
+    grace: asyncio.TimerHandle | None = field(default=None, repr=False)
+
+
+class RunManager:
+    """Owns the runs of a server process.
+
+    Args:
+        start: creates a run for a prompt (`Runner.start`).
+        session_policy: `reject`, `enqueue` or `interrupt`.
+        disconnect: `continue`, `cancel` or `grace`.
+        grace_period: seconds a run without readers keeps going under `grace`.
+        retention: seconds a finished run stays addressable for resume.
+        on_finish: called with every finished run's result (metrics).
+    """
+
+    def __init__(
+        self,
+        start: Starter,
+        *,
+        session_policy: SessionPolicy = "reject",
+        disconnect: DisconnectPolicy = "grace",
+        grace_period: float = 30.0,
+        retention: float = 600.0,
+        on_finish: Callable[[RunResult], None] | None = None,
+    ) -> None:
+        if session_policy not in ("reject", "enqueue", "interrupt"):
+            raise InvalidInput(f"unknown session policy {session_policy!r}")
+        if disconnect not in ("continue", "cancel", "grace"):
+            raise InvalidInput(f"unknown disconnect policy {disconnect!r}")
+        self._start = start
+        self.session_policy = session_policy
+        self.disconnect = disconnect
+        self.grace_period = grace_period
+        self.retention = retention
+        self._on_finish = on_finish
+        self._runs: dict[str, ManagedRun] = {}
+        self._active: dict[str, ManagedRun] = {}  # session_id -> the run last started on it
+        self._closing = False
+
+    @property
+    def active_runs(self) -> int:
+        """How many runs are executing now."""
+        return sum(1 for m in self._runs.values() if m.finished_at is None)
+
+    def get(self, run_id: str, *, owner: str | None = None) -> ManagedRun | None:
+        """Return a run by id (None when unknown, expired, or another owner's)."""
+        self._expire()
+        managed = self._runs.get(run_id)
+        if managed is None or (owner is not None and managed.owner != owner):
+            return None
+        return managed
+
+    def start(
+        self,
+        prompt: str,
+        *,
+        session_id: str | None,
+        actor_id: str | None = None,
+        custom_data: Any = None,
+        owner: str | None = None,
+    ) -> ManagedRun:
+        """Start a run now (or queue it behind the session's active run, per policy).
+
+        Raises:
+            SessionBusy: a run is active on the session and the policy is `reject`.
+            InvalidInput: the prompt is empty, or the server is shutting down.
+        """
+        if self._closing:
+            raise InvalidInput("the server is shutting down; retry on another instance")
+        self._expire()
+        previous = self._active.get(session_id) if session_id else None
+        if previous is not None and previous.finished_at is not None:
+            previous = None
+        if previous is not None and self.session_policy == "reject":
+            raise SessionBusy(
+                f"session {session_id!r} already has a run in progress ({previous.run.run_id});"
+                " wait for it, cancel it, or resume its stream"
+            )
+        run = self._start(prompt, session_id=session_id, actor_id=actor_id, custom_data=custom_data)
+        managed = ManagedRun(run=run, owner=owner)
+        self._runs[run.run_id] = managed
+        if run.session_id:
+            self._active[run.session_id] = managed
+        if previous is not None and self.session_policy == "interrupt":
+            previous.run.cancel()
+        managed.task = asyncio.create_task(self._execute(managed, previous))
+        return managed
+
+    async def _execute(self, managed: ManagedRun, previous: ManagedRun | None) -> None:
+        if previous is not None:
+            # enqueue and interrupt both start the new turn only once the old one is saved
+            await previous.run.wait()
+        try:
+            result = await managed.run.execute()
+        finally:
+            managed.finished_at = time.monotonic()
+            if managed.grace is not None:
+                managed.grace.cancel()
+            session_id = managed.run.session_id
+            if session_id and self._active.get(session_id) is managed:
+                del self._active[session_id]
+        if self._on_finish is not None:
+            self._on_finish(result)
+
+    def attach(self, managed: ManagedRun) -> None:
+        """A reader attached: a pending grace-period cancel is called off."""
+        managed.readers += 1
+        if managed.grace is not None:
+            managed.grace.cancel()
+            managed.grace = None
+
+    def detach(self, managed: ManagedRun) -> None:
+        """A reader left: apply the disconnect policy if it was the last."""
+        managed.readers -= 1
+        if managed.readers > 0 or managed.finished_at is not None:
+            return
+        if self.disconnect == "cancel":
+            managed.run.cancel()
+        elif self.disconnect == "grace":
+            loop = asyncio.get_running_loop()
+            managed.grace = loop.call_later(self.grace_period, self._grace_expired, managed)
+
+    def _grace_expired(self, managed: ManagedRun) -> None:
+        managed.grace = None
+        if managed.readers == 0 and managed.finished_at is None:
+            managed.run.cancel()
+
+    def cancel(self, managed: ManagedRun) -> None:
+        """Cancel a run (no-op when it already ended)."""
+        managed.run.cancel()
+
+    async def aclose(self) -> None:
+        """Cancel every run and wait until each has logged its `agent_end` and saved."""
+        self._closing = True
+        tasks = [m.task for m in self._runs.values() if m.task is not None and not m.task.done()]
+        for managed in self._runs.values():
+            managed.run.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        expired = [
+            run_id
+            for run_id, m in self._runs.items()
+            if m.finished_at is not None and now - m.finished_at > self.retention and m.readers == 0
+        ]
+        for run_id in expired:
+            del self._runs[run_id]

@@ -1,0 +1,5 @@
+"""The streaming server (FastAPI/Starlette): the only layer that imports them."""
+
+from agentcast.server.app import AgentcastServer, InvokeRequest, ServerConfig, create_app
+
+__all__ = ("AgentcastServer", "InvokeRequest", "ServerConfig", "create_app")

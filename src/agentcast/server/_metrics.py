@@ -1,0 +1,76 @@
+"""Prometheus metrics of one server (its own registry: several apps in a process never clash).
+
+Nothing here runs per token: counters are updated once per run, from `agent_end`'s metrics.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from agentcast.runtime import RunManager, RunResult
+
+__all__ = ["ServerMetrics"]
+
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
+
+
+class ServerMetrics:
+    """Runs, active runs and streams, tokens, TTFT and duration histograms, errors by type."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.runs = Counter(
+            "agentcast_runs", "Runs finished, by outcome.", ["outcome"], registry=self.registry
+        )
+        self.active_runs = Gauge(
+            "agentcast_active_runs", "Runs executing now.", registry=self.registry
+        )
+        self.streams = Gauge(
+            "agentcast_active_streams",
+            "SSE and WebSocket readers attached now.",
+            registry=self.registry,
+        )
+        self.tokens = Counter("agentcast_tokens", "Output tokens streamed.", registry=self.registry)
+        self.ttft = Histogram(
+            "agentcast_ttft_seconds",
+            "Run start to first answer token.",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "agentcast_run_duration_seconds",
+            "Run duration.",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "agentcast_errors", "Failed runs, by error type.", ["type"], registry=self.registry
+        )
+
+    def watch(self, manager: RunManager) -> None:
+        """Read the active-run gauge from the manager at scrape time."""
+        self.active_runs.set_function(lambda: manager.active_runs)
+
+    def run_finished(self, result: RunResult) -> None:
+        """Account for one finished run."""
+        metrics: dict[str, Any] = result.metrics
+        self.runs.labels(result.outcome).inc()
+        self.tokens.inc(metrics.get("tokens") or 0)
+        if metrics.get("ttft_ms") is not None:
+            self.ttft.observe(metrics["ttft_ms"] / 1000)
+        self.duration.observe((metrics.get("duration_ms") or 0) / 1000)
+        if result.outcome in ("error", "timeout"):
+            self.errors.labels(result.error_code or result.outcome).inc()
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition text and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,139 @@
+"""The WebSocket endpoint: the same events as JSON frames, with control messages.
+
+Client -> server: `{"type": "start", "prompt", "session_id"?, ...}` (the `/invoke` body),
+`{"type": "resume", "run_id", "after"?}`, `{"type": "cancel", "run_id"?}`, `{"type": "ping"}`.
+Server -> client: every event as its canonical JSON (`{"v": 1, "type": "llm_token", ...}`), and
+`run_started`, `cancelling`, `pong`, `ws_error` frames, whose types never collide with events'.
+One socket follows one run at a time; starting or resuming another switches to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+from fastapi import WebSocket, WebSocketDisconnect
+from pydantic import ValidationError
+
+from agentcast.errors import AgentcastError
+from agentcast.events import to_json
+from agentcast.runtime import ManagedRun
+from agentcast.server._stream import HEARTBEAT, read_events
+
+if TYPE_CHECKING:
+    from agentcast.server.app import AgentcastServer
+
+__all__ = ["serve_websocket"]
+
+
+async def serve_websocket(ws: WebSocket, server: AgentcastServer, who: str | None) -> None:
+    """Serve one WebSocket connection until it closes."""
+    from agentcast.encoders.sse import parse_last_event_id
+    from agentcast.server.app import InvokeRequest
+
+    await ws.accept()
+    following: tuple[ManagedRun, asyncio.Task[None]] | None = None
+
+    def stop_following() -> None:
+        nonlocal following
+        if following is not None:
+            following[1].cancel()
+            following = None
+
+    async def follow(managed: ManagedRun, after: int, stream_tokens: bool) -> None:
+        server.manager.attach(managed)
+        server.metrics.streams.inc()
+        try:
+            async for item in read_events(
+                managed.run.log,
+                after=after,
+                heartbeat=server.config.heartbeat,
+                stream_tokens=stream_tokens,
+            ):
+                if item is HEARTBEAT:
+                    await ws.send_text('{"type":"heartbeat"}')
+                else:
+                    await ws.send_text(to_json(item).decode())  # type: ignore[arg-type]
+        finally:
+            server.metrics.streams.dec()
+            server.manager.detach(managed)
+
+    try:
+        while True:
+            try:
+                message: Any = await ws.receive_json()
+            except (ValueError, KeyError):
+                await _send_error(ws, "invalid_input", "every message must be a JSON object")
+                continue
+            kind = message.get("type") if isinstance(message, dict) else None
+            try:
+                if kind == "start":
+                    body = InvokeRequest.model_validate(message)
+                    managed = server.manager.start(
+                        body.prompt,
+                        session_id=body.session_id,
+                        actor_id=who or body.actor_id,
+                        custom_data=body.custom_data,
+                        owner=who,
+                    )
+                    stop_following()
+                    await ws.send_json(
+                        {
+                            "type": "run_started",
+                            "run_id": managed.run.run_id,
+                            "session_id": managed.run.session_id,
+                        }
+                    )
+                    following = (
+                        managed,
+                        asyncio.create_task(follow(managed, -1, body.stream_tokens)),
+                    )
+                elif kind == "resume":
+                    managed = server._run(str(message.get("run_id")), who)
+                    after = parse_last_event_id(str(message.get("after", -1)))
+                    stop_following()
+                    following = (
+                        managed,
+                        asyncio.create_task(
+                            follow(managed, after, bool(message.get("stream_tokens", True)))
+                        ),
+                    )
+                elif kind == "cancel":
+                    target = message.get("run_id") or (
+                        following[0].run.run_id if following else None
+                    )
+                    managed = server._run(str(target), who)
+                    server.manager.cancel(managed)
+                    await ws.send_json({"type": "cancelling", "run_id": managed.run.run_id})
+                elif kind == "ping":
+                    await ws.send_json({"type": "pong"})
+                else:
+                    await _send_error(
+                        ws,
+                        "invalid_input",
+                        f"unknown message type {kind!r}; use start, resume, cancel or ping",
+                    )
+            except ValidationError as exc:
+                await _send_error(
+                    ws,
+                    "invalid_input",
+                    "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()),
+                )
+            except AgentcastError as exc:
+                await _send_error(ws, exc.code, exc.message)
+            except Exception as exc:  # noqa: BLE001 - HTTPException and friends
+                detail = getattr(exc, "detail", None)
+                if isinstance(detail, dict):
+                    await _send_error(ws, str(detail.get("code")), str(detail.get("message")))
+                else:
+                    raise
+    except WebSocketDisconnect:
+        pass
+    finally:
+        stop_following()
+
+
+async def _send_error(ws: WebSocket, code: str, message: str) -> None:
+    with contextlib.suppress(Exception):
+        await ws.send_json({"type": "ws_error", "code": code, "message": message})

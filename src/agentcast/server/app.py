@@ -1,0 +1,430 @@
+"""The HTTP/WebSocket server.
+
+`create_app(agent)` returns an ASGI app; `AgentcastServer.router` mounts the same endpoints into
+an existing FastAPI app.
+
+Endpoints (DESIGN.md, Transports and HTTP API): `POST /invoke` (JSON, or SSE with
+`stream: true`), `GET /runs/{id}/stream` (join or resume with `Last-Event-ID` / `?after=`),
+`POST /runs/{id}/cancel`, `GET /runs/{id}`, `GET /sessions`, `GET`/`DELETE /sessions/{id}`,
+`WS /ws`, `GET /healthz`, `GET /metrics`, `GET /` (the web chat), `GET /openapi.json`.
+Runs live in a `RunManager`, independent of the connections that read them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, WebSocket
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agentcast.encoders.sse import PING, encode_event, parse_last_event_id
+from agentcast.errors import AgentcastError, InvalidInput, SessionBusy, UserError
+from agentcast.runtime import DisconnectPolicy, ManagedRun, ResumeGap, RunManager, SessionPolicy
+from agentcast.server._metrics import ServerMetrics
+from agentcast.server._stream import HEARTBEAT, read_events
+from agentcast.server._ws import serve_websocket
+from agentcast.sessions import SessionStore
+
+__all__ = ["AgentcastServer", "InvokeRequest", "ServerConfig", "create_app"]
+
+_STATIC = Path(__file__).parent / "static"
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How the server behaves.
+
+    Attributes:
+        session_policy: `reject` (409), `enqueue` or `interrupt` for a busy session.
+        disconnect: `grace` (default), `continue` or `cancel` when a run's last reader leaves.
+        grace_period: seconds a run without readers keeps going under `grace`.
+        heartbeat: seconds of silence before an SSE comment (or WS ping) keeps the line alive.
+        api_keys: bearer token -> actor name; empty means no authentication.
+        cors_origins: origins allowed by CORS (closed by default).
+        max_body_bytes: larger request bodies get 413.
+        retention: seconds a finished run stays resumable.
+    """
+
+    session_policy: SessionPolicy = "reject"
+    disconnect: DisconnectPolicy = "grace"
+    grace_period: float = 30.0
+    heartbeat: float = 15.0
+    api_keys: Mapping[str, str] = field(default_factory=dict)
+    cors_origins: Sequence[str] = ()
+    max_body_bytes: int = 1_000_000
+    retention: float = 600.0
+
+
+class InvokeRequest(BaseModel):
+    """The body of `POST /invoke` (and of a WebSocket `start` message)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    prompt: str = Field(description="The user's message.", max_length=200_000)
+    session_id: str | None = Field(default=None, max_length=256, description="Conversation id.")
+    actor_id: str | None = Field(default=None, max_length=256, description="Who asks.")
+    stream: bool = Field(default=False, description="true: SSE events; false: one JSON result.")
+    stream_tokens: bool = Field(default=True, description="false leaves out llm_token events.")
+    custom_data: Any = Field(default=None, description="Opaque data attached to the run.")
+
+    @field_validator("prompt")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the prompt is empty")
+        return value
+
+
+class AgentcastServer:
+    """The server's state (runs, sessions, metrics) and its router.
+
+    Args:
+        agent: anything `agentcast.wrap` accepts (default: the demo agent).
+        store: the session store (default: the agent's own).
+        config: behaviour (policies, auth, limits).
+    """
+
+    def __init__(
+        self,
+        agent: Any = None,
+        *,
+        store: SessionStore | None = None,
+        config: ServerConfig | None = None,
+    ) -> None:
+        from agentcast.agent import default_agent, wrap
+
+        self.config = config or ServerConfig()
+        self.runner = wrap(agent) if agent is not None else default_agent()
+        if store is not None:
+            self.runner.store = store
+        self.store = self.runner.store
+        self.metrics = ServerMetrics()
+        self.manager = RunManager(
+            self.runner.start,
+            session_policy=self.config.session_policy,
+            disconnect=self.config.disconnect,
+            grace_period=self.config.grace_period,
+            retention=self.config.retention,
+            on_finish=self.metrics.run_finished,
+        )
+        self.metrics.watch(self.manager)
+        self.router = self._build_router()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
+        """On shutdown, end every run with its closers and `agent_end`, so streams end cleanly."""
+        try:
+            yield
+        finally:
+            await self.manager.aclose()
+
+    # -- auth ---------------------------------------------------------------------------------
+
+    def _actor(self, authorization: str | None) -> str | None:
+        keys = self.config.api_keys
+        if not keys:
+            return None
+        scheme, _, token = (authorization or "").partition(" ")
+        actor = keys.get(token.strip()) if scheme.lower() == "bearer" else None
+        if actor is None:
+            raise HTTPException(
+                401,
+                detail={
+                    "code": "unauthorized",
+                    "message": "a valid 'Authorization: Bearer <key>' is required",
+                },
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return actor
+
+    async def _owned_session(self, session_id: str, actor: str | None) -> bool:
+        if actor is None:
+            return True
+        assert self.store is not None
+        return any(
+            info.session_id == session_id
+            for info in await self.store.list_sessions(actor_id=actor, limit=10_000)
+        )
+
+    # -- routes -------------------------------------------------------------------------------
+
+    def _build_router(self) -> APIRouter:
+        router = APIRouter()
+        server = self
+
+        async def actor(request: Request) -> str | None:
+            return server._actor(request.headers.get("authorization"))
+
+        @router.post("/invoke", summary="Run the agent (JSON result, or SSE with stream=true)")
+        async def invoke(body: InvokeRequest, who: str | None = Depends(actor)) -> Response:
+            if who is not None and body.session_id and server.store is not None:
+                sessions = await server.store.list_sessions(limit=10_000)
+                if any(s.session_id == body.session_id and s.actor_id != who for s in sessions):
+                    raise _not_found("session", body.session_id)
+            managed = server.manager.start(
+                body.prompt,
+                session_id=body.session_id,
+                actor_id=who or body.actor_id,
+                custom_data=body.custom_data,
+                owner=who,
+            )
+            run = managed.run
+            if body.stream:
+                return server._sse(managed, after=-1, stream_tokens=body.stream_tokens)
+            result = await run.wait()
+            payload = result.to_dict() | {"outcome": result.outcome, "error": result.error}
+            return JSONResponse(payload, headers={"X-Run-Id": run.run_id})
+
+        @router.get("/runs/{run_id}/stream", summary="Join or resume a run's event stream (SSE)")
+        async def stream(
+            run_id: str,
+            request: Request,
+            after: str | None = None,
+            stream_tokens: bool = True,
+            who: str | None = Depends(actor),
+        ) -> Response:
+            managed = server._run(run_id, who)
+            cursor = parse_last_event_id(request.headers.get("last-event-id", after))
+            return server._sse(managed, after=cursor, stream_tokens=stream_tokens)
+
+        @router.post("/runs/{run_id}/cancel", status_code=202, summary="Cancel a run")
+        async def cancel(run_id: str, who: str | None = Depends(actor)) -> dict[str, Any]:
+            managed = server._run(run_id, who)
+            server.manager.cancel(managed)
+            return {
+                "run_id": run_id,
+                "status": "cancelling" if not managed.run.done else "finished",
+            }
+
+        @router.get("/runs/{run_id}", summary="A run's status")
+        async def run_status(run_id: str, who: str | None = Depends(actor)) -> dict[str, Any]:
+            managed = server._run(run_id, who)
+            run, result = managed.run, managed.run.result
+            return {
+                "run_id": run.run_id,
+                "session_id": run.session_id,
+                "status": "finished" if run.done else "running",
+                "last_seq": run.log.next_seq - 1,
+                "readers": managed.readers,
+                "outcome": result.outcome if result else None,
+                "output": result.output if result else None,
+                "metrics": result.metrics if result else None,
+            }
+
+        @router.get("/sessions", summary="List sessions, most recent first")
+        async def sessions(limit: int = 100, who: str | None = Depends(actor)) -> dict[str, Any]:
+            store = server._store()
+            infos = await store.list_sessions(actor_id=who, limit=max(1, min(limit, 1000)))
+            return {"sessions": [info.__dict__ for info in infos]}
+
+        @router.get("/sessions/{session_id}", summary="A session's history")
+        async def session(session_id: str, who: str | None = Depends(actor)) -> dict[str, Any]:
+            store = server._store()
+            messages = await store.load(session_id)
+            if not messages or not await server._owned_session(session_id, who):
+                raise _not_found("session", session_id)
+            return {"session_id": session_id, "messages": messages}
+
+        @router.delete("/sessions/{session_id}", status_code=204, summary="Delete a session")
+        async def delete_session(session_id: str, who: str | None = Depends(actor)) -> Response:
+            store = server._store()
+            if not await server._owned_session(session_id, who) or not await store.delete(
+                session_id
+            ):
+                raise _not_found("session", session_id)
+            return Response(status_code=204)
+
+        @router.websocket("/ws")
+        async def websocket(ws: WebSocket) -> None:
+            token = ws.query_params.get("token")
+            header = ws.headers.get("authorization") or (f"Bearer {token}" if token else None)
+            try:
+                who = server._actor(header)
+            except HTTPException:
+                await ws.close(code=4401, reason="unauthorized")
+                return
+            await serve_websocket(ws, server, who)
+
+        @router.get("/healthz", summary="Liveness")
+        async def healthz() -> dict[str, Any]:
+            return {
+                "status": "ok",
+                "active_runs": server.manager.active_runs,
+                "agent": server.runner.label,
+            }
+
+        @router.get("/metrics", summary="Prometheus metrics")
+        async def metrics() -> Response:
+            body, content_type = server.metrics.render()
+            return Response(body, media_type=content_type)
+
+        @router.get("/", response_class=HTMLResponse, include_in_schema=False)
+        async def page() -> Response:
+            index = _STATIC / "index.html"
+            if not index.is_file():
+                return HTMLResponse("<h1>agentcast</h1><p>The web chat is not built.</p>")
+            return HTMLResponse(
+                index.read_text(encoding="utf-8"), headers={"Cache-Control": "no-cache"}
+            )
+
+        return router
+
+    def _store(self) -> SessionStore:
+        if self.store is None:
+            raise HTTPException(
+                404,
+                detail={
+                    "code": "no_store",
+                    "message": "this agent keeps no agentcast session store",
+                },
+            )
+        return self.store
+
+    def _run(self, run_id: str, who: str | None) -> ManagedRun:
+        managed = self.manager.get(run_id, owner=who)
+        if managed is None:
+            raise _not_found("run", run_id)
+        return managed
+
+    def _sse(self, managed: ManagedRun, *, after: int, stream_tokens: bool) -> StreamingResponse:
+        log = managed.run.log
+        if after + 1 < log.first_seq:
+            raise ResumeGap(
+                f"events after seq {after} are no longer retained (oldest: {log.first_seq})"
+            )
+        if after >= log.next_seq and (log.closed or after > log.next_seq):
+            raise InvalidInput(f"seq {after} is past this run's last event ({log.next_seq - 1})")
+        manager, metrics, heartbeat = self.manager, self.metrics, self.config.heartbeat
+        manager.attach(managed)
+        metrics.streams.inc()
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                async for item in read_events(
+                    log, after=after, heartbeat=heartbeat, stream_tokens=stream_tokens
+                ):
+                    yield PING if item is HEARTBEAT else encode_event(item)  # type: ignore[arg-type]
+            finally:
+                metrics.streams.dec()
+                manager.detach(managed)
+
+        headers = dict(_SSE_HEADERS, **{"X-Run-Id": managed.run.run_id})
+        if managed.run.session_id:
+            headers["X-Session-Id"] = managed.run.session_id
+        return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
+
+
+def _not_found(kind: str, key: str) -> HTTPException:
+    return HTTPException(404, detail={"code": f"{kind}_not_found", "message": f"no {kind} {key!r}"})
+
+
+def create_app(agent: Any = None, *, store: SessionStore | None = None, **config: Any) -> FastAPI:
+    """Return the ASGI app serving `agent` (default: the demo agent); `config`: `ServerConfig`."""
+    server = AgentcastServer(agent, store=store, config=ServerConfig(**config))
+    app = FastAPI(title="agentcast", version=_version(), lifespan=server.lifespan)
+    app.state.agentcast = server
+    app.include_router(server.router)
+    install_error_handlers(app)
+    if server.config.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(server.config.cors_origins),
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+            expose_headers=["X-Run-Id", "X-Session-Id"],
+        )
+    app.add_middleware(BodyLimit, max_bytes=server.config.max_body_bytes)
+    return app
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Turn agentcast errors and validation failures into clear JSON 4xx responses."""
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg')}"
+            for e in exc.errors()
+        ]
+        return _error(422, "invalid_input", "; ".join(problems) or "invalid request")
+
+    @app.exception_handler(AgentcastError)
+    async def agentcast_error(request: Request, exc: AgentcastError) -> JSONResponse:
+        status = (
+            409
+            if isinstance(exc, SessionBusy)
+            else 410
+            if isinstance(exc, ResumeGap)
+            else 400
+            if isinstance(exc, UserError)
+            else 500
+        )
+        return _error(status, exc.code, exc.message)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        detail = (
+            exc.detail
+            if isinstance(exc.detail, dict)
+            else {"code": "error", "message": str(exc.detail)}
+        )
+        return JSONResponse({"error": detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+class BodyLimit:
+    """Refuse request bodies over `max_bytes` with 413, before the route reads them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or ()).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _error(413, "body_too_large", f"the body exceeds {self.max_bytes} bytes")(
+                scope, receive, send
+            )
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await _error(413, "body_too_large", f"the body exceeds {self.max_bytes} bytes")(
+                scope, receive, send
+            )
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _version() -> str:
+    from agentcast import __version__
+
+    return __version__

@@ -1,0 +1,219 @@
+"""Sessions in PostgreSQL: shared by every server process and host that reaches the database.
+
+This module is the only importer of `psycopg`. Each turn is written in one transaction: the
+session's row is upserted first, which locks it until the commit, so concurrent appends to one
+session (from any number of tasks, processes or hosts) are serialized and every turn stays
+contiguous. Messages are stored as the exact JSON bytes msgspec writes (`BYTEA`), not as
+`JSONB`, which would reorder keys and reject `\\u0000`.
+
+Schema (the table prefix defaults to `agentcast_`; pick a schema with the URL's `options`,
+e.g. `?options=-csearch_path%3Dmyschema`):
+
+```
+{prefix}sessions  session_id PK, actor_id, title, created_at, updated_at (epoch ms),
+                  message_count, touched (a sequence number: the update order, for ties)
+{prefix}messages  (session_id, position) PK -> sessions ON DELETE CASCADE, body BYTEA
+```
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from collections.abc import AsyncIterator, Sequence
+
+import anyio
+import msgspec
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from agentcast.errors import SessionError
+from agentcast.events import Message
+from agentcast.sessions import redact_url
+from agentcast.sessions._base import SessionInfo, title_of
+
+__all__ = ["PostgresStore"]
+
+_CONNECT_TIMEOUT = 10
+"""Seconds to wait for the server when the URL sets no `connect_timeout` (libpq waits forever)."""
+
+_SETUP_LOCK = 0x6167656E74636173  # "agentcas": the advisory lock taken while creating tables
+
+_PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
+
+
+class PostgresStore:
+    """Sessions in PostgreSQL tables, created on first use.
+
+    Each operation opens its own short-lived connection, like `SQLiteStore`: a run touches the
+    store twice (load, then save the turn), so nothing is left open to leak, to keep the
+    process alive at exit, or to be tied to one event loop (`Agent.invoke` runs each call on a
+    new loop). For many operations per second, put PgBouncer in front of the server.
+
+    Args:
+        url: a libpq URL, `postgresql://user:password@host:5432/database` (also `postgres://`).
+        table_prefix: the start of the tables' names; letters, digits and `_`.
+
+    Raises:
+        ValueError: the table prefix is not a plain identifier.
+    """
+
+    def __init__(self, url: str, *, table_prefix: str = "agentcast_") -> None:
+        if not _PREFIX.fullmatch(table_prefix):
+            raise ValueError(
+                f"table_prefix must be letters, digits and _ (at most 40), not {table_prefix!r}"
+            )
+        self.url = url
+        self.table_prefix = table_prefix
+        self._ready = False
+        sessions = sql.Identifier(f"{table_prefix}sessions")
+        messages = sql.Identifier(f"{table_prefix}messages")
+        names = [f"{table_prefix}{name}" for name in ("sessions", "messages", "by_update", "by_actor")]
+        self._exists = sql.SQL(
+            "SELECT bool_and(to_regclass(quote_ident(name)) IS NOT NULL) FROM unnest({}::text[]) AS name"
+        ).format(sql.Literal(names))
+        self._schema = [
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} ("
+                " session_id TEXT PRIMARY KEY,"
+                " actor_id TEXT,"
+                " title TEXT NOT NULL DEFAULT '',"
+                " created_at BIGINT NOT NULL,"
+                " updated_at BIGINT NOT NULL,"
+                " message_count INTEGER NOT NULL DEFAULT 0,"
+                " touched BIGSERIAL NOT NULL)"
+            ).format(sessions),
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} ("
+                " session_id TEXT NOT NULL REFERENCES {}(session_id) ON DELETE CASCADE,"
+                " position INTEGER NOT NULL,"
+                " body BYTEA NOT NULL,"
+                " PRIMARY KEY (session_id, position))"
+            ).format(messages, sessions),
+            sql.SQL(
+                "CREATE INDEX IF NOT EXISTS {} ON {} (updated_at DESC, touched DESC)"
+            ).format(sql.Identifier(names[2]), sessions),
+            sql.SQL(
+                "CREATE INDEX IF NOT EXISTS {} ON {} (actor_id, updated_at DESC, touched DESC)"
+            ).format(sql.Identifier(names[3]), sessions),
+        ]
+        self._upsert = sql.SQL(
+            "INSERT INTO {s} AS s (session_id, actor_id, title, created_at, updated_at,"
+            " message_count) VALUES (%s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (session_id) DO UPDATE SET"
+            " updated_at = excluded.updated_at,"
+            " touched = excluded.touched,"
+            " message_count = s.message_count + excluded.message_count,"
+            " title = CASE WHEN s.title = '' THEN excluded.title ELSE s.title END"
+            " RETURNING s.message_count"
+        ).format(s=sessions)
+        self._insert = sql.SQL(
+            "INSERT INTO {} (session_id, position, body)"
+            " SELECT %s, %s + t.n - 1, t.body FROM unnest(%s::bytea[]) WITH ORDINALITY AS t(body, n)"
+        ).format(messages)
+        self._load = sql.SQL("SELECT body FROM {} WHERE session_id = %s ORDER BY position").format(
+            messages
+        )
+        columns = sql.SQL(
+            "SELECT session_id, actor_id, created_at, updated_at, message_count, title FROM {}"
+        ).format(sessions)
+        order = sql.SQL(" ORDER BY updated_at DESC, touched DESC LIMIT %s")
+        self._list_all = sql.Composed([columns, order])
+        self._list_actor = sql.Composed([columns, sql.SQL(" WHERE actor_id = %s"), order])
+        self._delete = sql.SQL("DELETE FROM {} WHERE session_id = %s").format(sessions)
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({redact_url(self.url)!r}, table_prefix={self.table_prefix!r})"
+
+    def _error(self, what: str, exc: BaseException) -> SessionError:
+        message = str(exc).strip()
+        with contextlib.suppress(psycopg.Error):
+            password = conninfo_to_dict(self.url).get("password")
+            if password:
+                message = message.replace(str(password), "***")
+        return SessionError(f"{what} {redact_url(self.url)}: {message}")
+
+    @contextlib.asynccontextmanager
+    async def _connect(self) -> AsyncIterator[psycopg.AsyncConnection[tuple[object, ...]]]:
+        try:
+            params = conninfo_to_dict(self.url)
+            timeout = _CONNECT_TIMEOUT if params.get("connect_timeout") is None else None
+            if timeout is None:
+                conn = await psycopg.AsyncConnection.connect(self.url)
+            else:
+                conn = await psycopg.AsyncConnection.connect(self.url, connect_timeout=timeout)
+        except psycopg.Error as exc:
+            raise self._error("cannot connect to the Postgres session store at", exc) from exc
+        try:
+            if not self._ready:
+                await self._create_tables(conn)
+                self._ready = True
+            yield conn
+        except psycopg.Error as exc:
+            raise self._error("Postgres session store error at", exc) from exc
+        finally:
+            # Closing without a commit rolls back whatever a failed or cancelled call began.
+            with anyio.CancelScope(shield=True):
+                await conn.close()
+
+    async def _create_tables(self, conn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
+        cursor = await conn.execute(self._exists)
+        row = await cursor.fetchone()
+        if row is not None and row[0]:
+            await conn.rollback()
+            return
+        # Concurrent `CREATE TABLE IF NOT EXISTS` can fail with a unique violation in the
+        # catalog: whoever holds the lock creates, the others then find the tables there.
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
+        for statement in self._schema:
+            await conn.execute(statement)
+        await conn.commit()
+
+    async def load(self, session_id: str) -> list[Message]:
+        """Return the session's messages, oldest first."""
+        async with self._connect() as conn, conn.cursor(binary=True) as cursor:
+            await cursor.execute(self._load, (session_id,))
+            rows = await cursor.fetchall()
+        return [msgspec.json.decode(row[0]) for row in rows]  # type: ignore[arg-type]
+
+    async def append(
+        self, session_id: str, messages: Sequence[Message], *, actor_id: str | None = None
+    ) -> None:
+        """Append one turn in a single transaction."""
+        bodies = [msgspec.json.encode(m) for m in messages]  # before any write: all or nothing
+        now = time.time_ns() // 1_000_000
+        async with self._connect() as conn:
+            cursor = await conn.execute(
+                self._upsert, (session_id, actor_id, title_of(messages), now, now, len(bodies))
+            )
+            row = await cursor.fetchone()
+            assert row is not None
+            if bodies:
+                start = int(row[0]) - len(bodies)  # type: ignore[call-overload]
+                await conn.execute(self._insert, (session_id, start, bodies))
+            await conn.commit()
+
+    async def list_sessions(
+        self, *, actor_id: str | None = None, limit: int = 100
+    ) -> list[SessionInfo]:
+        """Return sessions, most recently updated first."""
+        limit = max(limit, 0)
+        async with self._connect() as conn:
+            if actor_id is None:
+                cursor = await conn.execute(self._list_all, (limit,))
+            else:
+                cursor = await conn.execute(self._list_actor, (actor_id, limit))
+            rows = await cursor.fetchall()
+        return [SessionInfo(*row) for row in rows]  # type: ignore[arg-type]
+
+    async def delete(self, session_id: str) -> bool:
+        """Delete a session and (by cascade) its messages."""
+        async with self._connect() as conn:
+            cursor = await conn.execute(self._delete, (session_id,))
+            await conn.commit()
+            return cursor.rowcount > 0
+
+    async def aclose(self) -> None:
+        """Nothing stays open between operations; the store stays usable."""
