@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_tokens.py"
 
 
@@ -127,3 +129,66 @@ def test_sources_only_selects_contestants_and_suites():
         sources.GRAPH_AGENTCAST,
     ]
     assert tables[0].ratio is None and tables[0].passed is None  # no astream_events to compare
+
+
+SERVER = BENCH.with_name("bench_server.py")
+
+
+def _load_server_bench():
+    module = sys.modules.get("bench_server")
+    if module is None:
+        spec = importlib.util.spec_from_file_location("bench_server", SERVER)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["bench_server"] = module
+        spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_server_bench_streams_from_both_servers_and_reports(tmp_path, capsys):
+    server = _load_server_bench()
+    out = tmp_path / "server.json"
+    argv = ["--streams", "2,3", "--tokens", "5", "--rate", "50", "--ramp", "0.05"]
+    assert server.main([*argv, "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Per level" in printed and "agentcast ÷ plain" in printed
+    data = json.loads(out.read_text())
+    levels = data["levels"]
+    assert sorted((lv["server"], lv["streams"]) for lv in levels) == [
+        ("agentcast", 2),
+        ("agentcast", 3),
+        ("plain", 2),
+        ("plain", 3),
+    ]
+    for level in levels:
+        assert level["errors"] == 0 and level["dropped"] == 0, level["error_samples"]
+        assert level["tokens"] == level["expected_tokens"] == level["streams"] * 5
+        assert level["p50_ms"] >= 0 and level["server_cpu_us_per_token"] > 0
+    assert set(data["verdict"]["cpu_ratios"]) == {"2", "3"}
+
+
+def test_server_bench_verdict_bounds_the_capacity_ratio():
+    server = _load_server_bench()
+
+    def level(kind, streams, p99):
+        return server.Level(
+            kind, streams, 10, 20.0, tokens=streams * 10, expected_tokens=streams * 10, p99_ms=p99
+        )
+
+    levels = [
+        level("plain", 10, 5.0),
+        level("plain", 100, 80.0),
+        level("agentcast", 10, 2.0),
+        level("agentcast", 100, 3.0),
+        level("agentcast", 1000, 20.0),
+    ]
+    result = server.verdict(levels)
+    assert (result.agentcast.held, result.agentcast.failed) == (1000, None)
+    assert (result.plain.held, result.plain.failed) == (10, 100)
+    assert result.ratio_low == 10.0 and result.ratio_high is None
+    assert result.streams_passed is None  # plain holds 10..99: the ratio is 10..100+
+    assert result.target_streams_passed is True
+    levels[-1] = level("agentcast", 1000, 60.0)
+    result = server.verdict(levels)
+    assert result.ratio_high == 100.0 and result.target_streams_passed is False

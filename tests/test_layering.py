@@ -104,7 +104,16 @@ CASES = [
     ("agentcast.sessions", {"langchain_core", "rich", "starlette"}, ()),
     (
         "agentcast.sessions",
-        {"langchain_core", "langgraph", "rich", "starlette", "aiosqlite", "platformdirs"},
+        {
+            "langchain_core",
+            "langgraph",
+            "rich",
+            "starlette",
+            "aiosqlite",
+            "platformdirs",
+            "psycopg",
+            "redis",
+        },
         ("MemoryStore", "open_store"),
     ),
     (
@@ -224,6 +233,14 @@ def test_only_sources_models_testing_and_the_facade_import_langchain():
 
 def test_only_the_sqlite_backend_imports_aiosqlite():
     assert _importers("aiosqlite") == {"sessions/sqlite.py"}
+
+
+def test_only_the_postgres_backend_imports_psycopg():
+    assert _importers("psycopg", "psycopg_pool") == {"sessions/postgres.py"}
+
+
+def test_only_the_redis_backend_imports_redis():
+    assert _importers("redis") == {"sessions/redis.py"}
 
 
 def test_only_console_and_cli_import_rich():

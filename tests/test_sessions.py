@@ -1,43 +1,182 @@
-"""Session stores: one conformance suite for every backend, plus SQLite-only and open_store checks.
+"""Session stores: one conformance suite for every backend, plus backend-only and open_store checks.
 
-To add a backend (Postgres, Redis), add an entry to `BACKENDS`: a factory taking `tmp_path`
-that returns a fresh, empty store. Every conformance test then runs against it.
+To add a backend, add an entry to `BACKENDS`: an async context manager factory taking `tmp_path`
+that yields a fresh, empty store and removes what it wrote on exit. Every conformance test then
+runs against it.
+
+The Postgres and Redis backends run against the real servers on 127.0.0.1 (`bash .ci/run` starts
+them). They are required: when one is not reachable its tests fail, they are never skipped. Each
+test gets its own table prefix (Postgres) or key prefix (Redis), dropped afterwards.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import itertools
 import sqlite3
+import sys
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import anyio
 import anyio.to_thread
+import psycopg
 import pytest
+import redis.asyncio
+from psycopg import sql
 
 import agentcast
-from agentcast.errors import ConfigError, SessionError
+from agentcast.errors import ConfigError, MissingDependency, SessionError
 from agentcast.events import Message
 from agentcast.models.demo_tools import demo_tools
-from agentcast.sessions import MemoryStore, SessionInfo, SessionStore, open_store
+from agentcast.sessions import (
+    MemoryStore,
+    SessionInfo,
+    SessionStore,
+    open_store,
+    redact_url,
+    title_of,
+)
+from agentcast.sessions.postgres import PostgresStore
+from agentcast.sessions.redis import RedisStore
 from agentcast.sessions.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.anyio
 
-BACKENDS: dict[str, Callable[[Path], SessionStore]] = {
-    "memory": lambda tmp_path: MemoryStore(),
-    "sqlite": lambda tmp_path: SQLiteStore(tmp_path / "s.db"),
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+async def _require_postgres() -> None:
+    try:
+        conn = await psycopg.AsyncConnection.connect(POSTGRES_URL, connect_timeout=5)
+        await conn.close()
+        return
+    except psycopg.Error as exc:
+        error = str(exc)
+    pytest.fail(
+        f"PostgreSQL is required at {POSTGRES_URL} and is not reachable: {error}\n"
+        "start it: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+        " (bash .ci/run does)",
+        pytrace=False,
+    )
+
+
+async def _require_redis() -> None:
+    client = redis.asyncio.Redis.from_url(REDIS_URL, socket_connect_timeout=5)
+    try:
+        await client.ping()
+        return
+    except redis.RedisError as exc:
+        error = str(exc)
+    finally:
+        await client.aclose()
+    pytest.fail(
+        f"Redis is required at {REDIS_URL} and is not reachable: {error}\n"
+        "start it: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 ..."
+        " (bash .ci/run does)",
+        pytrace=False,
+    )
+
+
+@contextlib.asynccontextmanager
+async def postgres_prefix() -> AsyncIterator[str]:
+    """A fresh table prefix in the test database; its tables are dropped on exit."""
+    await _require_postgres()
+    prefix = f"test_{uuid.uuid4().hex[:12]}_"
+    try:
+        yield prefix
+    finally:
+        tables = [sql.Identifier(f"{prefix}{name}") for name in ("messages", "sessions")]
+        conn = await psycopg.AsyncConnection.connect(POSTGRES_URL, autocommit=True)
+        try:
+            await conn.execute(
+                sql.SQL("DROP TABLE IF EXISTS {}").format(sql.SQL(", ").join(tables))
+            )
+        finally:
+            await conn.close()
+
+
+async def _redis_keys(prefix: str) -> list[bytes]:
+    client = redis.asyncio.Redis.from_url(REDIS_URL)
+    try:
+        return sorted([key async for key in client.scan_iter(match=f"{prefix}*", count=1000)])
+    finally:
+        await client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def redis_prefix() -> AsyncIterator[str]:
+    """A fresh key prefix; its keys are deleted on exit."""
+    await _require_redis()
+    prefix = f"agentcast-test:{uuid.uuid4().hex}:"
+    try:
+        yield prefix
+    finally:
+        keys = await _redis_keys(prefix)
+        client = redis.asyncio.Redis.from_url(REDIS_URL)
+        try:
+            if keys:
+                await client.delete(*keys)
+        finally:
+            await client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def _memory(tmp_path: Path) -> AsyncIterator[SessionStore]:
+    yield MemoryStore()
+
+
+@contextlib.asynccontextmanager
+async def _sqlite(tmp_path: Path) -> AsyncIterator[SessionStore]:
+    yield SQLiteStore(tmp_path / "s.db")
+
+
+@contextlib.asynccontextmanager
+async def _postgres(tmp_path: Path) -> AsyncIterator[SessionStore]:
+    async with postgres_prefix() as prefix:
+        yield PostgresStore(POSTGRES_URL, table_prefix=prefix)
+
+
+@contextlib.asynccontextmanager
+async def _redis(tmp_path: Path) -> AsyncIterator[SessionStore]:
+    async with redis_prefix() as prefix:
+        yield RedisStore(REDIS_URL, prefix=prefix)
+
+
+BACKENDS: dict[str, Callable[[Path], AbstractAsyncContextManager[SessionStore]]] = {
+    "memory": _memory,
+    "sqlite": _sqlite,
+    "postgres": _postgres,
+    "redis": _redis,
 }
 
 
 @pytest.fixture(params=list(BACKENDS))
 async def store(request, tmp_path):
-    backend = BACKENDS[request.param](tmp_path)
-    yield backend
-    await backend.aclose()
+    async with BACKENDS[request.param](tmp_path) as backend:
+        yield backend
+        await backend.aclose()
+
+
+SERVER_BACKENDS = ["postgres", "redis"]
+
+
+@pytest.fixture(params=SERVER_BACKENDS)
+async def new_store(request) -> AsyncIterator[Callable[[], SessionStore]]:
+    """Make store instances over one fresh namespace on a real server, like separate processes."""
+    if request.param == "postgres":
+        async with postgres_prefix() as prefix:
+            yield lambda: PostgresStore(POSTGRES_URL, table_prefix=prefix)
+    else:
+        async with redis_prefix() as prefix:
+            yield lambda: RedisStore(REDIS_URL, prefix=prefix)
 
 
 @pytest.fixture
@@ -210,7 +349,7 @@ async def test_delete_returns_true_then_false_and_removes_messages(store):
 
 
 async def test_concurrent_appends_to_different_sessions(store):
-    await store.load("warm-up")  # first use is covered by test_sqlite_concurrent_first_use
+    await store.load("warm-up")  # first use: test_sqlite_/test_server_concurrent_first_use
     async with anyio.create_task_group() as tg:
         for n in range(12):
             tg.start_soon(store.append, f"s{n}", turn(f"t{n}", 1 + n % 4))
@@ -221,7 +360,7 @@ async def test_concurrent_appends_to_different_sessions(store):
 
 async def test_concurrent_appends_to_one_session_keep_turns_whole(store):
     turns = {n: turn(f"turn-{n}", 4) for n in range(16)}
-    await store.load("warm-up")  # first use is covered by test_sqlite_concurrent_first_use
+    await store.load("warm-up")  # first use: test_sqlite_/test_server_concurrent_first_use
 
     async def writer(n: int) -> None:
         await anyio.lowlevel.checkpoint()
@@ -355,6 +494,273 @@ async def test_sqlite_concurrent_first_use(tmp_path):
     assert errors == []
 
 
+# -- Postgres and Redis: real servers on 127.0.0.1 -------------------------------------------------
+
+
+async def test_server_data_survives_a_new_store_instance(new_store):
+    first = new_store()
+    await first.append("s", TURN, actor_id="alice")
+    await first.aclose()
+
+    second = new_store()
+    assert await second.load("s") == TURN
+    [info] = await second.list_sessions(actor_id="alice")
+    assert (info.session_id, info.message_count, info.title) == (
+        "s",
+        5,
+        " ".join(TURN[0]["content"].split()),
+    )
+    await second.append("s", turn("later", 1))
+    assert await new_store().load("s") == [*TURN, *turn("later", 1)]
+
+
+async def test_server_store_is_usable_after_aclose_and_on_another_event_loop(new_store):
+    store = new_store()
+    await store.append("s", turn("one"))
+    await store.aclose()
+    await store.append("s", turn("two", 1))
+    await store.aclose()
+    await store.aclose()
+
+    # `Agent.invoke` runs each call on a new event loop: the same store must work there too.
+    def on_a_new_loop() -> list[Message]:
+        async def work() -> list[Message]:
+            await store.append("s", turn("three", 1))
+            return await store.load("s")
+
+        return asyncio.run(work())
+
+    expected = [*turn("one"), *turn("two", 1), *turn("three", 1)]
+    assert await anyio.to_thread.run_sync(on_a_new_loop) == expected
+    assert await store.load("s") == expected
+
+
+async def test_server_concurrent_first_use(new_store):
+    # Several store instances (as several processes would) and tasks hit a fresh namespace at
+    # once: for Postgres, the tables are created exactly once without a catalog race.
+    errors: list[SessionError] = []
+    stores = [new_store() for _ in range(4)]
+
+    async def write(store: SessionStore, n: int) -> None:
+        try:
+            await store.append(f"s{n}", turn(f"t{n}"))
+        except SessionError as exc:  # collected, so no sibling is cancelled mid-query
+            errors.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        for n in range(12):
+            tg.start_soon(write, stores[n % 4], n)
+    assert errors == []
+    for n in range(12):
+        assert await stores[0].load(f"s{n}") == turn(f"t{n}")
+
+
+async def test_postgres_concurrent_first_use_on_fresh_tables():
+    errors: list[SessionError] = []
+
+    async def write(store: SessionStore, n: int) -> None:
+        try:
+            await store.append(f"s{n}", turn(f"t{n}"))
+        except SessionError as exc:
+            errors.append(exc)
+
+    for _ in range(8):
+        async with postgres_prefix() as prefix:
+            async with anyio.create_task_group() as tg:
+                for n in range(6):
+                    # A new instance each: none of them knows the tables exist.
+                    tg.start_soon(write, PostgresStore(POSTGRES_URL, table_prefix=prefix), n)
+            assert errors == []
+            infos = await PostgresStore(POSTGRES_URL, table_prefix=prefix).list_sessions()
+            assert len(infos) == 6
+
+
+async def test_server_concurrent_appends_from_many_instances_keep_turns_contiguous(new_store):
+    stores = [new_store() for _ in range(4)]
+    await stores[0].load("warm-up")
+    turns = {n: turn(f"turn-{n}", 2 + n % 3) for n in range(24)}
+    started = anyio.Event()
+
+    async def writer(n: int) -> None:
+        await started.wait()  # all writers are parked here, then released together
+        await stores[n % 4].append("shared", turns[n], actor_id="alice")
+
+    async with anyio.create_task_group() as tg:
+        for n in turns:
+            tg.start_soon(writer, n)
+        await anyio.wait_all_tasks_blocked()
+        started.set()
+
+    loaded = await stores[1].load("shared")
+    assert len(loaded) == sum(len(t) for t in turns.values())
+    seen = []
+    at = 0
+    while at < len(loaded):
+        n = int(loaded[at]["content"].split()[0].split("-")[1])
+        chunk = loaded[at : at + len(turns[n])]
+        assert chunk == turns[n], f"turn {n} was interleaved with another: {chunk}"
+        seen.append(n)
+        at += len(turns[n])
+    assert sorted(seen) == list(turns)
+    [info] = await stores[2].list_sessions(actor_id="alice")
+    assert info.message_count == len(loaded)
+    assert info.title == f"turn-{seen[0]} question", "the title is the first turn's"
+
+
+UNREACHABLE = [
+    "postgresql://127.0.0.1:1/test",
+    "postgres://agent:s3cret@127.0.0.1:1/test",
+    "redis://127.0.0.1:1",
+    "redis://:s3cret@127.0.0.1:1/0",
+]
+
+
+@pytest.mark.parametrize("url", UNREACHABLE)
+async def test_server_unreachable_is_session_error_with_the_url_masked(url):
+    store = open_store(url)
+    assert "s3cret" not in repr(store)
+    calls = (
+        store.load("s"),
+        store.append("s", turn("x")),
+        store.list_sessions(),
+        store.list_sessions(actor_id="a"),
+        store.delete("s"),
+    )
+    for call in calls:
+        with pytest.raises(SessionError) as info:
+            await call
+        message = str(info.value)
+        assert message.startswith(("cannot connect to the Postgres", "cannot connect to the Redis"))
+        assert redact_url(url) in message
+        assert "127.0.0.1:1" in message
+        assert "s3cret" not in message
+    await store.aclose()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://nobody-here:s3cret@127.0.0.1:5432/test",  # the server refuses the role
+        "postgresql://postgres@127.0.0.1:5432/no_such_database_here",
+        "postgresql://127.0.0.1:notaport/test",
+        "redis://someone:s3cret@127.0.0.1:6379/0",  # no such user: AUTH fails
+        "redis://127.0.0.1:notaport/0",
+        "redis://127.0.0.1:6379/notadb",
+    ],
+)
+async def test_server_bad_url_or_credentials_are_session_errors(url):
+    if url.startswith("postgres"):
+        await _require_postgres()
+    else:
+        await _require_redis()
+    store = open_store(url)
+    with pytest.raises(SessionError) as info:
+        await store.load("s")
+    message = str(info.value)
+    assert redact_url(url) in message
+    assert "s3cret" not in message
+
+
+async def test_postgres_tables_are_named_by_the_prefix_and_rows_go_with_delete():
+    async with postgres_prefix() as prefix:
+        store = PostgresStore(POSTGRES_URL, table_prefix=prefix)
+        await store.append("s", TURN, actor_id="alice")
+        await store.append("t", turn("t"))
+        conn = await psycopg.AsyncConnection.connect(POSTGRES_URL, autocommit=True)
+        try:
+
+            async def count(table: str) -> int:
+                query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(prefix + table))
+                row = await (await conn.execute(query)).fetchone()
+                return row[0]
+
+            assert (await count("sessions"), await count("messages")) == (2, 8)
+            assert await store.delete("s") is True
+            assert (await count("sessions"), await count("messages")) == (1, 3)
+        finally:
+            await conn.close()
+
+
+@pytest.mark.parametrize("prefix", ["", "1abc", "bad-name", "x; DROP TABLE y", "a" * 41])
+def test_postgres_table_prefix_must_be_an_identifier(prefix):
+    with pytest.raises(ValueError, match="table_prefix"):
+        PostgresStore(POSTGRES_URL, table_prefix=prefix)
+
+
+async def test_postgres_failed_turn_leaves_nothing_behind():
+    async with postgres_prefix() as prefix:
+        store = PostgresStore(POSTGRES_URL, table_prefix=prefix)
+        await store.append("s", turn("ok"))
+        [before] = await store.list_sessions()
+        bad: list = [{"role": "user", "content": "fine"}, {"role": "user", "content": object()}]
+        with pytest.raises(TypeError):
+            await store.append("s", bad)
+        # A failure inside the transaction, after the session row was upserted.
+        store._insert = sql.SQL("SELECT %s, %s, %s, 1 / 0")
+        with pytest.raises(SessionError, match="division by zero"):
+            await store.append("s", turn("lost"))
+        with pytest.raises(SessionError, match="division by zero"):
+            await store.append("new", turn("lost"))
+        fresh = PostgresStore(POSTGRES_URL, table_prefix=prefix)
+        assert await fresh.load("s") == turn("ok")
+        assert await fresh.load("new") == []
+        assert await fresh.list_sessions() == [before]
+
+
+async def test_postgres_nul_in_the_first_user_message_round_trips_and_is_left_out_of_the_title():
+    async with postgres_prefix() as prefix:
+        store = PostgresStore(POSTGRES_URL, table_prefix=prefix)
+        messages: list[Message] = [{"role": "user", "content": "a\u0000b"}]
+        await store.append("s", messages)
+        assert await store.load("s") == messages
+        [info] = await store.list_sessions()
+        assert info.title == "ab"
+
+
+async def test_redis_key_layout_and_delete_leaves_no_key_behind():
+    async with redis_prefix() as prefix:
+        store = RedisStore(REDIS_URL, prefix=prefix)
+        await store.append("s", TURN, actor_id="alice")
+        await store.append("s", turn("more"), actor_id="bob")  # the owner stays alice
+        await store.append("anon", turn("x"))
+        assert await _redis_keys(prefix) == sorted(
+            f"{prefix}{key}".encode()
+            for key in (
+                "session:s:messages",
+                "session:s:meta",
+                "session:anon:messages",
+                "session:anon:meta",
+                "sessions",
+                "actor:alice",
+            )
+        )
+        assert [i.session_id for i in await store.list_sessions(actor_id="alice")] == ["s"]
+        assert await store.list_sessions(actor_id="bob") == []
+        assert await store.delete("s") is True
+        assert await store.delete("anon") is True
+        assert await _redis_keys(prefix) == [], "a delete left a key or an index entry"
+
+
+async def test_redis_prefixes_isolate_stores():
+    async with redis_prefix() as one, redis_prefix() as two:
+        first, second = RedisStore(REDIS_URL, prefix=one), RedisStore(REDIS_URL, prefix=two)
+        await first.append("s", turn("first"))
+        assert await second.load("s") == []
+        assert await second.list_sessions() == []
+        assert await second.delete("s") is False
+        assert await first.load("s") == turn("first")
+
+
+async def test_redis_turn_larger_than_one_lua_unpack_is_appended_whole():
+    async with redis_prefix() as prefix:
+        store = RedisStore(REDIS_URL, prefix=prefix)
+        big = turn("big", 10_000)  # Lua's unpack() fails beyond ~8,000 values
+        await store.append("s", big)
+        assert await store.load("s") == big
+        [info] = await store.list_sessions()
+        assert info.message_count == 10_000
+
+
 # -- open_store ------------------------------------------------------------------------------------
 
 
@@ -386,15 +792,58 @@ def test_open_store_sqlite_urls(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "url", ["postgresql://u:p@localhost/db", "postgres://h/db", "redis://localhost:6379/0"]
+    ("url", "kind"),
+    [
+        ("postgresql://u:p@localhost/db", PostgresStore),
+        ("postgres://h/db", PostgresStore),
+        ("postgresql://", PostgresStore),
+        ("redis://localhost:6379/0", RedisStore),
+        ("rediss://:pw@cache.example:6380/2", RedisStore),
+    ],
 )
-def test_open_store_future_backends_are_config_errors(url):
-    with pytest.raises(ConfigError) as info:
+def test_open_store_server_urls(url, kind):
+    store = open_store(url)  # no I/O: connections are opened on first use
+    assert type(store) is kind
+    assert store.url == url
+    assert isinstance(store, SessionStore)
+    if kind is PostgresStore:
+        assert store.table_prefix == "agentcast_"
+    else:
+        assert store.prefix == "agentcast:"
+    assert open_store(url) is not store
+
+
+@pytest.mark.parametrize(
+    ("url", "driver", "extra"),
+    [("postgresql://h/db", "psycopg", "postgres"), ("redis://h", "redis", "redis")],
+)
+def test_open_store_without_the_driver_is_missing_dependency(monkeypatch, url, driver, extra):
+    monkeypatch.setitem(sys.modules, driver, None)  # None in sys.modules: its import fails
+    monkeypatch.delitem(sys.modules, f"agentcast.sessions.{extra}", raising=False)
+    with pytest.raises(MissingDependency) as info:
         open_store(url)
-    message = str(info.value)
-    assert url.split("://")[0] in message
-    assert "not available" in message
-    assert "sqlite:///" in message and "memory://" in message
+    assert f"pip install 'agentcast[{extra}]'" in str(info.value)
+    assert isinstance(info.value, ConfigError)
+
+
+@pytest.mark.parametrize(
+    ("url", "redacted"),
+    [
+        ("postgresql://agent:s3cret@db:5432/app", "postgresql://agent:***@db:5432/app"),
+        ("postgres://agent:s3cret@db", "postgres://agent:***@db"),
+        (
+            "postgresql://agent@db/app?password=s3cret&sslmode=require",
+            "postgresql://agent@db/app?password=***&sslmode=require",
+        ),
+        ("redis://:s3cret@cache:6379/0", "redis://:***@cache:6379/0"),
+        ("rediss://user:s3cr@t@cache/0", "rediss://user:***@cache/0"),
+        ("redis://cache:6379/0", "redis://cache:6379/0"),
+        ("postgresql://db/app", "postgresql://db/app"),
+        ("not a url", "not a url"),
+    ],
+)
+def test_redact_url_masks_the_password(url, redacted):
+    assert redact_url(url) == redacted
 
 
 @pytest.mark.parametrize(
@@ -434,3 +883,49 @@ async def test_agent_history_survives_a_new_agent_on_the_same_file(tmp_path):
     history = await SQLiteStore(path).load("s")
     assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant"]
     assert history[0]["content"] == "My name is Alice"
+
+
+@pytest.mark.parametrize("backend", SERVER_BACKENDS)
+async def test_agent_history_survives_a_new_agent_on_the_same_server(backend):
+    if backend == "postgres":
+        await _require_postgres()
+        url = POSTGRES_URL
+    else:
+        await _require_redis()
+        url = REDIS_URL
+    # open_store(url) uses the default table/key prefix: unique ids keep runs apart.
+    sid, other = f"test-{uuid.uuid4().hex}", f"test-{uuid.uuid4().hex}"
+    first_store, second_store = open_store(url), open_store(url)
+    try:
+        first = agentcast.Agent("offline", demo_tools(), store=first_store)
+        told = await first.ainvoke("My name is Alice", session_id=sid)
+        assert told.outcome == "success"
+        assert "Alice" in told.output
+
+        second = agentcast.Agent("offline", demo_tools(), store=second_store)
+        recalled = await second.ainvoke("What's my name?", session_id=sid)
+        assert recalled.outcome == "success"
+        assert recalled.output == "Your name is Alice."
+
+        # Control: another session knows nothing about Alice.
+        other_session = await second.ainvoke("What's my name?", session_id=other)
+        assert "Alice" not in other_session.output
+
+        history = await open_store(url).load(sid)
+        assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant"]
+        assert history[0]["content"] == "My name is Alice"
+    finally:
+        for session_id in (sid, other):
+            await first_store.delete(session_id)
+        await first_store.aclose()
+        await second_store.aclose()
+
+
+async def test_info_returns_one_session_or_none(store):
+    assert await store.info("missing") is None
+    await store.append("s", turn("hello"), actor_id="ann")
+    info = await store.info("s")
+    assert (info.session_id, info.actor_id, info.message_count) == ("s", "ann", len(turn("hello")))
+    assert info.title == title_of(turn("hello"))
+    await store.delete("s")
+    assert await store.info("s") is None

@@ -1,4 +1,7 @@
-"""The `agentcast` command: `chat` (interactive) and `run` (one prompt).
+"""The `agentcast` command: `chat` (interactive), `run` (one prompt), `serve`, and `tail`.
+
+`chat --url URL` chats with a remote agentcast server and `tail RUN_ID --url URL` renders a
+remote run, both through `agentcast.client` and with the same renderer as a local chat.
 
 A user mistake (an unknown model, a missing package or key, an empty prompt) ends with one
 readable line on stderr and exit status 2; a run that fails ends with status 1; a stopped run
@@ -12,7 +15,7 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from agentcast import __version__
@@ -34,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "serve":
             return _serve(args)
+        if args.command == "tail":
+            return _tail(args)
         return _chat(args)
     except KeyboardInterrupt:
         return 130
@@ -52,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"agentcast {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def remote_key(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--api-key",
+            default=os.environ.get("AGENTCAST_API_KEY"),
+            help="the remote server's API key (default: AGENTCAST_API_KEY)",
+        )
 
     def common(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
@@ -110,10 +122,40 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--cors-origin", action="append", default=[], help="allowed CORS origin")
     chat = commands.add_parser("chat", help="chat interactively in the terminal (default)")
     common(chat)
+    chat.add_argument(
+        "--url",
+        help="chat with the agentcast server at this URL (e.g. http://127.0.0.1:8000) instead"
+        " of a local agent; --model, --agent, --store, --system and --timeout do not apply",
+    )
+    remote_key(chat)
     run = commands.add_parser("run", help="answer one prompt and exit")
     run.add_argument("prompt", help="the prompt")
     run.add_argument("--json", action="store_true", help="print one JSON event per line")
     common(run)
+    tail = commands.add_parser(
+        "tail",
+        help="follow a run on an agentcast server to its end, rendered as in chat",
+        description="Follow a run on an agentcast server to its end, rendered as in chat."
+        " Exit status: 0 when the run succeeded, 1 when it failed or was stopped.",
+    )
+    tail.add_argument("run_id", metavar="RUN_ID", help="the run (the X-Run-Id of /invoke)")
+    tail.add_argument(
+        "--url",
+        default=os.environ.get("AGENTCAST_URL", "http://127.0.0.1:8000"),
+        help="the server (default: AGENTCAST_URL or http://127.0.0.1:8000)",
+    )
+    remote_key(tail)
+    tail.add_argument(
+        "--after",
+        type=int,
+        default=-1,
+        metavar="N",
+        help="show only the events after seq N (default: from the start)",
+    )
+    tail.add_argument("--json", action="store_true", help="print one JSON event per line")
+    tail.add_argument(
+        "--no-reasoning", action="store_true", help="do not show the model's reasoning"
+    )
     return parser
 
 
@@ -220,6 +262,8 @@ def _prompt(console: Any) -> str:
 def _chat(args: argparse.Namespace) -> int:
     from agentcast.runtime import new_id
 
+    if args.url is not None:
+        return _remote_chat(args)
     with contextlib.suppress(ImportError):
         import readline  # noqa: F401 - line editing and history for input()
 
@@ -237,31 +281,169 @@ def _chat(args: argparse.Namespace) -> int:
         "Ctrl-C at the prompt leaves.[/dim]",
         soft_wrap=True,
     )
-    prompt_text = _prompt(console)
-    echo = not sys.stdin.isatty()
     with _runner() as runner:
-        while True:
-            try:
-                # input() prints the prompt itself, so a Ctrl-C typed at it is never lost.
-                prompt = input(prompt_text)
-            except (EOFError, KeyboardInterrupt):
-                console.print()
-                break
-            if echo:  # a piped line is not echoed by a terminal: show what was asked
-                console.print(prompt, markup=False, highlight=False, soft_wrap=True)
-            if prompt.strip().lower() in _LEAVE:
-                break
-            if not prompt.strip():
-                continue
-            try:
-                runner.run(_answer(agent, prompt, session_id, console, reasoning))
-            except KeyboardInterrupt:
-                console.print("[yellow]stopped; the partial answer is kept in the session[/yellow]")
-            except AgentcastError as exc:
-                console.print(f"[red]error: {exc.message}[/red]")
+        _converse(
+            console, runner, lambda prompt: _answer(agent, prompt, session_id, console, reasoning)
+        )
         if agent.store is not None:
             runner.run(agent.store.aclose())
     return 0
+
+
+def _converse(console: Any, runner: Any, answer: Callable[[str], Coroutine[Any, Any, Any]]) -> None:
+    """Read prompts until the user leaves; answer each with `answer(prompt)` on `runner`."""
+    prompt_text = _prompt(console)
+    echo = not sys.stdin.isatty()
+    while True:
+        try:
+            # input() prints the prompt itself, so a Ctrl-C typed at it is never lost.
+            prompt = input(prompt_text)
+        except (EOFError, KeyboardInterrupt):
+            console.print()
+            break
+        if echo:  # a piped line is not echoed by a terminal: show what was asked
+            console.print(prompt, markup=False, highlight=False, soft_wrap=True)
+        if prompt.strip().lower() in _LEAVE:
+            break
+        if not prompt.strip():
+            continue
+        try:
+            runner.run(answer(prompt))
+        except KeyboardInterrupt:
+            console.print("[yellow]stopped; the partial answer is kept in the session[/yellow]")
+        except AgentcastError as exc:
+            console.print(f"[red]error: {exc.message}[/red]")
+
+
+# -- remote: chat --url, tail ---------------------------------------------------------------
+
+_LOCAL_ONLY = ("agent", "store", "base_url", "system", "timeout")
+_STOP_GRACE = 10.0  # seconds to wait for a cancelled remote run's closers and agent_end
+
+
+def _remote_chat(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
+    from agentcast.client import AsyncClient
+    from agentcast.runtime import new_id
+
+    given = [f"--{name.replace('_', '-')}" for name in _LOCAL_ONLY if getattr(args, name)]
+    if given:
+        raise UserError(f"{', '.join(given)} configure a local agent and do not apply with --url")
+    with contextlib.suppress(ImportError):
+        import readline  # noqa: F401 - line editing and history for input()
+
+    client = AsyncClient(args.url, api_key=args.api_key)
+    console = _console()
+    session_id = args.session or new_id("session")
+    reasoning = not args.no_reasoning
+    with _runner() as runner:
+        try:
+            health = runner.run(client.health())
+            label = escape(f"{health.get('agent', 'agent')} at {client.base_url}")
+            console.print(
+                f"[bold]agentcast[/bold] {__version__} · {label} · session {escape(session_id)}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            console.print(
+                "[dim]Type a message. exit, quit or bye leaves; Ctrl-C stops an answer (on the"
+                " server too), Ctrl-C at the prompt leaves.[/dim]",
+                soft_wrap=True,
+            )
+            _converse(
+                console,
+                runner,
+                lambda prompt: _remote_answer(client, prompt, session_id, console, reasoning),
+            )
+        finally:
+            runner.run(client.aclose())
+    return 0
+
+
+async def _remote_answer(
+    client: Any, prompt: str, session_id: str, console: Any, reasoning: bool
+) -> str | None:
+    from agentcast.console import ChatRenderer
+
+    renderer = ChatRenderer(console, show_reasoning=reasoning)
+    events = client.stream(prompt, session_id=session_id)
+    try:
+        return await _render_remote(events, renderer)
+    except asyncio.CancelledError:
+        # Ctrl-C: stop the run on the server too (its partial answer is kept in the session),
+        # then show its closers and agent_end. Shielded: this task is being cancelled.
+        if events.run_id is not None:
+            await asyncio.shield(_stop_remote(client, events.run_id, events.last_seq, renderer))
+        raise
+    finally:
+        renderer.close()
+
+
+async def _stop_remote(client: Any, run_id: str, after: int, renderer: Any) -> None:
+    import anyio
+
+    with anyio.move_on_after(_STOP_GRACE), contextlib.suppress(AgentcastError):
+        await client.cancel(run_id)
+        await _render_remote(client.join(run_id, after=after), renderer)
+
+
+async def _render_remote(events: Any, renderer: Any) -> str | None:
+    """Feed a remote run's events to `renderer` until `agent_end`; return the run's outcome.
+
+    None: the stream had no `agent_end` (`tail --after` the run's last event).
+    """
+    outcome = None
+    ticker = asyncio.create_task(_animate(renderer)) if renderer.live else None
+    try:
+        async with contextlib.aclosing(events):
+            async for event in events:
+                renderer.feed(event)
+                if event.type == "agent_end":
+                    outcome = event.outcome
+    finally:
+        if ticker is not None:
+            ticker.cancel()
+    return outcome
+
+
+def _tail(args: argparse.Namespace) -> int:
+    from agentcast.client import AsyncClient
+
+    async def follow() -> str | None:
+        async with AsyncClient(args.url, api_key=args.api_key) as client:
+            events = client.join(args.run_id, after=args.after)
+            if args.json:
+                return await _tail_json(events)
+            from agentcast.console import ChatRenderer
+
+            renderer = ChatRenderer(_console(), show_reasoning=not args.no_reasoning)
+            try:
+                return await _render_remote(events, renderer)
+            finally:
+                renderer.close()
+
+    try:
+        outcome = asyncio.run(follow())
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    return 0 if outcome in ("success", None) else 1
+
+
+async def _tail_json(events: Any) -> str | None:
+    from agentcast.events import to_json
+
+    outcome = None
+    out = sys.stdout.buffer
+    async with contextlib.aclosing(events):
+        async for event in events:
+            out.write(to_json(event) + b"\n")
+            out.flush()
+            if event.type == "agent_end":
+                outcome = event.outcome
+    return outcome
 
 
 class _LegacyRunner:

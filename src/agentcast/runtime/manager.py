@@ -59,6 +59,7 @@ class ManagedRun:
         owner: the API key (actor) that started it, when keys are on.
         readers: how many readers are attached now.
         finished_at: monotonic time the run ended, None while it runs.
+        idle: set while no reader is attached (after the last one left).
     """
 
     run: Run
@@ -67,6 +68,7 @@ class ManagedRun:
     readers: int = 0
     finished_at: float | None = None
     grace: asyncio.TimerHandle | None = field(default=None, repr=False)
+    idle: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
 
 class RunManager:
@@ -173,6 +175,7 @@ class RunManager:
     def attach(self, managed: ManagedRun) -> None:
         """A reader attached: a pending grace-period cancel is called off."""
         managed.readers += 1
+        managed.idle.clear()
         if managed.grace is not None:
             managed.grace.cancel()
             managed.grace = None
@@ -180,7 +183,10 @@ class RunManager:
     def detach(self, managed: ManagedRun) -> None:
         """A reader left: apply the disconnect policy if it was the last."""
         managed.readers -= 1
-        if managed.readers > 0 or managed.finished_at is not None:
+        if managed.readers > 0:
+            return
+        managed.idle.set()
+        if managed.finished_at is not None:
             return
         if self.disconnect == "cancel":
             managed.run.cancel()

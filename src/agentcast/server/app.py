@@ -150,10 +150,8 @@ class AgentcastServer:
         if actor is None:
             return True
         assert self.store is not None
-        return any(
-            info.session_id == session_id
-            for info in await self.store.list_sessions(actor_id=actor, limit=10_000)
-        )
+        info = await self.store.info(session_id)
+        return info is not None and info.actor_id == actor
 
     # -- routes -------------------------------------------------------------------------------
 
@@ -167,8 +165,8 @@ class AgentcastServer:
         @router.post("/invoke", summary="Run the agent (JSON result, or SSE with stream=true)")
         async def invoke(body: InvokeRequest, who: str | None = Depends(actor)) -> Response:
             if who is not None and body.session_id and server.store is not None:
-                sessions = await server.store.list_sessions(limit=10_000)
-                if any(s.session_id == body.session_id and s.actor_id != who for s in sessions):
+                info = await server.store.info(body.session_id)
+                if info is not None and info.actor_id != who:
                     raise _not_found("session", body.session_id)
             managed = server.manager.start(
                 body.prompt,

@@ -1,19 +1,29 @@
 """Session stores: history that survives between runs.
 
 `open_store(url)` picks a backend from a URL: `memory://`, `sqlite:///path/to/file.db` (the
-default, a file under the agentcast home), with Postgres and Redis backends to come.
+default, a file under the agentcast home), `postgresql://...` (or `postgres://`) and `redis://...`
+(or `rediss://`). The Postgres and Redis backends need the `postgres` and `redis` extras.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
-from agentcast.errors import ConfigError
+from agentcast.errors import ConfigError, MissingDependency
 from agentcast.sessions._base import SessionInfo, SessionStore, title_of
 from agentcast.sessions.memory import MemoryStore
 
-__all__ = ("MemoryStore", "SessionInfo", "SessionStore", "agentcast_home", "open_store", "title_of")
+__all__ = (
+    "MemoryStore",
+    "SessionInfo",
+    "SessionStore",
+    "agentcast_home",
+    "open_store",
+    "redact_url",
+    "title_of",
+)
 
 
 def agentcast_home() -> Path:
@@ -29,8 +39,12 @@ def agentcast_home() -> Path:
 def open_store(url: str | None = None) -> SessionStore:
     """Return the session store a URL names; None means the default SQLite file.
 
+    Connections are opened on first use, so a store for an unreachable server is returned
+    fine and its first operation raises `SessionError`.
+
     Raises:
-        ConfigError: the URL's scheme is unknown or not available.
+        ConfigError: the URL's scheme is unknown.
+        MissingDependency: the backend's driver is not installed (the message names the extra).
     """
     if url is None or url in ("sqlite", "sqlite://", "sqlite:///"):
         from agentcast.sessions.sqlite import SQLiteStore
@@ -42,10 +56,41 @@ def open_store(url: str | None = None) -> SessionStore:
         from agentcast.sessions.sqlite import SQLiteStore
 
         return SQLiteStore(url[len("sqlite:///") :])
-    scheme = url.split("://", 1)[0] if "://" in url else url
-    if scheme in ("postgres", "postgresql", "redis", "rediss"):
-        raise ConfigError(
-            f"the {scheme} session store is not available in this version yet;"
-            " use sqlite:///path.db or memory://"
-        )
-    raise ConfigError(f"unknown session store {url!r}; use memory:// or sqlite:///path/to/file.db")
+    if url.startswith(("postgresql://", "postgres://")):
+        try:
+            from agentcast.sessions.postgres import PostgresStore
+        except ModuleNotFoundError as exc:
+            if not (exc.name or "").startswith("psycopg"):
+                raise
+            raise MissingDependency(
+                "the Postgres session store needs psycopg: pip install 'agentcast[postgres]'"
+            ) from None
+        return PostgresStore(url)
+    if url.startswith(("redis://", "rediss://")):
+        try:
+            from agentcast.sessions.redis import RedisStore
+        except ModuleNotFoundError as exc:
+            if not (exc.name or "").startswith("redis"):
+                raise
+            raise MissingDependency(
+                "the Redis session store needs redis-py: pip install 'agentcast[redis]'"
+            ) from None
+        return RedisStore(url)
+    raise ConfigError(
+        f"unknown session store {url!r}; use memory://, sqlite:///path/to/file.db,"
+        " postgresql://user@host/database or redis://host:6379/0"
+    )
+
+
+def redact_url(url: str) -> str:
+    """Return `url` with its password (in the user info or a `password=` parameter) as `***`."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    ends = [at for at in (rest.find(c) for c in "/?#") if at >= 0]
+    netloc, tail = rest[: min(ends, default=len(rest))], rest[min(ends, default=len(rest)) :]
+    userinfo, at, host = netloc.rpartition("@")
+    if ":" in userinfo:
+        userinfo = userinfo.partition(":")[0] + ":***"
+    tail = re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", tail)
+    return f"{scheme}://{userinfo}{at}{host}{tail}"

@@ -57,6 +57,10 @@ class SessionStore(Protocol):
         """Return sessions, most recently updated first (only `actor_id`'s when given)."""
         ...
 
+    async def info(self, session_id: str) -> SessionInfo | None:
+        """Return one session's listing entry (owner, counts, title), None if unknown."""
+        ...
+
     async def delete(self, session_id: str) -> bool:
         """Delete a session; return whether it existed."""
         ...

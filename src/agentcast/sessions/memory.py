@@ -54,6 +54,15 @@ class MemoryStore:
         infos.sort(key=lambda info: info.updated_at, reverse=True)
         return infos[:limit]
 
+    async def info(self, session_id: str) -> SessionInfo | None:
+        """Return one session's entry."""
+        meta = self._meta.get(session_id)
+        if meta is None:
+            return None
+        actor, created, updated = meta
+        count = len(self._messages[session_id])
+        return SessionInfo(session_id, actor, created, updated, count, self._title(session_id))
+
     def _title(self, session_id: str) -> str:
         for raw in self._messages[session_id]:
             message = msgspec.json.decode(raw)

@@ -4,7 +4,7 @@ This module is the only importer of `psycopg`. Each turn is written in one trans
 session's row is upserted first, which locks it until the commit, so concurrent appends to one
 session (from any number of tasks, processes or hosts) are serialized and every turn stays
 contiguous. Messages are stored as the exact JSON bytes msgspec writes (`BYTEA`), not as
-`JSONB`, which would reorder keys and reject `\\u0000`.
+`JSONB`, which would reorder keys and reject the NUL character.
 
 Schema (the table prefix defaults to `agentcast_`; pick a schema with the URL's `options`,
 e.g. `?options=-csearch_path%3Dmyschema`):
@@ -28,6 +28,7 @@ import msgspec
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import TupleRow
 
 from agentcast.errors import SessionError
 from agentcast.events import Message
@@ -37,7 +38,7 @@ from agentcast.sessions._base import SessionInfo, title_of
 __all__ = ["PostgresStore"]
 
 _CONNECT_TIMEOUT = 10
-"""Seconds to wait for the server when the URL sets no `connect_timeout` (libpq waits forever)."""
+"""Seconds to wait for the server when the URL sets no `connect_timeout` (psycopg: 130 s)."""
 
 _SETUP_LOCK = 0x6167656E74636173  # "agentcas": the advisory lock taken while creating tables
 
@@ -70,10 +71,10 @@ class PostgresStore:
         self._ready = False
         sessions = sql.Identifier(f"{table_prefix}sessions")
         messages = sql.Identifier(f"{table_prefix}messages")
-        names = [f"{table_prefix}{name}" for name in ("sessions", "messages", "by_update", "by_actor")]
-        self._exists = sql.SQL(
-            "SELECT bool_and(to_regclass(quote_ident(name)) IS NOT NULL) FROM unnest({}::text[]) AS name"
-        ).format(sql.Literal(names))
+        self._relations = [
+            f"{table_prefix}{name}"
+            for name in ("sessions", "messages", "sessions_by_update", "sessions_by_actor")
+        ]
         self._schema = [
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} ("
@@ -92,12 +93,12 @@ class PostgresStore:
                 " body BYTEA NOT NULL,"
                 " PRIMARY KEY (session_id, position))"
             ).format(messages, sessions),
-            sql.SQL(
-                "CREATE INDEX IF NOT EXISTS {} ON {} (updated_at DESC, touched DESC)"
-            ).format(sql.Identifier(names[2]), sessions),
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (updated_at DESC, touched DESC)").format(
+                sql.Identifier(self._relations[2]), sessions
+            ),
             sql.SQL(
                 "CREATE INDEX IF NOT EXISTS {} ON {} (actor_id, updated_at DESC, touched DESC)"
-            ).format(sql.Identifier(names[3]), sessions),
+            ).format(sql.Identifier(self._relations[3]), sessions),
         ]
         self._upsert = sql.SQL(
             "INSERT INTO {s} AS s (session_id, actor_id, title, created_at, updated_at,"
@@ -110,8 +111,8 @@ class PostgresStore:
             " RETURNING s.message_count"
         ).format(s=sessions)
         self._insert = sql.SQL(
-            "INSERT INTO {} (session_id, position, body)"
-            " SELECT %s, %s + t.n - 1, t.body FROM unnest(%s::bytea[]) WITH ORDINALITY AS t(body, n)"
+            "INSERT INTO {} (session_id, position, body) SELECT %s, %s + t.n - 1, t.body"
+            " FROM unnest(%s::bytea[]) WITH ORDINALITY AS t(body, n)"
         ).format(messages)
         self._load = sql.SQL("SELECT body FROM {} WHERE session_id = %s ORDER BY position").format(
             messages
@@ -122,6 +123,7 @@ class PostgresStore:
         order = sql.SQL(" ORDER BY updated_at DESC, touched DESC LIMIT %s")
         self._list_all = sql.Composed([columns, order])
         self._list_actor = sql.Composed([columns, sql.SQL(" WHERE actor_id = %s"), order])
+        self._info = sql.Composed([columns, sql.SQL(" WHERE session_id = %s")])
         self._delete = sql.SQL("DELETE FROM {} WHERE session_id = %s").format(sessions)
 
     def __repr__(self) -> str:
@@ -136,7 +138,7 @@ class PostgresStore:
         return SessionError(f"{what} {redact_url(self.url)}: {message}")
 
     @contextlib.asynccontextmanager
-    async def _connect(self) -> AsyncIterator[psycopg.AsyncConnection[tuple[object, ...]]]:
+    async def _connect(self) -> AsyncIterator[psycopg.AsyncConnection[TupleRow]]:
         try:
             params = conninfo_to_dict(self.url)
             timeout = _CONNECT_TIMEOUT if params.get("connect_timeout") is None else None
@@ -158,10 +160,14 @@ class PostgresStore:
             with anyio.CancelScope(shield=True):
                 await conn.close()
 
-    async def _create_tables(self, conn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
-        cursor = await conn.execute(self._exists)
+    async def _create_tables(self, conn: psycopg.AsyncConnection[TupleRow]) -> None:
+        cursor = await conn.execute(
+            "SELECT bool_and(to_regclass(quote_ident(name)) IS NOT NULL)"
+            " FROM unnest(%s::text[]) AS name",
+            (self._relations,),
+        )
         row = await cursor.fetchone()
-        if row is not None and row[0]:
+        if row is not None and row[0]:  # the usual case: no lock, no DDL
             await conn.rollback()
             return
         # Concurrent `CREATE TABLE IF NOT EXISTS` can fail with a unique violation in the
@@ -176,7 +182,7 @@ class PostgresStore:
         async with self._connect() as conn, conn.cursor(binary=True) as cursor:
             await cursor.execute(self._load, (session_id,))
             rows = await cursor.fetchall()
-        return [msgspec.json.decode(row[0]) for row in rows]  # type: ignore[arg-type]
+        return [msgspec.json.decode(row[0]) for row in rows]
 
     async def append(
         self, session_id: str, messages: Sequence[Message], *, actor_id: str | None = None
@@ -185,13 +191,17 @@ class PostgresStore:
         bodies = [msgspec.json.encode(m) for m in messages]  # before any write: all or nothing
         now = time.time_ns() // 1_000_000
         async with self._connect() as conn:
+            # A TEXT column cannot hold NUL; the title is only a label (the body keeps it).
+            title = title_of(messages).replace("\x00", "")
             cursor = await conn.execute(
-                self._upsert, (session_id, actor_id, title_of(messages), now, now, len(bodies))
+                self._upsert, (session_id, actor_id, title, now, now, len(bodies))
             )
             row = await cursor.fetchone()
-            assert row is not None
+            if row is None:  # pragma: no cover - an upsert's RETURNING always gives its row
+                raise SessionError(f"the upsert of session {session_id!r} returned no row")
             if bodies:
-                start = int(row[0]) - len(bodies)  # type: ignore[call-overload]
+                # The session's row stays locked until the commit: turns cannot interleave.
+                start = int(row[0]) - len(bodies)
                 await conn.execute(self._insert, (session_id, start, bodies))
             await conn.commit()
 
@@ -206,7 +216,14 @@ class PostgresStore:
             else:
                 cursor = await conn.execute(self._list_actor, (actor_id, limit))
             rows = await cursor.fetchall()
-        return [SessionInfo(*row) for row in rows]  # type: ignore[arg-type]
+        return [SessionInfo(*row) for row in rows]
+
+    async def info(self, session_id: str) -> SessionInfo | None:
+        """Return one session's entry."""
+        async with self._connect() as conn:
+            cursor = await conn.execute(self._info, (session_id,))
+            row = await cursor.fetchone()
+        return None if row is None else SessionInfo(*row)
 
     async def delete(self, session_id: str) -> bool:
         """Delete a session and (by cascade) its messages."""

@@ -141,6 +141,17 @@ class SQLiteStore:
             rows = await cursor.fetchall()
         return [SessionInfo(r[0], r[1], r[2], r[3], r[5], r[4]) for r in rows]
 
+    async def info(self, session_id: str) -> SessionInfo | None:
+        """Return one session's entry."""
+        query = (
+            "SELECT s.session_id, s.actor_id, s.created_at, s.updated_at, s.title,"
+            " (SELECT COUNT(*) FROM messages m WHERE m.session_id = s.session_id)"
+            " FROM sessions s WHERE s.session_id = ?"
+        )
+        async with self._connect() as db, db.execute(query, (session_id,)) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else SessionInfo(row[0], row[1], row[2], row[3], row[5], row[4])
+
     async def delete(self, session_id: str) -> bool:
         """Delete a session and its messages."""
         async with self._connect() as db:

@@ -1,0 +1,235 @@
+"""Sessions in Redis: shared by every server process and host that reaches the server.
+
+This module is the only importer of `redis`. Keys (the prefix defaults to `agentcast:`):
+
+```
+{prefix}session:{id}:messages   list   the messages, oldest first, as msgspec JSON bytes
+{prefix}session:{id}:meta       hash   created_at, updated_at (epoch ms), title, actor_id
+{prefix}sessions                zset   every session id, scored by updated_at
+{prefix}actor:{actor}           zset   the actor's session ids, scored by updated_at
+```
+
+A turn is appended, and a session deleted, by one Lua script each: Redis runs a script
+atomically, so a turn is never split or interleaved with another, and its metadata and indexes
+always agree with its messages. A script rather than MULTI/EXEC because the actor index to
+update is the one stored with the session (the first turn's `actor_id`), which a transaction
+could only read with WATCH and retries. The scripts compute the actor index key from the
+prefix, so the store needs a single Redis server (or a primary), not Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import cast
+from urllib.parse import unquote, urlsplit
+
+import anyio
+import msgspec
+import redis.asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from agentcast.errors import SessionError
+from agentcast.events import Message
+from agentcast.sessions import redact_url
+from agentcast.sessions._base import SessionInfo, title_of
+
+__all__ = ["RedisStore"]
+
+_CONNECT_TIMEOUT = 10
+"""Seconds to wait for the server to accept a connection."""
+
+_APPEND = """
+local messages, meta, index = KEYS[1], KEYS[2], KEYS[3]
+local session_id, now, has_actor, actor, title, actor_prefix =
+    ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+if redis.call('HSETNX', meta, 'created_at', now) == 1 and has_actor == '1' then
+    redis.call('HSET', meta, 'actor_id', actor)
+end
+redis.call('HSET', meta, 'updated_at', now)
+if title ~= '' then
+    redis.call('HSETNX', meta, 'title', title)
+end
+for first = 7, #ARGV, 1000 do
+    redis.call('RPUSH', messages, unpack(ARGV, first, math.min(first + 999, #ARGV)))
+end
+redis.call('ZADD', index, now, session_id)
+local owner = redis.call('HGET', meta, 'actor_id')
+if owner then
+    redis.call('ZADD', actor_prefix .. owner, now, session_id)
+end
+return 1
+"""
+
+_DELETE = """
+local messages, meta, index = KEYS[1], KEYS[2], KEYS[3]
+local session_id, actor_prefix = ARGV[1], ARGV[2]
+local owner = redis.call('HGET', meta, 'actor_id')
+local removed = redis.call('DEL', messages, meta)
+redis.call('ZREM', index, session_id)
+if owner then
+    redis.call('ZREM', actor_prefix .. owner, session_id)
+end
+return removed
+"""
+
+
+class RedisStore:
+    """Sessions in Redis lists, hashes and sorted sets.
+
+    Each operation uses its own short-lived connection, like `SQLiteStore`: a run touches the
+    store twice (load, then save the turn), and a connection to Redis costs under a
+    millisecond, while a pooled one would be bound to the event loop that opened it
+    (`Agent.invoke` runs each call on a new loop) and could keep sockets open at exit. So
+    `aclose()` has nothing to release and the store stays usable after it.
+
+    Commands are never retried: a retried append could store its turn twice.
+
+    Args:
+        url: a redis-py URL: `redis://[:password@]host:6379/0`, `rediss://` for TLS.
+        prefix: the start of every key the store writes; give each application its own.
+    """
+
+    def __init__(self, url: str, *, prefix: str = "agentcast:") -> None:
+        self.url = url
+        self.prefix = prefix
+        self._index = f"{prefix}sessions"
+        self._actor_prefix = f"{prefix}actor:"
+
+    def __repr__(self) -> str:
+        return f"RedisStore({redact_url(self.url)!r}, prefix={self.prefix!r})"
+
+    def _keys(self, session_id: str) -> tuple[str, str]:
+        base = f"{self.prefix}session:{session_id}:"
+        return base + "messages", base + "meta"
+
+    def _error(self, what: str, exc: BaseException) -> SessionError:
+        message = str(exc)
+        with contextlib.suppress(ValueError):
+            password = urlsplit(self.url).password
+            if password:
+                message = message.replace(password, "***")
+        return SessionError(f"{what} {redact_url(self.url)}: {message}")
+
+    @contextlib.asynccontextmanager
+    async def _connect(self) -> AsyncIterator[redis.asyncio.Redis]:
+        try:
+            database = unquote(urlsplit(self.url).path).strip("/")
+            if self.url.startswith(("redis://", "rediss://")) and not (
+                database == "" or database.isdigit()
+            ):  # redis-py would silently use database 0
+                raise ValueError(f"the database must be a number, not {database!r}")
+            client = redis.asyncio.Redis.from_url(
+                self.url,
+                retry=Retry(NoBackoff(), 0),
+                socket_connect_timeout=_CONNECT_TIMEOUT,
+                # No CLIENT SETINFO: it halves the cost of a connection (and reads the
+                # package metadata each time).
+                driver_info=None,
+            )
+        except (ValueError, RedisError) as exc:  # a malformed URL
+            raise self._error("bad Redis session store URL", exc) from exc
+        try:
+            yield client
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise self._error("cannot connect to the Redis session store at", exc) from exc
+        except RedisError as exc:
+            raise self._error("Redis session store error at", exc) from exc
+        finally:
+            with anyio.CancelScope(shield=True):
+                await client.aclose()
+
+    async def load(self, session_id: str) -> list[Message]:
+        """Return the session's messages, oldest first."""
+        messages, _ = self._keys(session_id)
+        async with self._connect() as client:
+            raws = cast("list[bytes]", await client.lrange(messages, 0, -1))
+        return [msgspec.json.decode(raw) for raw in raws]
+
+    async def append(
+        self, session_id: str, messages: Sequence[Message], *, actor_id: str | None = None
+    ) -> None:
+        """Append one turn atomically (one script)."""
+        bodies = [msgspec.json.encode(m) for m in messages]  # before any write: all or nothing
+        now = time.time_ns() // 1_000_000
+        args: list[bytes | str | int] = [
+            session_id,
+            now,
+            "0" if actor_id is None else "1",
+            actor_id or "",
+            title_of(messages),
+            self._actor_prefix,
+            *bodies,
+        ]
+        async with self._connect() as client:
+            script = client.register_script(_APPEND)
+            await script(keys=[*self._keys(session_id), self._index], args=args)
+
+    async def list_sessions(
+        self, *, actor_id: str | None = None, limit: int = 100
+    ) -> list[SessionInfo]:
+        """Return sessions, most recently updated first (ties: larger id first)."""
+        if limit <= 0:
+            return []
+        index = self._index if actor_id is None else f"{self._actor_prefix}{actor_id}"
+        async with self._connect() as client:
+            ids = cast("list[bytes]", await client.zrange(index, 0, limit - 1, desc=True))
+            async with client.pipeline(transaction=True) as pipe:
+                for raw_id in ids:
+                    messages, meta = self._keys(raw_id.decode())
+                    pipe.hgetall(meta)
+                    pipe.llen(messages)
+                replies = await pipe.execute()
+        infos = []
+        for raw_id, meta, count in zip(ids, replies[::2], replies[1::2], strict=True):
+            if not meta:  # deleted between the two reads
+                continue
+            actor = meta.get(b"actor_id")
+            infos.append(
+                SessionInfo(
+                    session_id=raw_id.decode(),
+                    actor_id=None if actor is None else actor.decode(),
+                    created_at=int(meta[b"created_at"]),
+                    updated_at=int(meta[b"updated_at"]),
+                    message_count=int(count),
+                    title=meta.get(b"title", b"").decode(),
+                )
+            )
+        return infos
+
+    async def info(self, session_id: str) -> SessionInfo | None:
+        """Return one session's entry."""
+        messages, meta_key = self._keys(session_id)
+        async with self._connect() as client, client.pipeline(transaction=True) as pipe:
+            pipe.hgetall(meta_key)
+            pipe.llen(messages)
+            meta, count = await pipe.execute()
+        if not meta:
+            return None
+        actor = meta.get(b"actor_id")
+        return SessionInfo(
+            session_id=session_id,
+            actor_id=None if actor is None else actor.decode(),
+            created_at=int(meta[b"created_at"]),
+            updated_at=int(meta[b"updated_at"]),
+            message_count=int(count),
+            title=meta.get(b"title", b"").decode(),
+        )
+
+    async def delete(self, session_id: str) -> bool:
+        """Delete a session, its messages and its index entries (one script)."""
+        async with self._connect() as client:
+            script = client.register_script(_DELETE)
+            removed = await script(
+                keys=[*self._keys(session_id), self._index],
+                args=[session_id, self._actor_prefix],
+            )
+        return int(removed) > 0
+
+    async def aclose(self) -> None:
+        """Nothing stays open between operations; the store stays usable."""
