@@ -459,3 +459,22 @@ async def test_heartbeat_comments_while_the_run_is_silent():
         seen += await reader.until(lambda e: e.type == "agent_end")
     assert ": ping" in reader.comments
     check_invariants(seen)
+
+
+async def test_the_conversation_survives_a_server_restart_on_sqlite(tmp_path):
+    from agentcast.sessions.sqlite import SQLiteStore
+
+    def app():
+        store = SQLiteStore(tmp_path / "sessions.db")
+        return create_app(Agent(OfflineChatModel(token_delay=0), demo_tools(), store=store))
+
+    first = app()
+    async with Served(first) as served, httpx.AsyncClient(base_url=served.url) as c:
+        await c.post("/invoke", json={"prompt": "My name is Alice", "session_id": "r"})
+    second = app()  # a new process would build exactly this
+    async with Served(second) as served, httpx.AsyncClient(base_url=served.url) as c:
+        answer = (
+            await c.post("/invoke", json={"prompt": "What's my name?", "session_id": "r"})
+        ).json()
+        history = (await c.get("/sessions/r")).json()["messages"]
+    assert "Alice" in answer["output"] and len(history) == 4
