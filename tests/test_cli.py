@@ -245,7 +245,7 @@ def test_console_script_entry_point() -> None:
         (p for p in (bindir / "agentcast", bindir / "agentcast.exe") if p.is_file()), None
     )
     if script is None:
-        pytest.skip("the agentcast console script is not installed next to the interpreter")
+        pytest.fail("the agentcast console script is not installed next to the interpreter")
     result = subprocess.run(
         [str(script), "run", "What is 2 + 3?"],
         capture_output=True,

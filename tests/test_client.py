@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import queue
+import select
 import signal
 import socket
 import subprocess
@@ -701,20 +702,17 @@ def cli_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliServer]:
     process = subprocess.Popen(
         [sys.executable, "-m", "agentcast", "serve", "--port", str(port), "--agent", agent],
         env=env,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
     try:
-        while True:
-            assert process.poll() is None, f"the server exited: {process.communicate()[1]}"
-            assert time.monotonic() < deadline, "the server did not answer /healthz in time"
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.05)
+        # `agentcast serve` prints its banner once it listens: wait for that line, not a timer.
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], 60)
+        banner = process.stdout.readline() if ready else ""
+        assert "serving" in banner, f"the server did not start: {process.communicate()[1]}"
         yield CliServer(url, process, env)
     finally:
         process.send_signal(signal.SIGINT)
@@ -723,8 +721,9 @@ def cli_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliServer]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        if process.stderr is not None:
-            process.stderr.close()
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 def _agentcast(

@@ -12,7 +12,6 @@ import json
 import re
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -68,18 +67,23 @@ class LiveServer:
         config = uvicorn.Config(
             app, log_level="warning", lifespan="on", ws="none", timeout_graceful_shutdown=2
         )
-        self._server = uvicorn.Server(config)
+        started = threading.Event()
+
+        class Server(uvicorn.Server):
+            async def startup(self, sockets=None):
+                await super().startup(sockets)
+                started.set()
+
+        self._started = started
+        self._server = Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
         )
 
     def start(self) -> LiveServer:
         self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.01)
+        if not self._started.wait(10) or not self._server.started:
+            raise RuntimeError("the test server did not start")
         return self
 
     def stop(self) -> None:
@@ -112,7 +116,7 @@ def _paced_nested_model(_isolated_home, monkeypatch):
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)")
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
             executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True

@@ -492,13 +492,12 @@ def _serve(args: argparse.Namespace) -> int:
         cors_origins=tuple(args.cors_origin),
     )
     server = app.state.agentcast
-    print(
+    banner = (
         f"agentcast {__version__} serving {agent.label} on http://{args.host}:{args.port}"
-        f" (web chat at /, API docs at /docs){' with API keys' if keys else ''}",
-        flush=True,
+        f" (web chat at /, API docs at /docs){' with API keys' if keys else ''}"
     )
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="on")
-    _GracefulServer(config, server).run()
+    _GracefulServer(config, server, banner).run()
     return 0
 
 
@@ -509,12 +508,17 @@ class _GracefulServer:
     connections to drain.
     """
 
-    def __init__(self, config: Any, agentcast_server: Any) -> None:
+    def __init__(self, config: Any, agentcast_server: Any, banner: str) -> None:
         import uvicorn
 
         outer = self
 
         class Server(uvicorn.Server):
+            async def startup(self, sockets: Any = None) -> None:
+                await super().startup(sockets)
+                if self.started:  # printed once listening: scripts may wait for this line
+                    print(banner, flush=True)
+
             def handle_exit(self, sig: int, frame: Any) -> None:
                 outer.stop_runs()
                 super().handle_exit(sig, frame)

@@ -25,9 +25,8 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -53,6 +52,7 @@ from agentcast.events import (
     ToolStatus,
 )
 from agentcast.runtime._log import EventLog
+from agentcast.runtime._result import RunResult, new_id
 from agentcast.sessions import SessionStore
 from agentcast.sources._base import RunRequest, Source
 
@@ -65,45 +65,6 @@ EventHandler = Callable[[BaseEvent], Awaitable[None] | None]
 
 
 _CUT_SHORT = frozenset({"error", "cancelled", "timeout"})
-
-
-def new_id(prefix: str = "run") -> str:
-    """Return a new random id such as `run_3f2a...`."""
-    return f"{prefix}_{uuid.uuid4().hex[:20]}"
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """How a run ended.
-
-    Attributes:
-        output: the final answer (partial when the run did not succeed).
-        run_id: the run's id.
-        session_id: the session's id.
-        steps: how many messages the run completed.
-        metrics: the metrics of `agent_end`.
-        outcome: `success`, `error`, `cancelled`, `timeout` or `interrupted`.
-        error: the error message when the run failed.
-    """
-
-    output: Any
-    run_id: str
-    session_id: str | None
-    steps: int
-    metrics: dict[str, Any]
-    outcome: Outcome = "success"
-    error: str | None = None
-    error_code: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the JSON result of `invoke`: output, session_id, run_id, steps, metrics."""
-        return {
-            "output": self.output,
-            "session_id": self.session_id,
-            "run_id": self.run_id,
-            "steps": self.steps,
-            "metrics": self.metrics,
-        }
 
 
 class Run:

@@ -19,18 +19,17 @@ import asyncio
 import contextvars
 import functools
 import inspect
-import threading
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.messages import AIMessageChunk, BaseMessage, ToolMessage
+from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, LLMResult
 
-from agentcast.events import BaseEvent, Custom, ToolEnd, ToolStart, json_safe
+from agentcast.events import BaseEvent, Custom, json_safe
 from agentcast.sources._base import RunRequest, RunSink
+from agentcast.sources._tracking import RunTreeTracker
 from agentcast.sources.llm_call import LLMCallStream
 
 __all__ = ["BridgeSource", "CallbackBridge", "RunWithCallbacks"]
@@ -39,22 +38,17 @@ RunWithCallbacks = Callable[[list[BaseCallbackHandler]], Any]
 """Runs the user's code with the given callbacks; may be sync or return an awaitable."""
 
 
-class CallbackBridge(BaseCallbackHandler):
+class CallbackBridge(RunTreeTracker):
     """A LangChain callback handler that pushes agentcast events into a run.
 
     Args:
         emit_threadsafe: where events go (any thread).
     """
 
-    run_inline = True  # keep the callbacks' order: no hop to an executor
-    raise_error = False
-
     def __init__(self, emit_threadsafe: Callable[[BaseEvent], None]) -> None:
+        super().__init__()
         self._emit = emit_threadsafe
-        self._lock = threading.Lock()
         self._calls: dict[UUID, LLMCallStream] = {}
-        self._parents: dict[UUID, UUID | None] = {}
-        self._tools: dict[UUID, tuple[str, str, int, float]] = {}
         self._pending: list[tuple[str, str]] = []  # tool calls the models made: (id, name)
 
     # A `_StreamingCallbackHandler`: with it attached, `invoke` on a chat model streams.
@@ -65,26 +59,6 @@ class CallbackBridge(BaseCallbackHandler):
     def tap_output_iter(self, run_id: UUID, output: Any) -> Any:
         """Pass the output through unchanged."""
         return output
-
-    def _tool_ancestor(self, run_id: UUID | None) -> tuple[str, str, int, float] | None:
-        while run_id is not None:
-            tool = self._tools.get(run_id)
-            if tool is not None:
-                return tool
-            run_id = self._parents.get(run_id)
-        return None
-
-    def on_chain_start(
-        self,
-        serialized: Any,
-        inputs: Any,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """Remember the run's parent (for the provenance of nested calls)."""
-        self._parents[run_id] = parent_run_id
 
     def on_chat_model_start(
         self,
@@ -99,12 +73,12 @@ class CallbackBridge(BaseCallbackHandler):
     ) -> None:
         """Emit `llm_start`."""
         self._parents[run_id] = parent_run_id
-        tool = self._tool_ancestor(parent_run_id)
+        tool = self.tool_ancestor(parent_run_id)
         call = LLMCallStream(
             self._emit,
             call_id=f"llm_{run_id.hex}",
-            depth=tool[2] + 1 if tool else 0,
-            parent_id=tool[0] if tool else None,
+            depth=tool.depth + 1 if tool else 0,
+            parent_id=tool.tool_call_id if tool else None,
             model=(metadata or {}).get("ls_model_name"),
             name=(serialized or {}).get("name") or kwargs.get("name"),
             tags=tuple(tags or ()),
@@ -172,6 +146,14 @@ class CallbackBridge(BaseCallbackHandler):
         if call is not None:
             call.fail("error")
 
+    def match_tool_call_id(self, name: str, run_id: UUID) -> str | None:
+        """Classic agents run tools without the model's id: take the next call by that name."""
+        for i, (pending_id, pending_name) in enumerate(self._pending):
+            if pending_name == name:
+                del self._pending[i]
+                return pending_id
+        return None
+
     def on_tool_start(
         self,
         serialized: Any,
@@ -183,60 +165,29 @@ class CallbackBridge(BaseCallbackHandler):
         tool_call_id: str | None = None,
         **kwargs: Any,
     ) -> None:
-        """Emit `tool_start`, matched to the model's tool call id when LangChain omits it."""
-        self._parents[run_id] = parent_run_id
-        name = kwargs.get("name") or (serialized or {}).get("name") or ""
-        with self._lock:
-            if tool_call_id is None:
-                for i, (pending_id, pending_name) in enumerate(self._pending):
-                    if pending_name == name:
-                        tool_call_id = pending_id
-                        del self._pending[i]
-                        break
-            outer = self._tool_ancestor(parent_run_id)
-            depth = outer[2] + 1 if outer else 0
-            call_id = tool_call_id or f"tool_{run_id.hex}"
-            self._tools[run_id] = (call_id, name, depth, time.perf_counter())
-        self._emit(
-            ToolStart(
-                tool_call_id=call_id,
-                name=name,
-                input=json_safe(inputs if inputs is not None else input_str),
-                parent_id=outer[0] if outer else None,
-                depth=depth,
-            )
+        """Emit `tool_start`."""
+        event, _ = self.open_tool(
+            serialized,
+            input_str,
+            run_id=run_id,
+            parent_run_id=parent_run_id,
+            inputs=inputs,
+            tool_call_id=tool_call_id,
+            name=kwargs.get("name"),
         )
+        self._emit(event)
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """Emit `tool_end`."""
-        failed = isinstance(output, ToolMessage) and output.status == "error"
-        content = output.content if isinstance(output, ToolMessage) else output
-        self._tool_end(
-            run_id,
-            "error" if failed else "ok",
-            None if failed else content,
-            str(content) if failed else None,
-        )
+        event = self.close_tool(run_id, output=output)
+        if event is not None:
+            self._emit(event)
 
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         """Emit `tool_end(status="error")`."""
-        self._tool_end(run_id, "error", None, f"{type(error).__name__}: {error}")
-
-    def _tool_end(self, run_id: UUID, status: str, output: Any, error: str | None) -> None:
-        with self._lock:
-            tool = self._tools.pop(run_id, None)
-        if tool is None:
-            return
-        self._emit(
-            ToolEnd(
-                tool_call_id=tool[0],
-                name=tool[1],
-                status=status,  # type: ignore[arg-type]
-                output=json_safe(output),
-                error=error,
-                duration_ms=round((time.perf_counter() - tool[3]) * 1000, 3),
-            )
-        )
+        event = self.close_tool(run_id, error=error)
+        if event is not None:
+            self._emit(event)
 
     def on_custom_event(self, name: str, data: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """`dispatch_custom_event` -> `custom`."""

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
@@ -36,8 +35,9 @@ from langchain_core.messages import (
 
 from agentcast._scope import ToolScope, current_tool_scope
 from agentcast.errors import MissingDependency
-from agentcast.events import BaseEvent, Custom, Message, ToolEnd, ToolStart, json_safe
+from agentcast.events import Custom, Message, ToolEnd, ToolStart, json_safe
 from agentcast.sources._base import RunRequest, RunSink
+from agentcast.sources._tracking import RunTreeTracker
 from agentcast.sources.llm_call import LLMCallStream
 
 __all__ = ["LangGraphSource", "message_record"]
@@ -240,41 +240,17 @@ def message_record(message: BaseMessage) -> Message | None:
     return None
 
 
-class _GraphTracker(BaseCallbackHandler):
+class _GraphTracker(RunTreeTracker):
     """Records the run tree and reports tool executions through the graph's custom stream."""
 
-    run_inline = True
-    raise_error = False
     # Tokens come from the messages stream: being told of each one again would cost a
     # callback dispatch per token. `on_chat_model_start` is gated by `ignore_chat_model`.
     ignore_llm = True
 
     def __init__(self, sink: RunSink) -> None:
+        super().__init__()
         self._sink = sink
-        self._parents: dict[UUID, UUID | None] = {}
-        self._tools: dict[UUID, tuple[str, str, int]] = {}  # run -> tool_call_id, name, depth
-        self._started: dict[UUID, float] = {}
         self._scopes: dict[UUID, Token[ToolScope | None]] = {}
-
-    def _tool_ancestor(self, run_id: UUID | None) -> tuple[str, str, int] | None:
-        while run_id is not None:
-            tool = self._tools.get(run_id)
-            if tool is not None:
-                return tool
-            run_id = self._parents.get(run_id)
-        return None
-
-    def on_chain_start(
-        self,
-        serialized: Any,
-        inputs: Any,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """Remember the run's parent."""
-        self._parents[run_id] = parent_run_id
 
     def on_chat_model_start(
         self,
@@ -288,12 +264,12 @@ class _GraphTracker(BaseCallbackHandler):
     ) -> None:
         """Write the call's provenance into its metadata, which comes back with each chunk."""
         self._parents[run_id] = parent_run_id
-        tool = self._tool_ancestor(parent_run_id)
+        tool = self.tool_ancestor(parent_run_id)
         if metadata is not None:
             metadata[_META] = {
                 "call_id": f"llm_{run_id.hex}",
-                "parent_id": tool[0] if tool else None,
-                "depth": tool[2] + 1 if tool else 0,
+                "parent_id": tool.tool_call_id if tool else None,
+                "depth": tool.depth + 1 if tool else 0,
                 "name": (serialized or {}).get("name") or kwargs.get("name"),
             }
 
@@ -309,69 +285,43 @@ class _GraphTracker(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         """Report the tool's start in order with the stream, and scope `agentcast.emit`."""
-        import time
-
-        self._parents[run_id] = parent_run_id
-        outer = self._tool_ancestor(parent_run_id)
-        depth = outer[2] + 1 if outer else 0
-        name = kwargs.get("name") or (serialized or {}).get("name") or ""
-        call_id = tool_call_id or f"tool_{run_id.hex}"
-        self._tools[run_id] = (call_id, name, depth)
-        self._started[run_id] = time.perf_counter()
-        event = ToolStart(
-            tool_call_id=call_id,
-            name=name,
-            input=json_safe(inputs if inputs is not None else input_str),
-            parent_id=outer[0] if outer else None,
-            depth=depth,
+        event, tool = self.open_tool(
+            serialized,
+            input_str,
+            run_id=run_id,
+            parent_run_id=parent_run_id,
+            inputs=inputs,
+            tool_call_id=tool_call_id,
+            name=kwargs.get("name"),
         )
         writer = _writer()
-        self._write(writer, {_MARK: "tool", "tool_call_id": call_id, "event": event})
+        self._write(writer, event)
         if writer is not None:
-            scope = ToolScope(lambda e: writer({_MARK: "event", "event": e}), call_id, depth + 1)
+            scope = ToolScope(
+                lambda e: writer({_MARK: "event", "event": e}), tool.tool_call_id, tool.depth + 1
+            )
             self._scopes[run_id] = current_tool_scope.set(scope)
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """Report the tool's result."""
-        content = output.content if isinstance(output, ToolMessage) else output
-        failed = isinstance(output, ToolMessage) and output.status == "error"
-        self._end(
-            run_id,
-            "error" if failed else "ok",
-            None if failed else content,
-            str(content) if failed else None,
-        )
+        self._end(run_id, self.close_tool(run_id, output=output))
 
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         """Report the tool's failure."""
-        self._end(run_id, "error", None, f"{type(error).__name__}: {error}")
+        self._end(run_id, self.close_tool(run_id, error=error))
 
-    def _end(self, run_id: UUID, status: str, output: Any, error: str | None) -> None:
-        import time
-
-        tool = self._tools.get(run_id)
+    def _end(self, run_id: UUID, event: ToolEnd | None) -> None:
         token = self._scopes.pop(run_id, None)
         if token is not None:
             with contextlib.suppress(ValueError):  # reset from another context: nothing to undo
                 current_tool_scope.reset(token)
-        if tool is None:
-            return
-        started = self._started.pop(run_id, time.perf_counter())
-        event = ToolEnd(
-            tool_call_id=tool[0],
-            name=tool[1],
-            status=status,  # type: ignore[arg-type]
-            output=json_safe(output),
-            error=error,
-            duration_ms=round((time.perf_counter() - started) * 1000, 3),
-        )
-        self._write(_writer(), {_MARK: "tool", "tool_call_id": tool[0], "event": event})
+        if event is not None:
+            self._write(_writer(), event)
 
-    def _write(self, writer: Callable[[Any], None] | None, payload: dict[str, Any]) -> None:
+    def _write(self, writer: Callable[[Any], None] | None, event: ToolStart | ToolEnd) -> None:
         if writer is not None:
-            writer(payload)
+            writer({_MARK: "tool", "tool_call_id": event.tool_call_id, "event": event})
         else:  # outside a graph node (no stream writer): deliver directly
-            event: BaseEvent = payload["event"]
             self._sink.emit_threadsafe(event)
 
 
