@@ -65,6 +65,45 @@ class RunTreeTracker(BaseCallbackHandler):
         """The model's id for a tool run LangChain gave none (default: none known)."""
         return None
 
+    def tool_started(self, event: ToolStart, tool: TrackedTool, run_id: UUID) -> None:
+        """Deliver a `tool_start` (subclasses decide where events go)."""
+        raise NotImplementedError
+
+    def tool_ended(self, event: ToolEnd | None, run_id: UUID) -> None:
+        """Deliver a `tool_end` (None: the tool was not tracked)."""
+        raise NotImplementedError
+
+    def on_tool_start(
+        self,
+        serialized: Any,
+        input_str: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        inputs: dict[str, Any] | None = None,
+        tool_call_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Register the tool execution and deliver its `tool_start`."""
+        event, tool = self.open_tool(
+            serialized,
+            input_str,
+            run_id=run_id,
+            parent_run_id=parent_run_id,
+            inputs=inputs,
+            tool_call_id=tool_call_id,
+            name=kwargs.get("name"),
+        )
+        self.tool_started(event, tool, run_id)
+
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        """Deliver the tool's `tool_end`."""
+        self.tool_ended(self.close_tool(run_id, output=output), run_id)
+
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        """Deliver the tool's `tool_end(status="error")`."""
+        self.tool_ended(self.close_tool(run_id, error=error), run_id)
+
     def open_tool(
         self,
         serialized: Any,

@@ -27,9 +27,9 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, LLMResult
 
-from agentcast.events import BaseEvent, Custom, json_safe
+from agentcast.events import BaseEvent, Custom, ToolEnd, ToolStart, json_safe
 from agentcast.sources._base import RunRequest, RunSink
-from agentcast.sources._tracking import RunTreeTracker
+from agentcast.sources._tracking import RunTreeTracker, TrackedTool
 from agentcast.sources.llm_call import LLMCallStream
 
 __all__ = ["BridgeSource", "CallbackBridge", "RunWithCallbacks"]
@@ -154,38 +154,12 @@ class CallbackBridge(RunTreeTracker):
                 return pending_id
         return None
 
-    def on_tool_start(
-        self,
-        serialized: Any,
-        input_str: str,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        inputs: dict[str, Any] | None = None,
-        tool_call_id: str | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def tool_started(self, event: ToolStart, tool: TrackedTool, run_id: UUID) -> None:
         """Emit `tool_start`."""
-        event, _ = self.open_tool(
-            serialized,
-            input_str,
-            run_id=run_id,
-            parent_run_id=parent_run_id,
-            inputs=inputs,
-            tool_call_id=tool_call_id,
-            name=kwargs.get("name"),
-        )
         self._emit(event)
 
-    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+    def tool_ended(self, event: ToolEnd | None, run_id: UUID) -> None:
         """Emit `tool_end`."""
-        event = self.close_tool(run_id, output=output)
-        if event is not None:
-            self._emit(event)
-
-    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        """Emit `tool_end(status="error")`."""
-        event = self.close_tool(run_id, error=error)
         if event is not None:
             self._emit(event)
 
@@ -216,9 +190,9 @@ class BridgeSource:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         output = task.result()
-        from agentcast.sources.runnable import _output_of
+        from agentcast.sources.runnable import output_of
 
-        value = _output_of(output)
+        value = output_of(output)
         sink.message({"role": "assistant", "content": value if isinstance(value, str) else ""})
         sink.set_output(value)
 

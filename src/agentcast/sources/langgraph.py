@@ -37,7 +37,7 @@ from agentcast._scope import ToolScope, current_tool_scope
 from agentcast.errors import MissingDependency
 from agentcast.events import Custom, Message, ToolEnd, ToolStart, json_safe
 from agentcast.sources._base import RunRequest, RunSink
-from agentcast.sources._tracking import RunTreeTracker
+from agentcast.sources._tracking import RunTreeTracker, TrackedTool
 from agentcast.sources.llm_call import LLMCallStream
 
 __all__ = ["LangGraphSource", "message_record"]
@@ -273,27 +273,8 @@ class _GraphTracker(RunTreeTracker):
                 "name": (serialized or {}).get("name") or kwargs.get("name"),
             }
 
-    def on_tool_start(
-        self,
-        serialized: Any,
-        input_str: str,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        inputs: dict[str, Any] | None = None,
-        tool_call_id: str | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def tool_started(self, event: ToolStart, tool: TrackedTool, run_id: UUID) -> None:
         """Report the tool's start in order with the stream, and scope `agentcast.emit`."""
-        event, tool = self.open_tool(
-            serialized,
-            input_str,
-            run_id=run_id,
-            parent_run_id=parent_run_id,
-            inputs=inputs,
-            tool_call_id=tool_call_id,
-            name=kwargs.get("name"),
-        )
         writer = _writer()
         self._write(writer, event)
         if writer is not None:
@@ -302,15 +283,8 @@ class _GraphTracker(RunTreeTracker):
             )
             self._scopes[run_id] = current_tool_scope.set(scope)
 
-    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        """Report the tool's result."""
-        self._end(run_id, self.close_tool(run_id, output=output))
-
-    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        """Report the tool's failure."""
-        self._end(run_id, self.close_tool(run_id, error=error))
-
-    def _end(self, run_id: UUID, event: ToolEnd | None) -> None:
+    def tool_ended(self, event: ToolEnd | None, run_id: UUID) -> None:
+        """Leave the tool's `agentcast.emit` scope and report its end."""
         token = self._scopes.pop(run_id, None)
         if token is not None:
             with contextlib.suppress(ValueError):  # reset from another context: nothing to undo

@@ -22,7 +22,7 @@ from agentcast.sources._messages import to_langchain
 from agentcast.sources.llm_call import LLMCallStream
 from agentcast.sources.normalize import TextDelta, normalize_chunk
 
-__all__ = ["RunnableSource", "default_input"]
+__all__ = ["RunnableSource", "default_input", "output_of"]
 
 
 def default_input(runnable: Runnable[Any, Any]) -> Callable[[str, Sequence[Message]], Any]:
@@ -131,7 +131,7 @@ class _EventMapper:
         elif kind == "on_custom_event":
             self.sink.emit(Custom(name=event.get("name") or "custom", data=json_safe(data)))
         elif kind == "on_chain_end" and run_id == self.root:
-            self.output = _output_of(data.get("output"))
+            self.output = output_of(data.get("output"))
 
     def _tool_ancestor(self, parents: Sequence[str]) -> tuple[str, str, int, float] | None:
         for parent in reversed(parents):
@@ -193,7 +193,8 @@ def _as_message(value: Any) -> BaseMessage:
     return AIMessageChunk(content=text if isinstance(text, str) else str(text))
 
 
-def _output_of(value: Any) -> Any:
+def output_of(value: Any) -> Any:
+    """Reduce a runnable's final output to the run's answer (text when it is a message)."""
     if isinstance(value, dict) and "output" in value:
         value = value["output"]
     if isinstance(value, dict) and isinstance(value.get("messages"), list) and value["messages"]:
