@@ -21,6 +21,7 @@ from agentcast.errors import (
     RunError,
     SessionBusy,
     SessionError,
+    StoreUnavailable,
     ToolNotFound,
     UserError,
 )
@@ -91,6 +92,7 @@ __all__ = (
     "RunResult",
     "SessionBusy",
     "SessionError",
+    "StoreUnavailable",
     "TokenAccumulator",
     "ToolCallDelta",
     "ToolCallEnd",

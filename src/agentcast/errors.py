@@ -12,7 +12,8 @@ AgentcastError                  root; `code` is a stable machine-readable string
 │   ├── ToolNotFound            the model asked for a tool that does not exist
 │   └── MaxStepsExceeded        the agent looped more than `max_steps` times
 └── SessionError                the session store failed or refused
-    └── SessionBusy             a run is already active on the session (policy `reject`)
+    ├── SessionBusy             a run is already active on the session (policy `reject`)
+    └── StoreUnavailable        the store cannot be reached, or did not answer in time
 ```
 
 External cancellation (`asyncio.CancelledError`) is never wrapped: it always propagates.
@@ -32,6 +33,7 @@ __all__ = [
     "RunError",
     "SessionBusy",
     "SessionError",
+    "StoreUnavailable",
     "ToolNotFound",
     "UserError",
 ]
@@ -129,3 +131,13 @@ class SessionBusy(SessionError):
     """A run is already active on this session and the policy is `reject`."""
 
     code = "session_busy"
+
+
+class StoreUnavailable(SessionError):
+    """The session store cannot be reached, or did not answer within its time limit.
+
+    Transient by nature: the same call may succeed once the store is back (`retryable`).
+    """
+
+    code = "store_unavailable"
+    retryable = True
