@@ -26,6 +26,7 @@ from agentcast.events._types import (
     ToolCallEnd,
     ToolCallStart,
     ToolEnd,
+    ToolExecutor,
     ToolStart,
     ToolStatus,
 )
@@ -58,6 +59,7 @@ __all__ = (
     "ToolCallStart",
     "ToolEnd",
     "ToolStart",
+    "ToolExecutor",
     "ToolStatus",
     "from_dict",
     "from_json",

@@ -32,6 +32,10 @@ LLMRole = Literal["answer", "tool_use", "internal"]
 ToolStatus = Literal["ok", "error", "cancelled"]
 """How a tool execution ended."""
 
+ToolExecutor = Literal["local", "provider"]
+"""Who runs a tool: `local` (the agent, in this process) or `provider` (the model provider,
+e.g. Anthropic web search or OpenAI's built-in tools: never run here, shown as it happened)."""
+
 Outcome = Literal["success", "error", "cancelled", "timeout", "interrupted"]
 """How a run ended."""
 
@@ -119,6 +123,7 @@ class ToolCallStart(BaseEvent, frozen=True, kw_only=True, gc=False):
         tool_call_id: the provider's id of the tool call (synthesized when it gives none).
         name: the tool's name.
         index: position of the call in the model's turn.
+        executor: `provider` when the provider runs the tool itself, else `local`.
     """
 
     type: ClassVar[str] = "tool_call_start"
@@ -126,6 +131,7 @@ class ToolCallStart(BaseEvent, frozen=True, kw_only=True, gc=False):
     tool_call_id: str
     name: str
     index: int = 0
+    executor: ToolExecutor = "local"
 
 
 class ToolCallDelta(BaseEvent, frozen=True, kw_only=True, gc=False):
@@ -150,6 +156,7 @@ class ToolCallEnd(BaseEvent, frozen=True, kw_only=True, gc=False):
         args: the parsed arguments (an object), or None when they were not valid JSON.
         error: why the arguments could not be parsed, or why the call was cut short.
         raw: the raw argument text, set when `error` is.
+        executor: `provider` when the provider runs the tool itself, else `local`.
     """
 
     type: ClassVar[str] = "tool_call_end"
@@ -158,6 +165,7 @@ class ToolCallEnd(BaseEvent, frozen=True, kw_only=True, gc=False):
     args: dict[str, Any] | None = None
     error: str | None = None
     raw: str | None = None
+    executor: ToolExecutor = "local"
 
 
 class LLMEnd(BaseEvent, frozen=True, kw_only=True, gc=False):
@@ -192,6 +200,8 @@ class ToolStart(BaseEvent, frozen=True, kw_only=True, gc=False):
         call_id: the LLM call that asked for it.
         parent_id: the call enclosing that LLM call, None at top level.
         depth: the depth of the LLM call that asked for it.
+        executor: `provider` when the provider ran the tool (reported inside its LLM call,
+            once its result arrived), else `local`.
     """
 
     type: ClassVar[str] = "tool_start"
@@ -201,6 +211,7 @@ class ToolStart(BaseEvent, frozen=True, kw_only=True, gc=False):
     call_id: str | None = None
     parent_id: str | None = None
     depth: int = 0
+    executor: ToolExecutor = "local"
 
 
 class ToolEnd(BaseEvent, frozen=True, kw_only=True, gc=False):
@@ -212,7 +223,9 @@ class ToolEnd(BaseEvent, frozen=True, kw_only=True, gc=False):
         status: `ok`, `error` or `cancelled`.
         output: the result, JSON-safe, when `status` is `ok`.
         error: the error message, otherwise.
-        duration_ms: how long the tool ran.
+        duration_ms: how long the tool ran (for a provider's tool: from the end of its input
+            to the arrival of its result).
+        executor: `provider` when the provider ran the tool, else `local`.
     """
 
     type: ClassVar[str] = "tool_end"
@@ -222,6 +235,7 @@ class ToolEnd(BaseEvent, frozen=True, kw_only=True, gc=False):
     output: Any = None
     error: str | None = None
     duration_ms: float = 0.0
+    executor: ToolExecutor = "local"
 
 
 class Custom(BaseEvent, frozen=True, kw_only=True, gc=False):

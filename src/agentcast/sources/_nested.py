@@ -23,7 +23,7 @@ from langchain_core.outputs import ChatGenerationChunk, GenerationChunk, LLMResu
 from langchain_core.tracers.context import register_configure_hook
 
 from agentcast.events import BaseEvent
-from agentcast.sources.llm_call import LLMCallStream
+from agentcast.sources.llm_call import LLMCallStream, final_message
 
 __all__ = ["NestedLLMHandler", "nested_handler_var"]
 
@@ -114,15 +114,8 @@ class NestedLLMHandler(BaseCallbackHandler):
         """Emit the closers; a model that did not stream reports its whole output here."""
         with self._lock:
             call = self._calls.pop(run_id, None)
-        if call is None:
-            return
-        if not call.has_output:
-            for generations in response.generations:
-                for generation in generations:
-                    message = getattr(generation, "message", None)
-                    if isinstance(message, BaseMessage):
-                        call.feed(message)
-        call.finish()
+        if call is not None:
+            call.finish(final=final_message(response))
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         """Close the call as failed."""

@@ -24,13 +24,13 @@ from typing import Any
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk, LLMResult
 
 from agentcast.events import BaseEvent, Custom, ToolEnd, ToolStart, json_safe
 from agentcast.sources._base import RunRequest, RunSink
 from agentcast.sources._tracking import RunTreeTracker, TrackedTool
-from agentcast.sources.llm_call import LLMCallStream
+from agentcast.sources.llm_call import LLMCallStream, final_message
 
 __all__ = ["BridgeSource", "CallbackBridge", "RunWithCallbacks"]
 
@@ -126,16 +126,7 @@ class CallbackBridge(RunTreeTracker):
             call = self._calls.pop(run_id, None)
         if call is None:
             return
-        if not call.has_output:
-            for generations in response.generations:
-                for generation in generations:
-                    message = getattr(generation, "message", None)
-                    call.feed(
-                        message
-                        if isinstance(message, BaseMessage)
-                        else AIMessageChunk(content=generation.text)
-                    )
-        result = call.finish()
+        result = call.finish(final=final_message(response))
         with self._lock:
             self._pending.extend((c.id, c.name) for c in result.tool_calls)
 

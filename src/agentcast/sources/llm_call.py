@@ -10,7 +10,15 @@ chunks through `LLMCallStream`, so the rules live once:
 - arguments are parsed once, when the call ends (invariant 5), and invalid JSON becomes
   `tool_call_end(error, raw)` rather than an exception;
 - the final text is the concatenation of the text tokens (invariant 3), built from the deltas
-  rather than by summing chunks, which LangChain does at O(n) objects per call.
+  rather than by summing chunks, which LangChain does at O(n) objects per call;
+- a refusal is the call's answer: its text streams as `llm_token(kind=text)` and the call ends
+  with `finish_reason="refusal"`;
+- a tool the provider executes (web search, code execution...) streams as a tool call marked
+  `executor="provider"`, and as `tool_start`/`tool_end` marked the same when its result
+  arrives; it is never among the calls the agent runs, and its blocks are kept, in order, in
+  `LLMCallResult.content` for the next request;
+- the whole message an end callback reports is fed only when no chunk was streamed
+  (`finish(final=...)`), so nothing, usage included, is counted twice.
 """
 
 from __future__ import annotations
@@ -21,7 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.outputs import LLMResult
 
 from agentcast.events import (
     BaseEvent,
@@ -32,10 +41,16 @@ from agentcast.events import (
     ToolCallDelta,
     ToolCallEnd,
     ToolCallStart,
+    ToolEnd,
+    ToolStart,
+    json_safe,
 )
+from agentcast.sources._provider_tools import history_block
 from agentcast.sources.normalize import (
     OpaqueBlock,
+    ProviderToolResult,
     ReasoningDelta,
+    RefusalDelta,
     TextDelta,
     ToolChunk,
     finish_reason_of,
@@ -43,7 +58,7 @@ from agentcast.sources.normalize import (
     usage_of,
 )
 
-__all__ = ["LLMCallResult", "LLMCallStream", "ParsedToolCall"]
+__all__ = ["LLMCallResult", "LLMCallStream", "ParsedToolCall", "final_message"]
 
 _PLACEHOLDER_IDS = frozenset({"", "null", "None"})
 
@@ -69,7 +84,13 @@ class ParsedToolCall:
 
 @dataclass
 class LLMCallResult:
-    """What one LLM call produced, assembled from its deltas."""
+    """What one LLM call produced, assembled from its deltas.
+
+    `tool_calls` are the calls the agent must run; `provider_tools` the ones the provider ran.
+    `content` is empty unless the provider ran tools: then it is the answer's content blocks in
+    the order they came (text runs, the provider's tool blocks verbatim, their results), which
+    is what the provider needs back on the next request.
+    """
 
     call_id: str
     text: str
@@ -78,6 +99,8 @@ class LLMCallResult:
     usage: dict[str, Any] | None
     finish_reason: str | None
     role: LLMRole
+    provider_tools: list[ParsedToolCall] = field(default_factory=list)
+    content: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -91,6 +114,9 @@ class _ToolCallState:
     parts: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
     ended: bool = False
+    provider: dict[str, Any] | None = None  # the provider's block when the provider runs it
+    parsed: ParsedToolCall | None = None
+    input_done: float = 0.0  # when its last input fragment arrived (provider tools)
 
 
 class LLMCallStream:
@@ -106,10 +132,13 @@ class LLMCallStream:
         "_calls",
         "_cumulative",
         "_emit",
+        "_fed",
         "_finish_reason",
         "_first_token",
+        "_placed",
         "_reasoning",
         "_reasoning_open",
+        "_refused",
         "_started",
         "_text_parts",
         "_usage",
@@ -154,6 +183,10 @@ class LLMCallStream:
         self._finish_reason: str | None = None
         self._started = 0.0
         self._first_token: float | None = None
+        self._fed = False
+        self._refused = False
+        # Provider tool blocks, each with the number of text parts that came before it.
+        self._placed: list[tuple[int, _ToolCallState | dict[str, Any]]] = []
 
     @property
     def has_output(self) -> bool:
@@ -182,6 +215,7 @@ class LLMCallStream:
 
     def feed(self, chunk: BaseMessage) -> None:
         """Emit the events of one chunk."""
+        self._fed = True
         content = chunk.content
         if (
             content.__class__ is str
@@ -200,8 +234,13 @@ class LLMCallStream:
                     self._tool(delta)  # type: ignore[arg-type]
                 elif kind is ReasoningDelta:
                     self._reason(delta)  # type: ignore[arg-type]
+                elif kind is RefusalDelta:
+                    self._refused = True
+                    self._text(delta.text)  # type: ignore[union-attr]
+                elif kind is ProviderToolResult:
+                    self._provider_result(delta)  # type: ignore[arg-type]
                 elif kind is OpaqueBlock:
-                    self._reasoning.append(dict(delta.block))  # type: ignore[union-attr]
+                    self._reasoning.append(dict(delta.block))  # type: ignore[union-attr,arg-type]
                     self._reasoning_open = False
         if chunk.response_metadata:
             reason = finish_reason_of(chunk)
@@ -211,13 +250,34 @@ class LLMCallStream:
             self._add_usage(usage_of(chunk))
 
     def finish(
-        self, *, finish_reason: str | None = None, role: LLMRole | None = None
+        self,
+        *,
+        finish_reason: str | None = None,
+        role: LLMRole | None = None,
+        final: BaseMessage | None = None,
     ) -> LLMCallResult:
-        """Close every tool call (parsing its arguments), emit `llm_end`, return the result."""
-        parsed = [self._end_call(call) for call in self._calls]
+        """Close every tool call (parsing its arguments), emit `llm_end`, return the result.
+
+        Args:
+            finish_reason: overrides the provider's.
+            role: overrides the role derived from the output.
+            final: the whole message an end callback reports; fed only when no chunk was
+                streamed (a model that does not stream), since it is the sum of the chunks.
+        """
+        if final is not None and not self._fed:
+            self.feed(final)
+        for call in self._calls:
+            if not call.ended:
+                self._end_call(call)
+        parsed = [c.parsed for c in self._calls if c.provider is None and c.parsed is not None]
         if role is None:
             role = "tool_use" if parsed else ("answer" if self.depth == 0 else "internal")
-        reason = finish_reason or self._finish_reason or ("tool_calls" if parsed else "stop")
+        reason = (
+            finish_reason
+            or ("refusal" if self._refused else None)
+            or self._finish_reason
+            or ("tool_calls" if parsed else "stop")
+        )
         self._emit(
             LLMEnd(
                 call_id=self.call_id,
@@ -236,6 +296,8 @@ class LLMCallStream:
             usage=self._usage,
             finish_reason=reason,
             role=role,
+            provider_tools=[c.parsed for c in self._calls if c.provider is not None and c.parsed],
+            content=self._content(),
         )
 
     def fail(self, reason: str = "error") -> None:
@@ -249,6 +311,7 @@ class LLMCallStream:
                         name=call.name or "",
                         error=f"the model call ended before the arguments were complete ({reason})",
                         raw="".join(call.parts),
+                        executor="local" if call.provider is None else "provider",
                     )
                 )
         self._emit(
@@ -323,10 +386,13 @@ class LLMCallStream:
                 provider_id=provider_id,
                 index=chunk.index,
                 position=len(self._calls),
+                provider=chunk.provider,
             )
             self._calls.append(call)
             if provider_id is not None:
                 self._by_id[provider_id] = call
+            if call.provider is not None:
+                self._placed.append((len(self._text_parts), call))
         if chunk.index is not None:
             self._by_index[chunk.index] = call
         if chunk.name and not call.name:
@@ -337,7 +403,11 @@ class LLMCallStream:
                 self._first_token = time.perf_counter()
             self._emit(
                 ToolCallStart(
-                    call_id=self.call_id, tool_call_id=call.id, name=call.name, index=call.position
+                    call_id=self.call_id,
+                    tool_call_id=call.id,
+                    name=call.name,
+                    index=call.position,
+                    executor="local" if call.provider is None else "provider",
                 )
             )
             for part in call.pending:
@@ -349,6 +419,56 @@ class LLMCallStream:
                 self._emit(ToolCallDelta(tool_call_id=call.id, delta=chunk.args))
             else:
                 call.pending.append(chunk.args)
+        if call.provider is not None:
+            call.input_done = time.perf_counter()
+
+    def _provider_result(self, result: ProviderToolResult) -> None:
+        """A provider's tool finished: close its call, report it as run, keep its block."""
+        call = self._by_id.get(result.tool_call_id)
+        if result.block is not None:
+            self._placed.append((len(self._text_parts), result.block))
+        if call is None or call.provider is None or call.ended:
+            return  # a result for a call this stream never saw: kept for history only
+        parsed = self._end_call(call)
+        tool_kwargs: dict[str, Any] = {"tool_call_id": call.id, "name": parsed.name}
+        self._emit(
+            ToolStart(
+                **tool_kwargs,
+                input=parsed.args,
+                call_id=self.call_id,
+                parent_id=self.parent_id,
+                depth=self.depth,
+                executor="provider",
+            )
+        )
+        self._emit(
+            ToolEnd(
+                **tool_kwargs,
+                status="error" if result.error else "ok",
+                output=None if result.error else json_safe(result.output),
+                error=result.error,
+                duration_ms=round((time.perf_counter() - call.input_done) * 1000, 3),
+                executor="provider",
+            )
+        )
+
+    def _content(self) -> list[dict[str, Any]]:
+        """The answer's blocks in arrival order, when the provider ran tools (else [])."""
+        if not self._placed:
+            return []
+        blocks: list[dict[str, Any]] = []
+        taken = 0
+        for before, item in self._placed:
+            if before > taken:
+                blocks.append({"type": "text", "text": "".join(self._text_parts[taken:before])})
+                taken = before
+            if isinstance(item, dict):
+                blocks.append(item)
+            elif item.provider is not None and item.parsed is not None:
+                blocks.append(history_block(item.provider, item.parsed.raw, item.parsed.args))
+        if len(self._text_parts) > taken:
+            blocks.append({"type": "text", "text": "".join(self._text_parts[taken:])})
+        return blocks
 
     def _end_call(self, call: _ToolCallState) -> ParsedToolCall:
         raw = "".join(call.parts)
@@ -359,7 +479,11 @@ class LLMCallStream:
             call.started = True
             self._emit(
                 ToolCallStart(
-                    call_id=self.call_id, tool_call_id=call.id, name=name, index=call.position
+                    call_id=self.call_id,
+                    tool_call_id=call.id,
+                    name=name,
+                    index=call.position,
+                    executor="local" if call.provider is None else "provider",
                 )
             )
             for part in call.pending:
@@ -385,9 +509,11 @@ class LLMCallStream:
                 args=args,
                 error=error,
                 raw=raw if error else None,
+                executor="local" if call.provider is None else "provider",
             )
         )
-        return ParsedToolCall(id=call.id, name=name, args=args, error=error, raw=raw)
+        call.parsed = ParsedToolCall(id=call.id, name=name, args=args, error=error, raw=raw)
+        return call.parsed
 
     def _add_usage(self, usage: dict[str, int] | None) -> None:
         if usage is None:
@@ -400,3 +526,14 @@ class LLMCallStream:
 
     def _ms(self, end: float) -> float:
         return round((end - self._started) * 1000, 3)
+
+
+def final_message(response: LLMResult) -> BaseMessage | None:
+    """The whole message an `on_llm_end` callback reports (its first generation), if any."""
+    for generations in response.generations:
+        for generation in generations:
+            message = getattr(generation, "message", None)
+            if isinstance(message, BaseMessage):
+                return message
+            return AIMessageChunk(content=generation.text) if generation.text else None
+    return None

@@ -3,25 +3,41 @@
 A "token" in LangChain is a str for OpenAI, a list of content blocks for Anthropic, Bedrock and
 Gemini, sometimes with reasoning in `additional_kwargs`, and tool-call fragments sit either in
 `tool_call_chunks` or in `tool_use`/`input_json_delta` blocks. `normalize_chunk` maps all of them
-to four delta kinds, so no content block, argument byte or reasoning text ever reaches answer text:
+to a few delta kinds, so no content block, argument byte or reasoning text ever reaches answer text:
 
 - `TextDelta(text)`: answer text.
+- `RefusalDelta(text)`: the model's refusal, which is the answer the user sees.
 - `ReasoningDelta(text, signature)`: thinking text, and/or the provider's signature of the block.
-- `ToolChunk(index, id, name, args)`: a fragment of a tool call (any field may be missing).
+- `ToolChunk(index, id, name, args, provider)`: a fragment of a tool call (any field may be
+  missing); `provider` is set when the provider itself runs the tool (see `_provider_tools`).
+- `ProviderToolResult(...)`: what a provider-executed tool returned.
 - `OpaqueBlock(block)`: a block that must be kept verbatim for history (redacted thinking).
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Union
+from typing import Any
 
 import msgspec
 from langchain_core.messages import BaseMessage
 
+from agentcast.sources._deltas import (
+    Delta,
+    OpaqueBlock,
+    ProviderToolResult,
+    ReasoningDelta,
+    RefusalDelta,
+    TextDelta,
+    ToolChunk,
+)
+from agentcast.sources._provider_tools import provider_tool_block
+
 __all__ = [
     "Delta",
     "OpaqueBlock",
+    "ProviderToolResult",
     "ReasoningDelta",
+    "RefusalDelta",
     "TextDelta",
     "ToolChunk",
     "finish_reason_of",
@@ -29,42 +45,6 @@ __all__ = [
     "usage_of",
 ]
 
-
-class TextDelta(NamedTuple):
-    """A piece of answer text."""
-
-    text: str
-
-
-class ReasoningDelta(NamedTuple):
-    """A piece of reasoning text, or the signature that closes a reasoning block.
-
-    `shape` names the provider block it came in (`thinking`: Anthropic, `reasoning_content`:
-    Bedrock), so a signed block can be sent back to that provider in its own shape.
-    """
-
-    text: str
-    signature: str | None = None
-    shape: str = ""
-
-
-class ToolChunk(NamedTuple):
-    """A fragment of a tool call; providers send the id and name once and arguments in pieces."""
-
-    index: int | None  # type: ignore[assignment]  # shadows tuple.index on purpose
-    id: str | None
-    name: str | None
-    args: str
-
-
-class OpaqueBlock(NamedTuple):
-    """A content block kept verbatim for the history but never streamed (redacted thinking)."""
-
-    block: dict[str, Any]
-
-
-Delta = Union[TextDelta, ReasoningDelta, ToolChunk, OpaqueBlock]
-"""Any normalized delta."""
 
 _TOOL_BLOCK_TYPES = frozenset({"tool_use", "input_json_delta", "tool_call_chunk", "tool_call"})
 _FINISH_KEYS = ("finish_reason", "stop_reason", "stopReason", "done_reason")
@@ -76,7 +56,8 @@ def normalize_chunk(message: BaseMessage) -> list[Delta]:
     Tool fragments come from `tool_call_chunks` when LangChain filled them (it does for every
     integration that streams tool calls); content blocks of tool types are then ignored, since
     they describe the same bytes. Without `tool_call_chunks` (a raw callback token, a whole
-    message), tool calls come from the blocks or from `tool_calls`.
+    message), tool calls come from the blocks or from `tool_calls`. Blocks of tools the provider
+    runs are read in every case: LangChain makes no tool-call chunks for them.
     """
     deltas: list[Delta] = []
     extra = message.additional_kwargs
@@ -86,6 +67,9 @@ def normalize_chunk(message: BaseMessage) -> list[Delta]:
             deltas.append(ReasoningDelta(reasoning))
         elif isinstance(reasoning, dict):
             _reasoning_dict(reasoning, deltas)
+        refusal = extra.get("refusal")
+        if isinstance(refusal, str) and refusal:  # langchain-openai, Chat Completions
+            deltas.append(RefusalDelta(refusal))
     tool_chunks = getattr(message, "tool_call_chunks", None)
     _content(message.content, deltas, blocks_carry_tools=not tool_chunks)
     if tool_chunks:
@@ -93,7 +77,7 @@ def normalize_chunk(message: BaseMessage) -> list[Delta]:
             deltas.append(
                 ToolChunk(tc.get("index"), tc.get("id"), tc.get("name"), tc.get("args") or "")
             )
-    elif not any(type(d) is ToolChunk for d in deltas):
+    elif not any(type(d) is ToolChunk and d.provider is None for d in deltas):
         for i, tc in enumerate(getattr(message, "tool_calls", None) or ()):
             args = tc.get("args") or {}
             deltas.append(ToolChunk(i, tc.get("id"), tc.get("name"), _dumps(args) if args else ""))
@@ -139,9 +123,16 @@ def _block(block: dict[str, Any], deltas: list[Delta], blocks_carry_tools: bool)
                 deltas.append(ReasoningDelta(part["text"]))
     elif kind == "redacted_thinking":
         deltas.append(OpaqueBlock(block))
-    elif kind in _TOOL_BLOCK_TYPES and blocks_carry_tools:
-        _tool_block(kind, block, deltas)
-    # Any other block type (images, citations, server tool results) is not answer text.
+    elif kind == "refusal":  # langchain-openai, Responses API
+        text = block.get("refusal")
+        if isinstance(text, str) and text:
+            deltas.append(RefusalDelta(text))
+    elif kind in _TOOL_BLOCK_TYPES:
+        if blocks_carry_tools:
+            _tool_block(kind, block, deltas)
+    elif isinstance(kind, str):
+        deltas.extend(provider_tool_block(kind, block))
+    # Any other block type (images, citations) is not answer text.
 
 
 def _reasoning_dict(inner: dict[str, Any], deltas: list[Delta], shape: str = "") -> None:

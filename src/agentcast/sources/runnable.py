@@ -20,7 +20,7 @@ from agentcast.events import Custom, Message, ToolEnd, ToolStart, json_safe
 from agentcast.sources._base import RunRequest, RunSink
 from agentcast.sources._messages import to_langchain
 from agentcast.sources.llm_call import LLMCallStream
-from agentcast.sources.normalize import TextDelta, normalize_chunk
+from agentcast.sources.normalize import RefusalDelta, TextDelta, normalize_chunk
 
 __all__ = ["RunnableSource", "default_input", "output_of"]
 
@@ -120,9 +120,8 @@ class _EventMapper:
         elif kind in ("on_chat_model_end", "on_llm_end"):
             ending = self.calls.pop(run_id, None)
             if ending is not None:
-                if not ending.has_output and data.get("output") is not None:
-                    ending.feed(_as_message(data["output"]))
-                result = ending.finish()
+                output = data.get("output")
+                result = ending.finish(final=_as_message(output) if output is not None else None)
                 self.pending_calls.extend((c.id, c.name, c.args) for c in result.tool_calls)
         elif kind == "on_tool_start":
             self._tool_start(event, data)
@@ -130,7 +129,8 @@ class _EventMapper:
             self._tool_end(kind, event, data)
         elif kind == "on_custom_event":
             self.sink.emit(Custom(name=event.get("name") or "custom", data=json_safe(data)))
-        elif kind == "on_chain_end" and run_id == self.root:
+        if run_id == self.root and kind.endswith("_end"):
+            # The root's end, whatever it is (a chain, or a bare chat model: `wrap(model.bind())`).
             self.output = output_of(data.get("output"))
 
     def _tool_ancestor(self, parents: Sequence[str]) -> tuple[str, str, int, float] | None:
@@ -200,11 +200,16 @@ def output_of(value: Any) -> Any:
     if isinstance(value, dict) and isinstance(value.get("messages"), list) and value["messages"]:
         value = value["messages"][-1]
     if isinstance(value, AIMessage):
-        return str(value.text)
+        # The answer is what the stream showed: its text, or its refusal.
+        return _answer_text(value)
     if isinstance(value, BaseMessage):
         return str(value.text)
     if isinstance(value, list) and value and all(isinstance(v, (str, dict)) for v in value):
         # Content blocks (Bedrock, Anthropic): the answer is their text, never the list.
-        deltas = normalize_chunk(AIMessage(content=value))
-        return "".join(d.text for d in deltas if isinstance(d, TextDelta))
+        return _answer_text(AIMessage(content=value))
     return json_safe(value)
+
+
+def _answer_text(message: AIMessage) -> str:
+    deltas = normalize_chunk(message)
+    return "".join(d.text for d in deltas if isinstance(d, (TextDelta, RefusalDelta)))
