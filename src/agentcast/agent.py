@@ -173,7 +173,8 @@ class Agent(Runner):
 
     Args:
         model: `"offline"`, a `"provider:model"` string, or a LangChain chat model.
-        tools: LangChain tools (`@tool`), sync or async.
+        tools: LangChain tools (`@tool`), sync or async, and provider tool specs (dicts such as
+            `{"type": "web_search_20250305", "name": "web_search"}`) that the provider runs.
         system_prompt: prepended to every model call.
         max_steps: model turns allowed per run before it fails with `max_steps_exceeded`.
         store: session store, or its URL (`memory://`, `sqlite:///file.db`); default in-memory.
@@ -185,7 +186,7 @@ class Agent(Runner):
     def __init__(
         self,
         model: str | BaseChatModel = "offline",
-        tools: Sequence[BaseTool] = (),
+        tools: Sequence[BaseTool | dict[str, Any]] = (),
         *,
         system_prompt: str | None = None,
         max_steps: int = 10,

@@ -92,18 +92,50 @@ class EventStream:
             self.tool_args(index, fragment)
         return self.block_stop(index)
 
-    def finish(self, stop_reason: str, output_tokens: int) -> EventStream:
+    def server_tool_block(
+        self, index: int, id: str, name: str, fragments: list[str]
+    ) -> EventStream:
+        """A tool the API runs itself (`web_search`, `code_execution`): its input streams as
+        `input_json_delta` like a client tool's."""
+        self.block_start(index, {"type": "server_tool_use", "id": id, "name": name, "input": {}})
+        for fragment in fragments:
+            self.tool_args(index, fragment)
+        return self.block_stop(index)
+
+    def server_result_block(
+        self, index: int, type_: str, tool_use_id: str, content: Any
+    ) -> EventStream:
+        """The API's result of its own tool (`web_search_tool_result`...), in one block."""
+        block = {"type": type_, "tool_use_id": tool_use_id, "content": content}
+        return self.block_start(index, block).block_stop(index)
+
+    def finish(
+        self,
+        stop_reason: str,
+        output_tokens: int,
+        *,
+        delta_input_tokens: bool = True,
+        server_tool_use: dict[str, int] | None = None,
+    ) -> EventStream:
+        """`message_delta` + `message_stop`. With `delta_input_tokens=False` the delta's usage
+        carries only `output_tokens`, as in the API reference's streaming example: the input
+        count is then only in `message_start`."""
+        usage: dict[str, Any] = {"output_tokens": output_tokens}
+        if delta_input_tokens:
+            usage = {
+                "input_tokens": self.input_tokens,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+                **usage,
+            }
+        if server_tool_use is not None:
+            usage["server_tool_use"] = server_tool_use
         self.event(
             "message_delta",
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-                "usage": {
-                    "input_tokens": self.input_tokens,
-                    "cache_creation_input_tokens": 0,
-                    "cache_read_input_tokens": 0,
-                    "output_tokens": output_tokens,
-                },
+                "usage": usage,
             },
         )
         return self.event("message_stop", {"type": "message_stop"})

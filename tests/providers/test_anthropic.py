@@ -276,3 +276,148 @@ async def test_resolve_leaves_retries_to_agentcast():
     assert len(server.requests) == 1
     [error] = of(events, "error")
     assert error.retryable is True and events[-1].outcome == "error"
+
+
+# -- tools the API runs itself (server tools) ---------------------------------------------------
+
+WEB_SEARCH = {"type": "web_search_20250305", "name": "web_search", "max_uses": 2}
+SEARCH_PARTS = ['{"query": ', '"weather Paris', ' today"}']
+SEARCH_ARGS = {"query": "weather Paris today"}
+SEARCH_RESULTS = [
+    {
+        "type": "web_search_result",
+        "title": "Paris weather",
+        "url": "https://example.com/paris",
+        "encrypted_content": "EqgfCioIARgBIiQ3YTAwMjY1Mi1jZjg0LTRkMDctODk0Mi03",
+        "page_age": None,
+    }
+]
+
+
+def searched(stream: wire.EventStream, first: int = 1) -> wire.EventStream:
+    """A `server_tool_use` web search at index `first` and its result block after it."""
+    stream.server_tool_block(first, "srvtoolu_01", "web_search", SEARCH_PARTS)
+    return stream.server_result_block(
+        first + 1, "web_search_tool_result", "srvtoolu_01", SEARCH_RESULTS
+    )
+
+
+async def test_a_server_tool_streams_as_provider_executed_and_is_never_run_here():
+    tools = ToolLog()
+    first = searched(wire.EventStream().start().text_block(0, "Let me search. "))
+    first.text_block(3, "Found it. ").tool_block(4, "toolu_w1", "get_weather", ARG_PARTS)
+    first.finish("tool_use", 60, server_tool_use={"web_search_requests": 1})
+    async with ScriptedServer([first.reply(), answer().reply()]) as server:
+        agent_tools = [*tools.tools, WEB_SEARCH]
+        events, _ = await run(model(server), _Tools(agent_tools))
+
+    assert tools.calls == [("get_weather", WEATHER_ARGS)], "only the client tool ran here"
+    assert not of(events, "error") and events[-1].outcome == "success"
+    named = ("tool_call_start", "tool_call_end", "tool_start", "tool_end")
+    assert all(e.name for e in events if e.type in named), "no nameless tool call"
+    starts = of(events, "tool_call_start")
+    assert [(s.tool_call_id, s.name, s.executor) for s in starts] == [
+        ("srvtoolu_01", "web_search", "provider"),
+        ("toolu_w1", "get_weather", "local"),
+    ]
+    search_deltas = [
+        d.delta for d in of(events, "tool_call_delta") if d.tool_call_id == "srvtoolu_01"
+    ]
+    assert search_deltas == SEARCH_PARTS
+    ends = {e.tool_call_id: e for e in of(events, "tool_call_end")}
+    assert (ends["srvtoolu_01"].args, ends["srvtoolu_01"].error) == (SEARCH_ARGS, None)
+    assert ends["srvtoolu_01"].executor == "provider"
+    ran = [
+        (e.type, e.tool_call_id, e.executor) for e in events if e.type in ("tool_start", "tool_end")
+    ]
+    assert ran == [
+        ("tool_start", "srvtoolu_01", "provider"),
+        ("tool_end", "srvtoolu_01", "provider"),
+        ("tool_start", "toolu_w1", "local"),
+        ("tool_end", "toolu_w1", "local"),
+    ]
+    search_start, search_end = (
+        e for e in events if e.type in ("tool_start", "tool_end") and e.executor == "provider"
+    )
+    assert (search_start.name, search_start.input) == ("web_search", SEARCH_ARGS)
+    assert (search_end.status, search_end.output) == ("ok", SEARCH_RESULTS)
+    # The provider's tool ran inside the model call: reported between its llm_start and llm_end.
+    first_end = of(events, "llm_end")[0]
+    assert events.index(search_end) < events.index(first_end)
+    assert first_end.role == "tool_use" and first_end.finish_reason == "tool_use"
+    assert text(events) == "Let me search. Found it. " + ANSWER
+
+    req1, req2 = (r.json for r in server.requests)
+    assert WEB_SEARCH in req1["tools"]
+    blocks = req2["messages"][1]["content"]
+    assert blocks == [
+        {"type": "text", "text": "Let me search. "},
+        {
+            "type": "server_tool_use",
+            "id": "srvtoolu_01",
+            "name": "web_search",
+            "input": SEARCH_ARGS,
+        },
+        {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_01", "content": SEARCH_RESULTS},
+        {"type": "text", "text": "Found it. "},
+        {"type": "tool_use", "id": "toolu_w1", "name": "get_weather", "input": WEATHER_ARGS},
+    ]
+    [result] = req2["messages"][2]["content"]
+    assert result["type"] == "tool_result" and result["tool_use_id"] == "toolu_w1"
+
+
+@pytest.mark.parametrize("configured", ["agent_tools", "model_kwargs"])
+async def test_an_answer_after_a_server_tool_ends_the_run_in_one_request(configured):
+    stream = searched(wire.EventStream().start().text_block(0, "Let me search. "))
+    stream.text_block(3, *ANSWER_PARTS).finish("end_turn", 50)
+    async with ScriptedServer([stream.reply()]) as server:
+        if configured == "agent_tools":
+            events, agent = await run(model(server), _Tools([WEB_SEARCH]))
+        else:  # the server tool given to ChatAnthropic itself: the agent binds no tools
+            events, agent = await run(model(server, model_kwargs={"tools": [WEB_SEARCH]}))
+    assert server.requests[0].json["tools"] == [WEB_SEARCH]
+    assert len(server.requests) == 1, "a provider's tool is not a reason to call again"
+    assert not of(events, "error")
+    assert (events[-1].outcome, events[-1].output) == ("success", "Let me search. " + ANSWER)
+    [llm_end] = of(events, "llm_end")
+    assert (llm_end.role, llm_end.finish_reason) == ("answer", "end_turn")
+    [assistant] = [m for m in await agent.store.load("s1") if m["role"] == "assistant"]
+    assert "tool_calls" not in assistant
+
+
+async def test_a_failed_server_tool_is_a_tool_error_not_a_run_error():
+    error = {"type": "web_search_tool_result_error", "error_code": "max_uses_exceeded"}
+    stream = wire.EventStream().start()
+    stream.server_tool_block(0, "srvtoolu_02", "web_search", SEARCH_PARTS)
+    stream.server_result_block(1, "web_search_tool_result", "srvtoolu_02", error)
+    stream.text_block(2, *ANSWER_PARTS).finish("end_turn", 50)
+    async with ScriptedServer([stream.reply()]) as server:
+        events, _ = await run(model(server), _Tools([WEB_SEARCH]))
+    [end] = of(events, "tool_end")
+    assert (end.status, end.error, end.executor) == ("error", "max_uses_exceeded", "provider")
+    assert not of(events, "error")
+    assert (events[-1].outcome, events[-1].output) == ("success", ANSWER)
+
+
+async def test_input_tokens_are_zero_when_message_delta_omits_them():
+    """langchain-anthropic ignores `message_start`'s usage and reads only `message_delta`'s: when
+    that carries only `output_tokens` the input count it reports is 0 (README: "Where usage
+    comes from"). agentcast passes on what the package reports; this pins the known gap."""
+    stream = wire.EventStream(input_tokens=140).start().text_block(0, *ANSWER_PARTS)
+    stream.finish("end_turn", 9, delta_input_tokens=False)
+    async with ScriptedServer([stream.reply()]) as server:
+        events, _ = await run(model(server))
+    [llm_end] = of(events, "llm_end")
+    assert llm_end.usage == {
+        "input_tokens": 0,
+        "output_tokens": 9,
+        "total_tokens": 9,
+        "source": "provider",
+    }
+
+
+class _Tools:
+    """The `run` helper's tool holder for a list that mixes tools and provider tool specs."""
+
+    def __init__(self, tools: list) -> None:
+        self.tools = tools

@@ -37,7 +37,9 @@ class NativeAgentSource:
 
     Args:
         model: the chat model (tools are bound here when given).
-        tools: LangChain tools, sync or async.
+        tools: LangChain tools, sync or async, and provider tool specs (dicts such as
+            `{"type": "web_search_20250305", "name": "web_search"}`): those are bound for the
+            provider to run and never run here.
         system_prompt: prepended to every model call.
         max_steps: model turns allowed per run.
         retry: what to retry when the provider fails before the first token.
@@ -46,14 +48,14 @@ class NativeAgentSource:
     def __init__(
         self,
         model: BaseChatModel,
-        tools: Sequence[BaseTool] = (),
+        tools: Sequence[BaseTool | dict[str, Any]] = (),
         *,
         system_prompt: str | None = None,
         max_steps: int = 10,
         retry: RetryPolicy | None = None,
     ) -> None:
         self.model = model
-        self.tools = {tool.name: tool for tool in tools}
+        self.tools = {tool.name: tool for tool in tools if isinstance(tool, BaseTool)}
         self.system_prompt = system_prompt
         self.max_steps = max_steps
         self.retry = retry or RetryPolicy()
@@ -235,7 +237,9 @@ def _content_for_provider(result: LLMCallResult) -> str | list[str | dict[str, A
     """The assistant turn's content for the next call of this run.
 
     Signed reasoning goes back in the provider's own block shape, before the text: Anthropic
-    and Bedrock reject a tool-use continuation whose thinking blocks are missing.
+    and Bedrock reject a tool-use continuation whose thinking blocks are missing. When the
+    provider ran tools, its blocks go back verbatim and in their order, between the text runs
+    they came between (`LLMCallResult.content`).
     """
     blocks: list[str | dict[str, Any]] = []
     for block in result.reasoning:
@@ -249,6 +253,9 @@ def _content_for_provider(result: LLMCallResult) -> str | list[str | dict[str, A
         elif shape == "reasoning_content" and block.get("signature"):
             inner = {"text": block["text"], "signature": block["signature"]}
             blocks.append({"type": "reasoning_content", "reasoning_content": inner})
+    if result.content:
+        blocks.extend(result.content)
+        return blocks
     if not blocks:
         return result.text
     if result.text:
