@@ -44,12 +44,12 @@ WIRE_SCHEMA_V1 = {
     "agent_start": ["input", "actor_id", "custom_data"],
     "llm_start": ["call_id", "parent_id", "depth", "model", "name", "tags", "node"],
     "llm_token": ["call_id", "token", "kind", "depth"],
-    "tool_call_start": ["call_id", "tool_call_id", "name", "index"],
+    "tool_call_start": ["call_id", "tool_call_id", "name", "index", "executor"],
     "tool_call_delta": ["tool_call_id", "delta"],
-    "tool_call_end": ["tool_call_id", "name", "args", "error", "raw"],
+    "tool_call_end": ["tool_call_id", "name", "args", "error", "raw", "executor"],
     "llm_end": ["call_id", "finish_reason", "usage", "ttft_ms", "duration_ms", "role"],
-    "tool_start": ["tool_call_id", "name", "input", "call_id", "parent_id", "depth"],
-    "tool_end": ["tool_call_id", "name", "status", "output", "error", "duration_ms"],
+    "tool_start": ["tool_call_id", "name", "input", "call_id", "parent_id", "depth", "executor"],
+    "tool_end": ["tool_call_id", "name", "status", "output", "error", "duration_ms", "executor"],
     "custom": ["name", "data", "tool_call_id"],
     "agent_step": ["step", "node", "type", "content"],
     "agent_end": ["outcome", "output", "steps", "metrics"],
@@ -112,7 +112,12 @@ SAMPLES: dict[str, BaseEvent] = {
     ),
     "llm_token": LLMToken(**ENVELOPE, call_id="llm-1", token=NASTY, kind="reasoning", depth=3),
     "tool_call_start": ToolCallStart(
-        **ENVELOPE, call_id="llm-1", tool_call_id="call_ä", name="multiply", index=4
+        **ENVELOPE,
+        call_id="llm-1",
+        tool_call_id="call_ä",
+        name="multiply",
+        index=4,
+        executor="provider",
     ),
     "tool_call_delta": ToolCallDelta(**ENVELOPE, tool_call_id="call_ä", delta='{"a": "🐈\\n'),
     "tool_call_end": ToolCallEnd(
@@ -122,6 +127,7 @@ SAMPLES: dict[str, BaseEvent] = {
         args={"a": 25, "b": [4.5, {"c": NASTY}]},
         error="Expecting value: line 1",
         raw='{"a": 25, "b": [4.5, {"c": ...',
+        executor="provider",
     ),
     "llm_end": LLMEnd(
         **ENVELOPE,
@@ -140,6 +146,7 @@ SAMPLES: dict[str, BaseEvent] = {
         call_id="llm-1",
         parent_id="tool-0",
         depth=1,
+        executor="provider",
     ),
     "tool_end": ToolEnd(
         **ENVELOPE,
@@ -149,6 +156,7 @@ SAMPLES: dict[str, BaseEvent] = {
         output=[NASTY, {"x": None}],
         error="cannot divide by zero\ntraceback…",
         duration_ms=3.75,
+        executor="provider",
     ),
     "custom": Custom(**ENVELOPE, name="progress 📈", data=NESTED, tool_call_id="call_ä"),
     "agent_step": AgentStep(

@@ -26,12 +26,16 @@ from agentcast.events import (
     ToolCallDelta,
     ToolCallEnd,
     ToolCallStart,
+    ToolEnd,
+    ToolStart,
 )
 from agentcast.sources import llm_call as llm_call_module
 from agentcast.sources.llm_call import LLMCallResult, LLMCallStream
 from agentcast.sources.normalize import (
     OpaqueBlock,
+    ProviderToolResult,
     ReasoningDelta,
+    RefusalDelta,
     TextDelta,
     ToolChunk,
     finish_reason_of,
@@ -241,6 +245,14 @@ def check_invariants(
             assert type(event.delta) is str
             assert event.delta != ""
             deltas.setdefault(event.tool_call_id, []).append(event.delta)
+        elif isinstance(event, ToolStart):  # only a provider's tool is reported by the call
+            assert event.executor == "provider"
+            assert event.tool_call_id in ended, "a tool never starts before its tool_call_end"
+            assert event.call_id == call_id
+        elif isinstance(event, ToolEnd):
+            assert event.executor == "provider"
+            assert isinstance(events[pos - 1], ToolStart)
+            assert events[pos - 1].tool_call_id == event.tool_call_id
         elif isinstance(event, ToolCallEnd):
             assert event.tool_call_id in started, "tool_call_end without tool_call_start"
             assert event.tool_call_id not in ended, f"second end for {event.tool_call_id}"
@@ -259,8 +271,10 @@ def check_invariants(
     if result is not None:
         text = "".join(e.token for e in events if isinstance(e, LLMToken) and e.kind == "text")
         assert text == result.text
-        assert [c.id for c in result.tool_calls] == list(started)
-        for call in result.tool_calls:
+        local = [c.id for c in result.tool_calls]
+        assert sorted(local + [c.id for c in result.provider_tools]) == sorted(started)
+        assert local == [i for i in started if i in local]
+        for call in result.tool_calls + result.provider_tools:
             assert "".join(deltas.get(call.id, [])) == call.raw
         assert events[-1].usage == result.usage
         assert events[-1].finish_reason == result.finish_reason
@@ -306,6 +320,10 @@ def compact(event: BaseEvent) -> tuple[Any, ...]:
         return ("tool_end", event.tool_call_id, event.name, event.args, event.error, event.raw)
     if isinstance(event, LLMEnd):
         return ("llm_end", event.finish_reason, event.usage, event.role)
+    if isinstance(event, ToolStart):
+        return ("ran", event.tool_call_id, event.name, event.input, event.executor)
+    if isinstance(event, ToolEnd):
+        return ("ran_end", event.tool_call_id, event.status, event.output, event.error)
     raise AssertionError(f"unexpected event {event!r}")
 
 
@@ -1553,6 +1571,377 @@ def test_fail_closes_every_open_call_but_not_unstarted_fragments() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Refusals, and tools the provider executes itself
+# ---------------------------------------------------------------------------------------------
+
+REFUSAL = "I'm sorry, I can't help with that."
+SEARCH_RESULTS = [
+    {
+        "encrypted_content": "EqgfCioIARgBIiQ3YTAw",
+        "page_age": None,
+        "title": "News",
+        "type": "web_search_result",
+        "url": "https://example.com/n",
+    }
+]
+
+
+def anthropic_server_tool_stream() -> list[AIMessageChunk]:
+    """Recorded from langchain-anthropic 1.7.10 (tools bound, so content is a block list) on a
+    loopback Messages server streaming a `web_search` server tool: the start block, its input
+    as `input_json_delta` blocks with no tool-call chunks, the result block, then text."""
+    return [
+        chunk([], meta={"model_name": "claude-sonnet-4-6", "model_provider": "anthropic"}),
+        chunk([{"type": "text", "text": "Let me search. ", "index": 0}]),
+        chunk(
+            [
+                {
+                    "id": "srvtoolu_01",
+                    "input": {},
+                    "name": "web_search",
+                    "type": "server_tool_use",
+                    "index": 1,
+                }
+            ]
+        ),
+        chunk([{"partial_json": '{"query": ', "type": "input_json_delta", "index": 1}]),
+        chunk([{"partial_json": '"news"}', "type": "input_json_delta", "index": 1}]),
+        chunk(
+            [
+                {
+                    "content": SEARCH_RESULTS,
+                    "tool_use_id": "srvtoolu_01",
+                    "type": "web_search_tool_result",
+                    "index": 2,
+                }
+            ]
+        ),
+        chunk([{"type": "text", "text": "Here is the news.", "index": 3}]),
+        anthropic_message_delta(40, "end_turn"),
+    ]
+
+
+OPENAI_WEB_SEARCH_CALL = {  # langchain-openai 1.7.4, Responses API, `output_item.done`
+    "id": "ws_67c9fa0502748190b7dd390736892e100be649c1a5ff9609",
+    "action": {"query": "positive news story today", "type": "search"},
+    "status": "completed",
+    "type": "web_search_call",
+    "index": 0,
+}
+OPENAI_CODE_INTERPRETER_CALL = {
+    "id": "ci_68245",
+    "code": "print(2 ** 10)",
+    "container_id": "cntr_6824",
+    "outputs": [{"type": "logs", "logs": "1024\n"}],
+    "status": "completed",
+    "type": "code_interpreter_call",
+    "index": 1,
+}
+OPENAI_MCP_CALL = {
+    "id": "mcp_6824",
+    "arguments": '{"sides": 6}',
+    "name": "roll",
+    "output": "4",
+    "server_label": "dice",
+    "type": "mcp_call",
+    "index": 0,
+}
+
+
+def no_index(block: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in block.items() if k != "index"}
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        pytest.param(
+            chunk("", extra={"refusal": REFUSAL}),
+            [RefusalDelta(REFUSAL)],
+            id="openai-chat-refusal",
+        ),
+        pytest.param(
+            chunk([{"type": "refusal", "refusal": REFUSAL}]),
+            [RefusalDelta(REFUSAL)],
+            id="openai-responses-refusal-block",
+        ),
+        pytest.param(
+            anthropic_server_tool_stream()[2],
+            [
+                ToolChunk(
+                    1,
+                    "srvtoolu_01",
+                    "web_search",
+                    "",
+                    {
+                        "id": "srvtoolu_01",
+                        "input": {},
+                        "name": "web_search",
+                        "type": "server_tool_use",
+                    },
+                )
+            ],
+            id="anthropic-server-tool-use-start",
+        ),
+        pytest.param(
+            # Stateless, a server tool's input fragment looks like any other: LLMCallStream
+            # routes it by index to the server tool it continues.
+            anthropic_server_tool_stream()[3],
+            [ToolChunk(1, None, None, '{"query": ')],
+            id="anthropic-server-tool-input-delta",
+        ),
+        pytest.param(
+            anthropic_server_tool_stream()[5],
+            [
+                ProviderToolResult(
+                    "srvtoolu_01",
+                    SEARCH_RESULTS,
+                    None,
+                    {
+                        "content": SEARCH_RESULTS,
+                        "tool_use_id": "srvtoolu_01",
+                        "type": "web_search_tool_result",
+                    },
+                )
+            ],
+            id="anthropic-web-search-tool-result",
+        ),
+        pytest.param(
+            chunk(
+                [
+                    {
+                        "type": "bash_code_execution_tool_result",
+                        "tool_use_id": "srvtoolu_02",
+                        "content": {
+                            "type": "bash_code_execution_tool_result_error",
+                            "error_code": "unavailable",
+                        },
+                        "index": 4,
+                    }
+                ]
+            ),
+            [
+                ProviderToolResult(
+                    "srvtoolu_02",
+                    {"type": "bash_code_execution_tool_result_error", "error_code": "unavailable"},
+                    "unavailable",
+                    {
+                        "type": "bash_code_execution_tool_result",
+                        "tool_use_id": "srvtoolu_02",
+                        "content": {
+                            "type": "bash_code_execution_tool_result_error",
+                            "error_code": "unavailable",
+                        },
+                    },
+                )
+            ],
+            id="anthropic-code-execution-error-result",
+        ),
+        pytest.param(
+            AIMessage(
+                content=[
+                    {
+                        "id": "srvtoolu_01",
+                        "input": {},
+                        "name": "web_search",
+                        "type": "server_tool_use",
+                        "index": 1,
+                        "partial_json": '{"query": "news"}',
+                    }
+                ]
+            ),
+            [
+                ToolChunk(
+                    1,
+                    "srvtoolu_01",
+                    "web_search",
+                    '{"query": "news"}',
+                    {
+                        "id": "srvtoolu_01",
+                        "input": {},
+                        "name": "web_search",
+                        "type": "server_tool_use",
+                    },
+                )
+            ],
+            id="anthropic-aggregated-server-tool-use",
+        ),
+        pytest.param(
+            chunk([{"type": "tool_result", "tool_use_id": "toolu_1", "content": "x"}]),
+            [],
+            id="client-tool-result-is-not-a-provider-tool",
+        ),
+        pytest.param(
+            chunk([OPENAI_WEB_SEARCH_CALL]),
+            [
+                ToolChunk(
+                    0,
+                    OPENAI_WEB_SEARCH_CALL["id"],
+                    "web_search",
+                    '{"action":{"query":"positive news story today","type":"search"}}',
+                    no_index(OPENAI_WEB_SEARCH_CALL),
+                ),
+                ProviderToolResult(
+                    OPENAI_WEB_SEARCH_CALL["id"], {"status": "completed"}, None, None
+                ),
+            ],
+            id="openai-responses-web-search-call",
+        ),
+        pytest.param(
+            chunk([OPENAI_MCP_CALL]),
+            [
+                ToolChunk(0, "mcp_6824", "roll", '{"sides":6}', no_index(OPENAI_MCP_CALL)),
+                ProviderToolResult("mcp_6824", {"name": "roll", "output": "4"}, None, None),
+            ],
+            id="openai-responses-mcp-call",
+        ),
+        pytest.param(
+            AIMessage(
+                content=[
+                    {
+                        "type": "server_tool_call",
+                        "id": "srvtoolu_01",
+                        "name": "web_search",
+                        "args": {"query": "news"},
+                    },
+                    {
+                        "type": "server_tool_result",
+                        "tool_call_id": "srvtoolu_01",
+                        "status": "success",
+                        "output": "results",
+                    },
+                ]
+            ),
+            [
+                ToolChunk(
+                    None,
+                    "srvtoolu_01",
+                    "web_search",
+                    '{"query":"news"}',
+                    {
+                        "type": "server_tool_call",
+                        "id": "srvtoolu_01",
+                        "name": "web_search",
+                        "args": {"query": "news"},
+                    },
+                ),
+                ProviderToolResult(
+                    "srvtoolu_01",
+                    "results",
+                    None,
+                    {
+                        "type": "server_tool_result",
+                        "tool_call_id": "srvtoolu_01",
+                        "status": "success",
+                        "output": "results",
+                    },
+                ),
+            ],
+            id="langchain-v1-server-tool-blocks",
+        ),
+    ],
+)
+def test_normalize_refusals_and_provider_tools(message: Any, expected: list[Any]) -> None:
+    assert normalize_chunk(message) == expected
+
+
+def test_a_refusal_is_the_answer_text_and_the_finish_reason() -> None:
+    events, result, _ = run(
+        [chunk("", extra={"refusal": REFUSAL}), chunk("", meta=OPENAI_FINISH_META)]
+    )
+    assert texts(events) == [REFUSAL]
+    assert (result.text, result.finish_reason, result.role) == (REFUSAL, "refusal", "answer")
+
+
+def test_an_anthropic_server_tool_is_reported_as_run_by_the_provider() -> None:
+    events, result, _ = run(anthropic_server_tool_stream())
+    args = {"query": "news"}
+    assert seq(events) == [
+        ("llm_start",),
+        ("token", "text", "Let me search. "),
+        ("tool_start", "srvtoolu_01", "web_search", 0),
+        ("tool_delta", "srvtoolu_01", '{"query": '),
+        ("tool_delta", "srvtoolu_01", '"news"}'),
+        ("tool_end", "srvtoolu_01", "web_search", args, None, None),
+        ("ran", "srvtoolu_01", "web_search", args, "provider"),
+        ("ran_end", "srvtoolu_01", "ok", SEARCH_RESULTS, None),
+        ("token", "text", "Here is the news."),
+        ("llm_end", "end_turn", {**usage(0, 40), "source": "provider"}, "answer"),
+    ]
+    provider_marked = [e for e in events if isinstance(e, (ToolCallStart, ToolCallEnd))]
+    assert all(e.executor == "provider" for e in provider_marked)
+    assert result.tool_calls == [], "nothing for the agent to run"
+    assert [(c.id, c.name, c.args) for c in result.provider_tools] == [
+        ("srvtoolu_01", "web_search", args)
+    ]
+    assert result.content == [
+        {"type": "text", "text": "Let me search. "},
+        {"id": "srvtoolu_01", "input": args, "name": "web_search", "type": "server_tool_use"},
+        {"content": SEARCH_RESULTS, "tool_use_id": "srvtoolu_01", "type": "web_search_tool_result"},
+        {"type": "text", "text": "Here is the news."},
+    ]
+
+
+def test_a_server_tool_beside_a_client_tool_leaves_only_the_client_tool_to_run() -> None:
+    stream = anthropic_server_tool_stream()[:-1]
+    stream += [  # a client tool_use after it: langchain-anthropic gives it tool-call chunks
+        anthropic_tool_use_start("toolu_w", "get_weather", 4),
+        anthropic_json_delta('{"city": ', 4),
+        anthropic_json_delta('"Paris"}', 4),
+        anthropic_message_delta(60, "tool_use"),
+    ]
+    events, result, _ = run(stream)
+    assert [c.name for c in result.tool_calls] == ["get_weather"]
+    assert [c.name for c in result.provider_tools] == ["web_search"]
+    assert result.role == "tool_use"
+    assert [b.get("type") for b in result.content] == [
+        "text",
+        "server_tool_use",
+        "web_search_tool_result",
+        "text",
+    ], "client tool calls go back as tool_calls, not as content"
+
+
+def test_a_server_tool_without_its_result_is_closed_but_not_reported_as_run() -> None:
+    # `pause_turn`: the provider stopped before running the tool.
+    events, result, _ = run(anthropic_server_tool_stream()[:5])
+    assert not any(isinstance(e, (ToolStart, ToolEnd)) for e in events)
+    [end] = [e for e in events if isinstance(e, ToolCallEnd)]
+    assert (end.name, end.args, end.executor) == ("web_search", {"query": "news"}, "provider")
+    assert result.tool_calls == []
+
+
+def test_openai_built_in_tools_arrive_whole_and_are_reported_as_run() -> None:
+    events, result, _ = run(
+        [
+            chunk([OPENAI_CODE_INTERPRETER_CALL]),
+            chunk([{"type": "text", "text": "It is 1024.", "index": 2}]),
+        ]
+    )
+    kinds = [compact(e)[0] for e in events]
+    assert kinds == [
+        "llm_start",
+        "tool_start",
+        "tool_delta",
+        "tool_end",
+        "ran",
+        "ran_end",
+        "token",
+        "llm_end",
+    ]
+    ran_end = next(e for e in events if isinstance(e, ToolEnd))
+    assert ran_end.output == {
+        "outputs": [{"type": "logs", "logs": "1024\n"}],
+        "status": "completed",
+    }
+    assert result.tool_calls == [] and result.role == "answer"
+    assert result.content == [
+        no_index(OPENAI_CODE_INTERPRETER_CALL),
+        {"type": "text", "text": "It is 1024."},
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
 # Every recorded provider stream satisfies the invariants
 # ---------------------------------------------------------------------------------------------
 
@@ -1576,6 +1965,9 @@ def _all_streams() -> dict[str, list[Any]]:
         "deepseek": [chunk("", extra={"reasoning_content": "r"}), chunk("t")],
         "gemini": [chunk(["a", "b"]), chunk([{"type": "text", "text": "c"}])],
         "invalid-json": [openai_tool_chunk(index=0, id="call_1", name="f", args="{")],
+        "anthropic-server-tool": anthropic_server_tool_stream(),
+        "openai-web-search": [chunk([OPENAI_WEB_SEARCH_CALL]), chunk("Found it.")],
+        "refusal": [chunk("", extra={"refusal": REFUSAL}), openai_usage_chunk()],
     }
 
 
@@ -1583,7 +1975,11 @@ def _all_streams() -> dict[str, list[Any]]:
 def test_every_stream_satisfies_invariants(name: str) -> None:
     chunks = _all_streams()[name]
     events, result, before = run(chunks)  # run() checks the invariants
-    assert not any(isinstance(e, (ToolCallEnd, LLMEnd)) for e in before)
+    # Only a provider's tool call ends early: its result arrived, so it is complete.
+    assert not any(
+        isinstance(e, LLMEnd) or (isinstance(e, ToolCallEnd) and e.executor == "local")
+        for e in before
+    )
     reasoning_tokens = texts(events, "reasoning")
     for token in reasoning_tokens:
         assert token not in result.text

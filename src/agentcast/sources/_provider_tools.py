@@ -40,15 +40,13 @@ _OPENAI_ITEMS: dict[str, tuple[str, tuple[str, ...]]] = {
     "image_generation_call": ("image_generation", ()),
     "mcp_call": ("", ("server_label", "arguments")),
 }
-_ITEM_BOOKKEEPING = frozenset({"type", "id", "index", "status"})
+_ITEM_BOOKKEEPING = frozenset({"type", "id", "index"})
 
 
 def provider_tool_block(kind: str, block: dict[str, Any]) -> list[Delta]:
     """Return the deltas of a provider-executed tool block, or [] for any other block."""
     if kind in _ANTHROPIC_USE:
         return [_anthropic_use(block)]
-    if kind.endswith("_tool_result") and kind != _CLIENT_RESULT:
-        return [_anthropic_result(block)]
     if kind in _OPENAI_ITEMS:
         return _openai_item(kind, block)
     if kind in ("server_tool_call", "server_tool_call_chunk"):
@@ -56,6 +54,8 @@ def provider_tool_block(kind: str, block: dict[str, Any]) -> list[Delta]:
         raw = args if isinstance(args, str) else (_dumps(args) if args else "")
         index, name = block.get("index"), block.get("name")
         return [ToolChunk(index, block.get("id"), name, raw, _clean(block))]
+    if kind.endswith("_tool_result") and kind not in (_CLIENT_RESULT, "server_tool_result"):
+        return [_anthropic_result(block)]
     if kind == "server_tool_result":
         error = "error" if block.get("status") == "error" else None
         return [
@@ -66,7 +66,7 @@ def provider_tool_block(kind: str, block: dict[str, Any]) -> list[Delta]:
     return []
 
 
-def history_block(provider: dict[str, Any], raw_args: str, args: dict[str, Any] | None) -> Any:
+def history_block(provider: dict[str, Any], args: dict[str, Any] | None) -> dict[str, Any]:
     """The provider's start block as the next request must carry it, with the final input."""
     if provider.get("type") in _ANTHROPIC_USE:
         return {**provider, "input": args if args is not None else {}}

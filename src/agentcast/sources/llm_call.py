@@ -465,7 +465,7 @@ class LLMCallStream:
             if isinstance(item, dict):
                 blocks.append(item)
             elif item.provider is not None and item.parsed is not None:
-                blocks.append(history_block(item.provider, item.parsed.raw, item.parsed.args))
+                blocks.append(history_block(item.provider, item.parsed.args))
         if len(self._text_parts) > taken:
             blocks.append({"type": "text", "text": "".join(self._text_parts[taken:])})
         return blocks
