@@ -29,7 +29,7 @@ from agentcast.events import (
     ToolEnd,
     ToolStart,
 )
-from agentcast.sources import llm_call as llm_call_module
+from agentcast.sources import _tool_calls as tool_calls_module
 from agentcast.sources.llm_call import LLMCallResult, LLMCallStream
 from agentcast.sources.normalize import (
     OpaqueBlock,
@@ -798,7 +798,7 @@ def test_anthropic_tool_args_split_over_40_chunks(monkeypatch: pytest.MonkeyPatc
         decoded.append(buf)
         return real_decode(buf, *args, **kwargs)
 
-    monkeypatch.setattr(llm_call_module.msgspec.json, "decode", counting_decode)
+    monkeypatch.setattr(tool_calls_module.msgspec.json, "decode", counting_decode)
 
     pieces = forty_pieces()
     tool_id = "toolu_01A09q90qw90lq917835lq9"

@@ -4,9 +4,9 @@ Every source (native agent, nested LLM callbacks, later LangChain and LangGraph 
 chunks through `LLMCallStream`, so the rules live once:
 
 - text, reasoning and tool-argument bytes go to separate events (invariant 4);
-- tool calls are keyed by provider id first, index second, so parallel calls interleaved by
-  index, calls that all say index 0 (Ollama), and calls sharing an index with distinct ids
-  (Bedrock) stay separate (invariant 6);
+- tool calls (assembled by `_tool_calls.ToolCalls`) are keyed by provider id first, index
+  second, so parallel calls interleaved by index, calls that all say index 0 (Ollama), and
+  calls sharing an index with distinct ids (Bedrock) stay separate (invariant 6);
 - arguments are parsed once, when the call ends (invariant 5), and invalid JSON becomes
   `tool_call_end(error, raw)` rather than an exception;
 - the final text is the concatenation of the text tokens (invariant 3), built from the deltas
@@ -28,7 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import LLMResult
 
@@ -38,14 +37,8 @@ from agentcast.events import (
     LLMRole,
     LLMStart,
     LLMToken,
-    ToolCallDelta,
-    ToolCallEnd,
-    ToolCallStart,
-    ToolEnd,
-    ToolStart,
-    json_safe,
 )
-from agentcast.sources._provider_tools import history_block
+from agentcast.sources._tool_calls import ParsedToolCall, ToolCalls
 from agentcast.sources.normalize import (
     OpaqueBlock,
     ProviderToolResult,
@@ -59,27 +52,6 @@ from agentcast.sources.normalize import (
 )
 
 __all__ = ["LLMCallResult", "LLMCallStream", "ParsedToolCall", "final_message"]
-
-_PLACEHOLDER_IDS = frozenset({"", "null", "None"})
-
-
-@dataclass
-class ParsedToolCall:
-    """A tool call as the model finished it.
-
-    Attributes:
-        id: the provider's id (or a synthesized one).
-        name: the tool's name.
-        args: the parsed arguments, or None when `error` is set.
-        error: why the arguments are unusable.
-        raw: the raw argument text.
-    """
-
-    id: str
-    name: str
-    args: dict[str, Any] | None
-    error: str | None
-    raw: str
 
 
 @dataclass
@@ -103,22 +75,6 @@ class LLMCallResult:
     content: list[dict[str, Any]] = field(default_factory=list)
 
 
-@dataclass
-class _ToolCallState:
-    id: str
-    provider_id: str | None
-    index: int | None
-    position: int
-    name: str | None = None
-    started: bool = False
-    parts: list[str] = field(default_factory=list)
-    pending: list[str] = field(default_factory=list)
-    ended: bool = False
-    provider: dict[str, Any] | None = None  # the provider's block when the provider runs it
-    parsed: ParsedToolCall | None = None
-    input_done: float = 0.0  # when its last input fragment arrived (provider tools)
-
-
 class LLMCallStream:
     """Converts the chunks of one LLM call into events pushed to `emit`.
 
@@ -127,20 +83,17 @@ class LLMCallStream:
     """
 
     __slots__ = (
-        "_by_id",
-        "_by_index",
-        "_calls",
         "_cumulative",
         "_emit",
         "_fed",
         "_finish_reason",
         "_first_token",
-        "_placed",
         "_reasoning",
         "_reasoning_open",
         "_refused",
         "_started",
         "_text_parts",
+        "_tools",
         "_usage",
         "call_id",
         "depth",
@@ -176,22 +129,25 @@ class LLMCallStream:
         self._text_parts: list[str] = []
         self._reasoning: list[dict[str, Any]] = []
         self._reasoning_open = False
-        self._calls: list[_ToolCallState] = []
-        self._by_id: dict[str, _ToolCallState] = {}
-        self._by_index: dict[int, _ToolCallState] = {}
         self._usage: dict[str, Any] | None = None
         self._finish_reason: str | None = None
         self._started = 0.0
         self._first_token: float | None = None
         self._fed = False
         self._refused = False
-        # Provider tool blocks, each with the number of text parts that came before it.
-        self._placed: list[tuple[int, _ToolCallState | dict[str, Any]]] = []
+        self._tools = ToolCalls(
+            emit,
+            call_id=call_id,
+            parent_id=parent_id,
+            depth=depth,
+            text_parts=self._text_parts,
+            on_output=self._mark_output,
+        )
 
     @property
     def has_output(self) -> bool:
         """Whether any token or tool-call fragment has been emitted for this call."""
-        return self._first_token is not None or bool(self._calls)
+        return self._first_token is not None or bool(self._tools.calls)
 
     @property
     def text(self) -> str:
@@ -231,14 +187,14 @@ class LLMCallStream:
                 if kind is TextDelta:
                     self._text(delta.text)  # type: ignore[union-attr]
                 elif kind is ToolChunk:
-                    self._tool(delta)  # type: ignore[arg-type]
+                    self._tools.feed(delta)  # type: ignore[arg-type]
                 elif kind is ReasoningDelta:
                     self._reason(delta)  # type: ignore[arg-type]
                 elif kind is RefusalDelta:
                     self._refused = True
                     self._text(delta.text)  # type: ignore[union-attr]
                 elif kind is ProviderToolResult:
-                    self._provider_result(delta)  # type: ignore[arg-type]
+                    self._tools.provider_result(delta)  # type: ignore[arg-type]
                 elif kind is OpaqueBlock:
                     self._reasoning.append(dict(delta.block))  # type: ignore[union-attr,arg-type]
                     self._reasoning_open = False
@@ -266,10 +222,7 @@ class LLMCallStream:
         """
         if final is not None and not self._fed:
             self.feed(final)
-        for call in self._calls:
-            if not call.ended:
-                self._end_call(call)
-        parsed = [c.parsed for c in self._calls if c.provider is None and c.parsed is not None]
+        parsed, provider_tools = self._tools.end_all()
         if role is None:
             role = "tool_use" if parsed else ("answer" if self.depth == 0 else "internal")
         reason = (
@@ -296,24 +249,13 @@ class LLMCallStream:
             usage=self._usage,
             finish_reason=reason,
             role=role,
-            provider_tools=[c.parsed for c in self._calls if c.provider is not None and c.parsed],
-            content=self._content(),
+            provider_tools=provider_tools,
+            content=self._tools.content(),
         )
 
     def fail(self, reason: str = "error") -> None:
         """Close what is open after the call raised or was cancelled: nothing is parsed."""
-        for call in self._calls:
-            if call.started and not call.ended:
-                call.ended = True
-                self._emit(
-                    ToolCallEnd(
-                        tool_call_id=call.id,
-                        name=call.name or "",
-                        error=f"the model call ended before the arguments were complete ({reason})",
-                        raw="".join(call.parts),
-                        executor="local" if call.provider is None else "provider",
-                    )
-                )
+        self._tools.fail(reason)
         self._emit(
             LLMEnd(
                 call_id=self.call_id,
@@ -326,6 +268,10 @@ class LLMCallStream:
         )
 
     # -- deltas ---------------------------------------------------------------------------
+
+    def _mark_output(self) -> None:
+        if self._first_token is None:
+            self._first_token = time.perf_counter()
 
     def _text(self, text: str) -> None:
         if self._cumulative and self._text_parts:
@@ -358,162 +304,6 @@ class LLMCallStream:
             )
         if delta.signature:
             block["signature"] = block.get("signature", "") + delta.signature
-
-    def _tool(self, chunk: ToolChunk) -> None:
-        provider_id = chunk.id if chunk.id not in _PLACEHOLDER_IDS else None
-        call: _ToolCallState | None
-        if provider_id is not None:
-            call = self._by_id.get(provider_id)
-            if call is None:
-                pending = self._by_index.get(chunk.index) if chunk.index is not None else None
-                # A call first seen without an id (some gateways) gets its id later.
-                if pending is not None and pending.provider_id is None and not pending.started:
-                    call = pending
-                    call.provider_id = provider_id
-                    call.id = provider_id
-                    self._by_id[provider_id] = call
-        else:
-            call = self._by_index.get(chunk.index) if chunk.index is not None else None
-            if call is None and chunk.index is None and self._calls:
-                call = self._calls[-1]
-            # A complete call with a name under an index already used (Ollama sends every
-            # call as index 0, no id): a new call, not a continuation.
-            if call is not None and chunk.name and call.name and call.parts:
-                call = None
-        if call is None:
-            call = _ToolCallState(
-                id=provider_id or f"{self.call_id}-tool-{len(self._calls)}",
-                provider_id=provider_id,
-                index=chunk.index,
-                position=len(self._calls),
-                provider=chunk.provider,
-            )
-            self._calls.append(call)
-            if provider_id is not None:
-                self._by_id[provider_id] = call
-            if call.provider is not None:
-                self._placed.append((len(self._text_parts), call))
-        if chunk.index is not None:
-            self._by_index[chunk.index] = call
-        if chunk.name and not call.name:
-            call.name = chunk.name
-        if not call.started and call.name:
-            call.started = True
-            if self._first_token is None:
-                self._first_token = time.perf_counter()
-            self._emit(
-                ToolCallStart(
-                    call_id=self.call_id,
-                    tool_call_id=call.id,
-                    name=call.name,
-                    index=call.position,
-                    executor="local" if call.provider is None else "provider",
-                )
-            )
-            for part in call.pending:
-                self._emit(ToolCallDelta(tool_call_id=call.id, delta=part))
-            call.pending.clear()
-        if chunk.args:
-            call.parts.append(chunk.args)
-            if call.started:
-                self._emit(ToolCallDelta(tool_call_id=call.id, delta=chunk.args))
-            else:
-                call.pending.append(chunk.args)
-        if call.provider is not None:
-            call.input_done = time.perf_counter()
-
-    def _provider_result(self, result: ProviderToolResult) -> None:
-        """A provider's tool finished: close its call, report it as run, keep its block."""
-        call = self._by_id.get(result.tool_call_id)
-        if result.block is not None:
-            self._placed.append((len(self._text_parts), result.block))
-        if call is None or call.provider is None or call.ended:
-            return  # a result for a call this stream never saw: kept for history only
-        parsed = self._end_call(call)
-        tool_kwargs: dict[str, Any] = {"tool_call_id": call.id, "name": parsed.name}
-        self._emit(
-            ToolStart(
-                **tool_kwargs,
-                input=parsed.args,
-                call_id=self.call_id,
-                parent_id=self.parent_id,
-                depth=self.depth,
-                executor="provider",
-            )
-        )
-        self._emit(
-            ToolEnd(
-                **tool_kwargs,
-                status="error" if result.error else "ok",
-                output=None if result.error else json_safe(result.output),
-                error=result.error,
-                duration_ms=round((time.perf_counter() - call.input_done) * 1000, 3),
-                executor="provider",
-            )
-        )
-
-    def _content(self) -> list[dict[str, Any]]:
-        """The answer's blocks in arrival order, when the provider ran tools (else [])."""
-        if not self._placed:
-            return []
-        blocks: list[dict[str, Any]] = []
-        taken = 0
-        for before, item in self._placed:
-            if before > taken:
-                blocks.append({"type": "text", "text": "".join(self._text_parts[taken:before])})
-                taken = before
-            if isinstance(item, dict):
-                blocks.append(item)
-            elif item.provider is not None and item.parsed is not None:
-                blocks.append(history_block(item.provider, item.parsed.args))
-        if len(self._text_parts) > taken:
-            blocks.append({"type": "text", "text": "".join(self._text_parts[taken:])})
-        return blocks
-
-    def _end_call(self, call: _ToolCallState) -> ParsedToolCall:
-        raw = "".join(call.parts)
-        name = call.name or ""
-        args: dict[str, Any] | None = None
-        error: str | None = None
-        if not call.started:  # arguments but never a name: still close it, visibly
-            call.started = True
-            self._emit(
-                ToolCallStart(
-                    call_id=self.call_id,
-                    tool_call_id=call.id,
-                    name=name,
-                    index=call.position,
-                    executor="local" if call.provider is None else "provider",
-                )
-            )
-            for part in call.pending:
-                self._emit(ToolCallDelta(tool_call_id=call.id, delta=part))
-            error = "the model sent a tool call without a tool name"
-        elif not raw.strip():
-            args = {}
-        else:
-            try:
-                value = msgspec.json.decode(raw)
-            except msgspec.DecodeError as exc:
-                error = f"the tool arguments are not valid JSON: {exc}"
-            else:
-                if isinstance(value, dict):
-                    args = value
-                else:
-                    error = f"the tool arguments must be a JSON object, got {type(value).__name__}"
-        call.ended = True
-        self._emit(
-            ToolCallEnd(
-                tool_call_id=call.id,
-                name=name,
-                args=args,
-                error=error,
-                raw=raw if error else None,
-                executor="local" if call.provider is None else "provider",
-            )
-        )
-        call.parsed = ParsedToolCall(id=call.id, name=name, args=args, error=error, raw=raw)
-        return call.parsed
 
     def _add_usage(self, usage: dict[str, int] | None) -> None:
         if usage is None:
