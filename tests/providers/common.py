@@ -109,11 +109,15 @@ async def run(
     prompt: str = PROMPT,
     retry: RetryPolicy | None = None,
     check: bool = True,
+    provider_tools: tuple[dict[str, Any], ...] = (),
 ) -> tuple[list[BaseEvent], Agent]:
-    """Run an agent over `model` to its end; return its events (invariants checked)."""
+    """Run an agent over `model` to its end; return its events (invariants checked).
+
+    `provider_tools` are tool specs the provider runs itself (web search...).
+    """
     agent = Agent(
         model,
-        tools.tools if tools else [],
+        [*(tools.tools if tools else []), *provider_tools],
         store=MemoryStore(),
         retry=retry or RetryPolicy(retries=2, base_delay=0),
     )

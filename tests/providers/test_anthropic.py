@@ -308,8 +308,7 @@ async def test_a_server_tool_streams_as_provider_executed_and_is_never_run_here(
     first.text_block(3, "Found it. ").tool_block(4, "toolu_w1", "get_weather", ARG_PARTS)
     first.finish("tool_use", 60, server_tool_use={"web_search_requests": 1})
     async with ScriptedServer([first.reply(), answer().reply()]) as server:
-        agent_tools = [*tools.tools, WEB_SEARCH]
-        events, _ = await run(model(server), _Tools(agent_tools))
+        events, _ = await run(model(server), tools, provider_tools=(WEB_SEARCH,))
 
     assert tools.calls == [("get_weather", WEATHER_ARGS)], "only the client tool ran here"
     assert not of(events, "error") and events[-1].outcome == "success"
@@ -372,7 +371,7 @@ async def test_an_answer_after_a_server_tool_ends_the_run_in_one_request(configu
     stream.text_block(3, *ANSWER_PARTS).finish("end_turn", 50)
     async with ScriptedServer([stream.reply()]) as server:
         if configured == "agent_tools":
-            events, agent = await run(model(server), _Tools([WEB_SEARCH]))
+            events, agent = await run(model(server), provider_tools=(WEB_SEARCH,))
         else:  # the server tool given to ChatAnthropic itself: the agent binds no tools
             events, agent = await run(model(server, model_kwargs={"tools": [WEB_SEARCH]}))
     assert server.requests[0].json["tools"] == [WEB_SEARCH]
@@ -392,7 +391,7 @@ async def test_a_failed_server_tool_is_a_tool_error_not_a_run_error():
     stream.server_result_block(1, "web_search_tool_result", "srvtoolu_02", error)
     stream.text_block(2, *ANSWER_PARTS).finish("end_turn", 50)
     async with ScriptedServer([stream.reply()]) as server:
-        events, _ = await run(model(server), _Tools([WEB_SEARCH]))
+        events, _ = await run(model(server), provider_tools=(WEB_SEARCH,))
     [end] = of(events, "tool_end")
     assert (end.status, end.error, end.executor) == ("error", "max_uses_exceeded", "provider")
     assert not of(events, "error")
@@ -414,10 +413,3 @@ async def test_input_tokens_are_zero_when_message_delta_omits_them():
         "total_tokens": 9,
         "source": "provider",
     }
-
-
-class _Tools:
-    """The `run` helper's tool holder for a list that mixes tools and provider tool specs."""
-
-    def __init__(self, tools: list) -> None:
-        self.tools = tools
