@@ -413,3 +413,35 @@ async def test_input_tokens_are_zero_when_message_delta_omits_them():
         "total_tokens": 9,
         "source": "provider",
     }
+
+
+async def test_a_non_streamed_message_with_a_server_tool_keeps_its_blocks_in_order():
+    tools = ToolLog()
+    use = {
+        "type": "server_tool_use",
+        "id": "srvtoolu_03",
+        "name": "web_search",
+        "input": SEARCH_ARGS,
+    }
+    result = {
+        "type": "web_search_tool_result",
+        "tool_use_id": "srvtoolu_03",
+        "content": SEARCH_RESULTS,
+    }
+    call = {"type": "tool_use", "id": "toolu_w3", "name": "get_weather", "input": WEATHER_ARGS}
+    replies = [
+        wire.message([{"type": "text", "text": "Searching. "}, use, result, call], "tool_use"),
+        wire.message([{"type": "text", "text": ANSWER}]),
+    ]
+    async with ScriptedServer(replies) as server:
+        events, _ = await run(
+            model(server, disable_streaming=True), tools, provider_tools=(WEB_SEARCH,)
+        )
+    assert tools.calls == [("get_weather", WEATHER_ARGS)]
+    assert [(e.name, e.executor) for e in of(events, "tool_start")] == [
+        ("web_search", "provider"),
+        ("get_weather", "local"),
+    ]
+    assert (events[-1].outcome, events[-1].output) == ("success", ANSWER)
+    blocks = server.requests[1].json["messages"][1]["content"]
+    assert blocks == [{"type": "text", "text": "Searching. "}, use, result, call]
