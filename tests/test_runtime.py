@@ -13,7 +13,7 @@ from agentcast import Agent, CallbackHandler, ProgressTracker, TokenAccumulator
 from agentcast.models import OfflineChatModel
 from agentcast.models.demo_tools import demo_tools
 from agentcast.sessions import MemoryStore
-from agentcast.sources import to_langchain
+from agentcast.sources._messages import to_langchain
 from agentcast.sources.retry import RetryPolicy
 from agentcast.testing import Fail, ScriptedChatModel
 from tests.invariants import check_invariants
