@@ -358,6 +358,13 @@ def test_an_error_after_partial_output_is_shown(browser: Browser) -> None:
         expect(error).to_contain_text("after partial output")
         expect(turn.get_by_test_id("answer-text")).to_have_text(["Partial answer"])
         expect(turn.get_by_test_id("outcome")).to_have_text("failed")
+        live = error.text_content()
+
+        page.reload()  # the saved turn draws the same error box and label
+        turn = wait_done(page)
+        expect(turn.get_by_test_id("error")).to_have_text(live)
+        expect(turn.get_by_test_id("answer-text")).to_have_text(["Partial answer"])
+        expect(turn.get_by_test_id("outcome")).to_have_text("failed")
         context.close()
 
 

@@ -30,13 +30,15 @@ class MessageMetadata(TypedDict, total=False):
     `nested` (on a tool result) lists, in order, the text of LLMs called inside the tool
     (`{"type": "text", "kind": "text" | "reasoning", "text"}`) and the tool's custom events
     (`{"type": "custom", "name", "data"}`). The turn's last message carries `run_id`, `outcome`
-    (the run's `agent_end` outcome) and `metrics` (its `agent_end` metrics).
+    (the run's `agent_end` outcome), `metrics` (its `agent_end` metrics) and, when it failed,
+    `errors` (its `error` events' data: `error`, `type`, `code`, `retryable`, `partial`).
     """
 
     run_id: str
     outcome: str
     metrics: dict[str, Any]
     nested: list[dict[str, Any]]
+    errors: list[dict[str, Any]]
 
 
 class _MessageRequired(TypedDict):

@@ -12,17 +12,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from agentcast.events import Custom, LLMStart, LLMToken, Message
+from agentcast.events import Custom, Error, LLMStart, LLMToken, Message
 
 __all__ = ["TurnRecorder"]
 
 
 class TurnRecorder:
-    """Collects a turn's nested-LLM text and tool `custom` events, per tool call, in order."""
+    """Collects a turn's nested-LLM text and tool `custom` events (per tool call) and errors."""
 
-    __slots__ = ("_blocks", "_owner")
+    __slots__ = ("_blocks", "_errors", "_owner")
 
     def __init__(self) -> None:
+        self._errors: list[dict[str, Any]] = []
         self._owner: dict[str, str] = {}  # nested LLM call_id -> the tool_call_id it runs in
         self._blocks: dict[str, list[dict[str, Any]]] = {}  # tool_call_id -> blocks, in order
 
@@ -50,6 +51,18 @@ class TurnRecorder:
             blocks = self._blocks.setdefault(event.tool_call_id, [])
             blocks.append({"type": "custom", "name": event.name, "data": event.data})
 
+    def error(self, event: Error) -> None:
+        """Keep an `error` event, in its wire shape, for the page's error box."""
+        self._errors.append(
+            {
+                "error": event.error,
+                "type": event.error_type,
+                "code": event.code,
+                "retryable": event.retryable,
+                "partial": event.partial,
+            }
+        )
+
     def annotate(
         self, messages: Sequence[Message], *, run_id: str, outcome: str, metrics: dict[str, Any]
     ) -> None:
@@ -63,6 +76,8 @@ class TurnRecorder:
         if messages:
             last = messages[-1].setdefault("metadata", {})
             last["run_id"], last["outcome"], last["metrics"] = run_id, outcome, metrics
+            if self._errors:
+                last["errors"] = list(self._errors)
 
 
 def _saved(block: dict[str, Any]) -> dict[str, Any]:

@@ -448,6 +448,9 @@ class Run:
         elif cls is Custom:
             assert isinstance(event, Custom)
             self._display.custom(event)
+        elif cls is Error:
+            assert isinstance(event, Error)
+            self._display.error(event)
 
     def _close_open(self, reason: str) -> str | None:
         """Emit the closers of everything still open; repair the turn; return partial text."""
