@@ -13,6 +13,7 @@ from agentcast import Agent, CallbackHandler, ProgressTracker, TokenAccumulator
 from agentcast.models import OfflineChatModel
 from agentcast.models.demo_tools import demo_tools
 from agentcast.sessions import MemoryStore
+from agentcast.sources._messages import to_langchain
 from agentcast.sources.retry import RetryPolicy
 from agentcast.testing import Fail, ScriptedChatModel
 from tests.invariants import check_invariants
@@ -34,6 +35,10 @@ def call(name: str, args: str, call_id: str = "c1", index: int = 0) -> list[AIMe
         ),
         AIMessageChunk(content="", tool_call_chunks=[tool_call_chunk(args=args, index=index)]),
     ]
+
+
+def without_metadata(message):
+    return {k: v for k, v in message.items() if k != "metadata"}
 
 
 def of(events, type_):
@@ -78,10 +83,11 @@ async def test_break_mid_answer_cancels_and_keeps_the_partial_answer():
     await stream.aclose()
     run = seen[0].run_id
     history = await store.load("s")
-    assert history == [
+    assert [without_metadata(m) for m in history] == [
         {"role": "user", "content": "Say hello"},
         {"role": "assistant", "content": "Hello wor", "status": "interrupted"},
     ]
+    assert history[-1]["metadata"]["outcome"] == "cancelled"
     assert run  # the run was attached to the consumer
 
 
@@ -164,7 +170,7 @@ async def test_provider_failure_after_tokens_is_a_partial_error_never_a_retry():
     assert error.partial and error.code == "provider_error"
     assert events[-1].outcome == "error" and events[-1].output == "Hello"
     assert of(events, "llm_end")[0].finish_reason == "error"
-    assert (await store.load("s"))[-1] == {
+    assert without_metadata((await store.load("s"))[-1]) == {
         "role": "assistant",
         "content": "Hello",
         "status": "interrupted",
@@ -401,3 +407,30 @@ async def test_events_have_one_session_and_ordered_timestamps():
     )
     assert {e.session_id for e in events} == {"x"}
     assert all(a.ts <= b.ts for a, b in zip(events, events[1:], strict=False))
+
+
+async def test_saved_turn_keeps_what_a_page_needs_to_redraw_it():
+    # Live, a page draws the footer from agent_end and the nested LLM's text and the tool's custom
+    # events inside the tool card: the saved history keeps them, so a reload draws the same.
+    store = MemoryStore()
+    agent = Agent(OfflineChatModel(token_delay=0.0), demo_tools(), store=store)
+    events = await run_all(agent, "What items are located where the cat is hiding?", session_id="s")
+    history = await store.load("s")
+    end = events[-1]
+    assert history[-1]["metadata"] == {
+        "run_id": end.run_id,
+        "outcome": "success",
+        "metrics": end.metrics,
+    }
+    [items] = [m for m in history if m.get("name") == "get_items"]
+    nested_text = "".join(
+        t.token for t in of(events, "llm_token") if t.depth == 1 and t.kind == "text"
+    )
+    [custom] = of(events, "custom")
+    assert items["metadata"]["nested"] == [
+        {"type": "custom", "name": custom.name, "data": custom.data},
+        {"type": "text", "kind": "text", "text": nested_text},
+    ]
+    assert nested_text == "socks, a pair of shoes and some dust bunnies"
+    # Display data only: the next model call gets exactly what it got without it.
+    assert to_langchain(history) == to_langchain([without_metadata(m) for m in history])

@@ -425,6 +425,7 @@ async def test_cancel_endpoint_stops_a_live_run_with_closers():
         history = (await c.get("/sessions/c")).json()["messages"]
     check_invariants(seen)
     assert seen[-1].outcome == "cancelled"
+    assert history[-1].pop("metadata")["outcome"] == "cancelled"
     assert history[-1] == {"role": "assistant", "content": "one ", "status": "interrupted"}
 
 

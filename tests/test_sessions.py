@@ -236,6 +236,24 @@ async def test_load_of_unknown_session_is_empty(store):
     assert await store.list_sessions() == []
 
 
+async def test_display_metadata_round_trips_in_every_backend(store):
+    # What the web page needs to redraw a finished turn (runtime/_display.py), kept verbatim.
+    nested = [
+        {"type": "custom", "name": "lookup", "data": {"place": "under the bed", "n": [1, None]}},
+        {"type": "text", "kind": "text", "text": "socks, shoes — 🧦"},
+    ]
+    metrics = {"tokens": 38, "ttft_ms": 495.125, "tokens_per_s": None, "usage": None}
+    messages: list[Message] = [
+        TURN[0],
+        TURN[1],
+        {**TURN[2], "metadata": {"nested": nested}},
+        TURN[3],
+        {**TURN[4], "metadata": {"run_id": "run_1", "outcome": "cancelled", "metrics": metrics}},
+    ]
+    await store.append("s1", messages)
+    assert await store.load("s1") == messages
+
+
 async def test_append_then_load_round_trips_messages_exactly(store):
     await store.append("s1", TURN)
     loaded = await store.load("s1")

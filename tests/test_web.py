@@ -98,9 +98,9 @@ class LiveServer:
 
 
 @contextmanager
-def serve(model: Any) -> Iterator[LiveServer]:
+def serve(model: Any, **config: Any) -> Iterator[LiveServer]:
     agent = agentcast.Agent(model, demo_tools(), store=MemoryStore())
-    live = LiveServer(create_app(agent)).start()
+    live = LiveServer(create_app(agent, **config)).start()
     try:
         yield live
     finally:
@@ -237,7 +237,7 @@ def test_stop_cancels_the_run_and_keeps_the_partial_answer(page: Page, server: L
     # The partial answer was saved in the session: a reload shows it from the history.
     page.reload()
     expect(page.get_by_test_id("answer-text")).to_have_text([partial])
-    expect(page.get_by_test_id("outcome")).to_have_text("interrupted")
+    expect(page.get_by_test_id("outcome")).to_have_text("stopped")
 
 
 @pytest.mark.parametrize("server", [0.1], indirect=True)  # ~3.5 s: ample time to reload
@@ -358,6 +358,13 @@ def test_an_error_after_partial_output_is_shown(browser: Browser) -> None:
         expect(error).to_contain_text("after partial output")
         expect(turn.get_by_test_id("answer-text")).to_have_text(["Partial answer"])
         expect(turn.get_by_test_id("outcome")).to_have_text("failed")
+        live = error.text_content()
+
+        page.reload()  # the saved turn draws the same error box and label
+        turn = wait_done(page)
+        expect(turn.get_by_test_id("error")).to_have_text(live)
+        expect(turn.get_by_test_id("answer-text")).to_have_text(["Partial answer"])
+        expect(turn.get_by_test_id("outcome")).to_have_text("failed")
         context.close()
 
 
@@ -420,3 +427,196 @@ def test_sse_parser_handles_any_chunking(page: Page) -> None:
         {"id": "3", "event": "message", "data": "tail"},
     ]
     assert [json.loads(f) for f in frames] == [expected] * 6
+
+
+# -- offline docs, icon ------------------------------------------------------------------------
+
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 860}
+
+
+def offline_page(browser: Browser, server: LiveServer, viewport: dict[str, int]) -> Any:
+    """A tab that can reach the test server only: any other request is aborted and recorded."""
+    context = browser.new_context(viewport=viewport)
+    blocked: list[str] = []
+    errors: list[str] = []
+
+    def only_local(route: Any) -> None:
+        if route.request.url.startswith(server.url + "/"):
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_local)
+    tab = context.new_page()
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    return context, tab, blocked, errors
+
+
+def test_api_docs_render_with_the_network_blocked(
+    browser: Browser, server: LiveServer, tmp_path: Path
+) -> None:
+    context, tab, blocked, errors = offline_page(browser, server, DESKTOP)
+    tab.goto(server.url + "/docs")
+    expect(tab.get_by_text("/invoke", exact=True).first).to_be_visible(timeout=TIMEOUT)
+    expect(
+        tab.get_by_text("Run the agent (JSON result, or SSE with stream=true)").first
+    ).to_be_visible()
+    tab.screenshot(path=str(tmp_path / "docs.png"))
+    assert blocked == [] and errors == []
+    context.close()
+
+
+def test_favicon_is_served(server: LiveServer) -> None:
+    response = httpx.get(server.url + "/favicon.ico", timeout=5)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("image/svg+xml")
+    assert response.text.startswith("<svg")
+
+
+# -- the layout at desktop and phone widths ------------------------------------------------------
+
+
+def within_viewport(page: Page, test_id: str) -> None:
+    """The element is shown whole: inside the viewport and not cut by its own overflow."""
+    box = page.get_by_test_id(test_id).first.evaluate(
+        """(node) => { const r = node.getBoundingClientRect();
+            return {left: r.left, right: r.right, top: r.top, bottom: r.bottom,
+                    clipped: node.scrollWidth > node.clientWidth + 1,
+                    width: window.innerWidth, height: window.innerHeight}; }"""
+    )
+    assert box["left"] >= 0 and box["right"] <= box["width"], (test_id, box)
+    assert box["top"] >= 0 and box["bottom"] <= box["height"], (test_id, box)
+    assert not box["clipped"], (test_id, box)
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280", "390"])
+def test_a_finished_turn_looks_the_same_after_a_reload(
+    browser: Browser, server: LiveServer, viewport: dict[str, int], tmp_path: Path
+) -> None:
+    context, page, blocked, errors = offline_page(browser, server, viewport)
+    open_chat(page, server)
+    within_viewport(page, "model-label")
+    expect(page.get_by_test_id("model-label")).to_have_text(
+        "offline demo model (no API key, no network)"
+    )
+    ask(page, CAT)
+    turn = wait_done(page)
+    live_footer = turn.get_by_test_id("answer-footer").inner_text()
+    run_id = turn.get_attribute("data-run-id")
+    assert re.search(r"ttft \d+ ms · [\d.]+ tok/s · 2 tool calls", live_footer), live_footer
+    page.screenshot(path=str(tmp_path / "live.png"), full_page=True)
+
+    page.reload()
+    turn = wait_done(page)
+    expect(turn.get_by_test_id("answer-text")).to_have_text([CAT_ANSWER])
+    expect(turn.get_by_test_id("answer-footer")).to_have_text(live_footer)
+    expect(turn.get_by_test_id("outcome")).to_have_count(0)
+    items = tool(turn, "get_items")
+    expect(items).to_have_attribute("data-state", "ok")
+    expect(items.locator('[data-testid="nested-text"] .md')).to_have_text(ITEMS)
+    expect(items.get_by_test_id("custom-event")).to_contain_text("lookup")
+    assert turn.get_attribute("data-run-id") == run_id
+    # The sidebar counts nothing a reader would not: no "9 messages" for one question.
+    expect(page.get_by_test_id("session-item")).to_have_count(1)
+    expect(page.get_by_test_id("session-item")).not_to_contain_text("message")
+    within_viewport(page, "model-label")
+    within_viewport(page, "prompt")
+    within_viewport(page, "send")
+    page.screenshot(path=str(tmp_path / "reloaded.png"), full_page=True)
+    assert blocked == [] and errors == []
+    context.close()
+
+
+def test_a_stopped_tool_reads_the_same_live_and_after_a_reload(
+    page: Page, server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENTCAST_OFFLINE_DELAY", "0.5")  # the nested answer takes ~5 s: stop it
+    ask(page, CAT)
+    items = tool(last_turn(page), "get_items")
+    expect(items.locator('[data-testid="nested-text"] .md')).not_to_be_empty(timeout=TIMEOUT)
+    page.get_by_test_id("stop").click()
+    turn = wait_done(page)
+    expect(turn.get_by_test_id("outcome")).to_have_text("stopped")
+    expect(items).to_have_attribute("data-state", "cancelled")
+    live = items.get_by_test_id("tool-error").inner_text()
+    assert live == "the tool did not finish (cancelled)"
+    nested = items.locator('[data-testid="nested-text"] .md').inner_text()
+
+    page.reload()
+    turn = wait_done(page)
+    items = tool(turn, "get_items")
+    expect(items).to_have_attribute("data-state", "cancelled")
+    expect(items.get_by_test_id("tool-error")).to_have_text(live)
+    expect(items.locator('[data-testid="nested-text"] .md')).to_have_text(nested)
+    expect(turn.get_by_test_id("outcome")).to_have_text("stopped")
+
+
+# -- with --api-key ------------------------------------------------------------------------------
+
+KEY = "s3cret-key"
+
+
+@pytest.fixture
+def keyed_server() -> Iterator[LiveServer]:
+    with serve(OfflineChatModel(token_delay=0.01), api_keys={KEY: "ann"}) as live:
+        yield live
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280", "390"])
+def test_with_an_api_key_the_page_asks_for_it_and_then_works(
+    browser: Browser, keyed_server: LiveServer, viewport: dict[str, int], tmp_path: Path
+) -> None:
+    server = keyed_server
+    context, page, blocked, errors = offline_page(browser, server, viewport)
+    api = re.compile(r"/(sessions|invoke|runs)\b")
+    sent: list[str | None] = []  # the Authorization of every API call, in order
+    page.on(
+        "request",
+        lambda r: sent.append(r.headers.get("authorization")) if api.search(r.url) else None,
+    )
+    open_chat(page, server)
+    banner = page.get_by_test_id("auth-banner")
+    expect(banner).to_be_visible()
+    expect(banner).to_have_attribute("data-kind", "missing")
+    expect(page.get_by_test_id("auth-message")).to_contain_text("This server needs an API key")
+    within_viewport(page, "auth-banner")
+    within_viewport(page, "api-key")
+    within_viewport(page, "model-label")
+    page.screenshot(path=str(tmp_path / "no-key.png"))
+    ask(page, "Hello")  # refused: nothing runs, the prompt stays in the box
+    expect(page.get_by_test_id("prompt")).to_have_value("Hello")
+    expect(page.get_by_test_id("turn")).to_have_count(0)
+
+    page.get_by_test_id("api-key").fill("not-the-key")
+    page.get_by_test_id("api-key-save").click()
+    expect(banner).to_have_attribute("data-kind", "wrong")
+    expect(page.get_by_test_id("auth-message")).to_contain_text("did not accept this API key")
+    page.screenshot(path=str(tmp_path / "wrong-key.png"))
+    assert "Bearer not-the-key" in sent
+
+    assert set(sent) == {None, "Bearer not-the-key"}
+    keyed = len(sent)
+    page.get_by_test_id("api-key").fill(KEY)
+    page.get_by_test_id("api-key-save").click()
+    expect(banner).to_be_hidden()
+    ask(page, CAT)
+    turn = wait_done(page)
+    expect(turn.get_by_test_id("answer-text")).to_have_text([CAT_ANSWER])
+    expect(turn.get_by_test_id("tool-call")).to_have_count(2)
+    expect(page.get_by_test_id("session-item")).to_have_count(1)
+    run_id = turn.get_attribute("data-run-id")
+    status = httpx.get(
+        f"{server.url}/runs/{run_id}", headers={"Authorization": f"Bearer {KEY}"}, timeout=5
+    ).json()
+    assert status["outcome"] == "success"
+
+    page.reload()  # the key is kept in this browser: the history loads with it
+    expect(page.get_by_test_id("answer-text")).to_have_text([CAT_ANSWER])
+    expect(banner).to_be_hidden()
+    within_viewport(page, "model-label")
+    page.screenshot(path=str(tmp_path / "with-key.png"), full_page=True)
+    assert len(sent) > keyed and set(sent[keyed:]) == {f"Bearer {KEY}"}
+    assert blocked == [] and errors == []
+    context.close()

@@ -3,7 +3,13 @@
 This layer imports only the standard library and msgspec (the chosen JSON library).
 """
 
-from agentcast.events._messages import Message, MessageStatus, Role, ToolCallRecord
+from agentcast.events._messages import (
+    Message,
+    MessageMetadata,
+    MessageStatus,
+    Role,
+    ToolCallRecord,
+)
 from agentcast.events._types import (
     ENVELOPE_FIELDS,
     EVENT_TYPES,
@@ -48,6 +54,7 @@ __all__ = (
     "LLMStart",
     "LLMToken",
     "Message",
+    "MessageMetadata",
     "MessageStatus",
     "Outcome",
     "Role",

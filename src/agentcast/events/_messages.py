@@ -24,6 +24,23 @@ class ToolCallRecord(TypedDict):
     args: dict[str, Any]
 
 
+class MessageMetadata(TypedDict, total=False):
+    """What a UI needs to redraw a finished turn as it looked live; never sent to a model.
+
+    `nested` (on a tool result) lists, in order, the text of LLMs called inside the tool
+    (`{"type": "text", "kind": "text" | "reasoning", "text"}`) and the tool's custom events
+    (`{"type": "custom", "name", "data"}`). The turn's last message carries `run_id`, `outcome`
+    (the run's `agent_end` outcome), `metrics` (its `agent_end` metrics) and, when it failed,
+    `errors` (its `error` events' data: `error`, `type`, `code`, `retryable`, `partial`).
+    """
+
+    run_id: str
+    outcome: str
+    metrics: dict[str, Any]
+    nested: list[dict[str, Any]]
+    errors: list[dict[str, Any]]
+
+
 class _MessageRequired(TypedDict):
     role: Role
     content: str
@@ -34,7 +51,7 @@ class Message(_MessageRequired, total=False):
 
     `tool_calls` is set on assistant messages that asked for tools; `tool_call_id` and `name` on
     tool results; `reasoning` keeps thinking blocks (text and provider signature) verbatim;
-    `status` is absent for ordinary messages.
+    `status` is absent for ordinary messages; `metadata` is display data for UIs only.
     """
 
     tool_calls: list[ToolCallRecord]
@@ -42,3 +59,4 @@ class Message(_MessageRequired, total=False):
     name: str
     status: MessageStatus
     reasoning: list[dict[str, Any]]
+    metadata: MessageMetadata

@@ -38,6 +38,7 @@ from agentcast.events import (
     AgentStart,
     AgentStep,
     BaseEvent,
+    Custom,
     Error,
     LLMEnd,
     LLMStart,
@@ -51,6 +52,7 @@ from agentcast.events import (
     ToolStart,
     ToolStatus,
 )
+from agentcast.runtime._display import TurnRecorder
 from agentcast.runtime._log import EventLog
 from agentcast.runtime._result import RunResult, new_id
 from agentcast.sessions import SessionStore
@@ -65,6 +67,12 @@ EventHandler = Callable[[BaseEvent], Awaitable[None] | None]
 
 
 _CUT_SHORT = frozenset({"error", "cancelled", "timeout"})
+
+
+def _unfinished_tool(reason: str) -> str:
+    # One wording for the live `tool_end` and the saved tool result, so a page shows the same
+    # text for a cut-short tool during the run and after a reload.
+    return f"the tool did not finish ({reason})"
 
 
 class Run:
@@ -113,6 +121,7 @@ class Run:
         self._cut_text: list[str] = []  # text of top-level calls that ended in error/cancel
         # the turn
         self._messages: list[Message] = []
+        self._display = TurnRecorder()  # what a page needs to redraw the turn from history
         self._steps = 0
         # metrics
         self._tokens = 0
@@ -367,8 +376,11 @@ class Run:
             )
         if outcome not in ("success", "interrupted"):
             output = partial_output
-        await self._save()
         metrics = self._metrics()
+        errors = self._errors
+        await self._save(outcome, metrics)
+        if self._errors != errors:  # the save failed and said so: count that error too
+            metrics = self._metrics()
         self.emit(AgentEnd(outcome=outcome, output=output, steps=self._steps, metrics=metrics))
         self._ended = True
         self.log.close()
@@ -394,6 +406,8 @@ class Run:
             parts.append(event.token)
             if self._first_answer_token is None:
                 self._first_answer_token = time.perf_counter()
+        elif event.depth:
+            self._display.token(event)
 
     def _track(self, event: BaseEvent) -> None:
         cls = event.__class__
@@ -401,6 +415,7 @@ class Run:
             assert isinstance(event, LLMStart)
             self._open_llm[event.call_id] = event.depth
             self._llm_calls += 1
+            self._display.llm_start(event)
         elif cls is LLMEnd:
             assert isinstance(event, LLMEnd)
             self._open_llm.pop(event.call_id, None)
@@ -430,6 +445,12 @@ class Run:
             self._open_tools.pop(event.tool_call_id, None)
             if event.status == "error":
                 self._errors += 1
+        elif cls is Custom:
+            assert isinstance(event, Custom)
+            self._display.custom(event)
+        elif cls is Error:
+            assert isinstance(event, Error)
+            self._display.error(event)
 
     def _close_open(self, reason: str) -> str | None:
         """Emit the closers of everything still open; repair the turn; return partial text."""
@@ -449,7 +470,7 @@ class Run:
                     tool_call_id=tool_call_id,
                     name=name,
                     status=status,
-                    error=f"the tool did not finish ({reason})",
+                    error=_unfinished_tool(reason),
                 )
             )
         partial = "".join(self._cut_text) + "".join(
@@ -475,7 +496,7 @@ class Run:
                     self.message(
                         {
                             "role": "tool",
-                            "content": f"The tool call was {status} ({reason}).",
+                            "content": _unfinished_tool(reason),
                             "tool_call_id": call["id"],
                             "name": call["name"],
                             "status": status,
@@ -518,9 +539,12 @@ class Run:
             )
         )
 
-    async def _save(self) -> None:
+    async def _save(self, outcome: Outcome, metrics: dict[str, Any]) -> None:
         if self._store is None or self.session_id is None or not self._messages:
             return
+        self._display.annotate(
+            self._messages, run_id=self._run_id, outcome=outcome, metrics=metrics
+        )
         with anyio.CancelScope(shield=True):
             try:
                 await self._store.append(

@@ -6,7 +6,8 @@ an existing FastAPI app.
 Endpoints (DESIGN.md, Transports and HTTP API): `POST /invoke` (JSON, or SSE with
 `stream: true`), `GET /runs/{id}/stream` (join or resume with `Last-Event-ID` / `?after=`),
 `POST /runs/{id}/cancel`, `GET /runs/{id}`, `GET /sessions`, `GET`/`DELETE /sessions/{id}`,
-`WS /ws`, `GET /healthz`, `GET /metrics`, `GET /` (the web chat), `GET /openapi.json`.
+`WS /ws`, `GET /healthz`, `GET /metrics`, `GET /` (the web chat), `GET /openapi.json`,
+`GET /docs` (served without network, see `_pages`).
 Runs live in a `RunManager`, independent of the connections that read them.
 """
 
@@ -16,12 +17,11 @@ import contextlib
 import gc
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,13 +30,13 @@ from agentcast.encoders.sse import PING, encode_event, parse_last_event_id
 from agentcast.errors import AgentcastError, InvalidInput, SessionBusy, UserError
 from agentcast.runtime import DisconnectPolicy, ManagedRun, ResumeGap, RunManager, SessionPolicy
 from agentcast.server._metrics import ServerMetrics
+from agentcast.server._pages import docs_app, pages_router
 from agentcast.server._stream import HEARTBEAT, read_events
 from agentcast.server._ws import serve_websocket
 from agentcast.sessions import SessionStore
 
 __all__ = ["AgentcastServer", "InvokeRequest", "ServerConfig", "create_app"]
 
-_STATIC = Path(__file__).parent / "static"
 # Young collections every 50,000 allocations rather than 700: a token allocates ~16 tracked
 # objects in LangChain's stream, so the default means a collection every ~40 tokens.
 _GC_FIRST_THRESHOLD = 50_000
@@ -279,15 +279,7 @@ class AgentcastServer:
             body, content_type = server.metrics.render()
             return Response(body, media_type=content_type)
 
-        @router.get("/", response_class=HTMLResponse, include_in_schema=False)
-        async def page() -> Response:
-            index = _STATIC / "index.html"
-            if not index.is_file():
-                return HTMLResponse("<h1>agentcast</h1><p>The web chat is not built.</p>")
-            return HTMLResponse(
-                index.read_text(encoding="utf-8"), headers={"Cache-Control": "no-cache"}
-            )
-
+        router.include_router(pages_router())
         return router
 
     def _store(self) -> SessionStore:
@@ -342,7 +334,7 @@ def _not_found(kind: str, key: str) -> HTTPException:
 def create_app(agent: Any = None, *, store: SessionStore | None = None, **config: Any) -> FastAPI:
     """Return the ASGI app serving `agent` (default: the demo agent); `config`: `ServerConfig`."""
     server = AgentcastServer(agent, store=store, config=ServerConfig(**config))
-    app = FastAPI(title="agentcast", version=_version(), lifespan=server.lifespan)
+    app = docs_app(title="agentcast", version=_version(), lifespan=server.lifespan)
     app.state.agentcast = server
     app.include_router(server.router)
     install_error_handlers(app)
