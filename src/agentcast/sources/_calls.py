@@ -39,7 +39,7 @@ class CallRegistry:
         emit: where the calls' events go.
     """
 
-    __slots__ = ("_calls", "_emit", "_lock", "_made")
+    __slots__ = ("_calls", "_emit", "_lock", "_made", "get")
 
     def __init__(self, emit: Callable[[BaseEvent], Any]) -> None:
         self._emit = emit
@@ -47,6 +47,9 @@ class CallRegistry:
         # tool_call_id -> name, in the order the models made them; a match by name takes one.
         self._made: dict[str, str] = {}
         self._lock = threading.Lock()
+        # Looked up once per chunk: the dict's own `get`, with no call of ours around it.
+        self.get: Callable[[Hashable], LLMCallStream | None] = self._calls.get
+        """The open call under a key, to feed it (None: not open, or not one of ours)."""
 
     def open(
         self,
@@ -75,10 +78,6 @@ class CallRegistry:
             self._calls[key] = call
         call.start()
         return call
-
-    def get(self, key: Hashable) -> LLMCallStream | None:
-        """The open call under `key`, to feed it (None: not open, or not one of ours)."""
-        return self._calls.get(key)
 
     def finish(self, key: Hashable, *, final: BaseMessage | None = None) -> LLMCallResult | None:
         """End the call under `key` (see `LLMCallStream.finish`); None if it is not open."""

@@ -1,9 +1,10 @@
 """Stream any LangChain `Runnable`: an LCEL chain, a classic `AgentExecutor`, a tool-calling chain.
 
 LangChain's `astream_events(version="v2")` is the only stream that reaches inside an arbitrary
-runnable, so this source maps it: chat model start/stream/end go through `LLMCallStream` (the
-same normalization as every other source), tools become `tool_start`/`tool_end` with their
-nesting from `parent_ids`, `adispatch_custom_event` becomes `custom`. It costs what
+runnable, so this source maps it onto the registries every LangChain-facing source shares:
+chat model start/stream/end onto `_calls.CallRegistry` (the same normalization and tool-id
+matching as every other source), tools onto `_tracking.ToolRuns` with their nesting from
+`parent_ids`; `adispatch_custom_event` becomes `custom`. It costs what
 `astream_events` costs; graphs and the native agent have faster paths.
 """
 
