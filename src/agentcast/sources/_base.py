@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from agentcast.events import BaseEvent, Message
+from agentcast.events import BaseEvent, LLMEnd, Message
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,39 @@ class RunSink(Protocol):
         a reader sees the events of that work live.
         """
         ...
+
+
+def cut_llm_end(
+    call_id: str,
+    depth: int,
+    reason: str,
+    *,
+    usage: dict[str, Any] | None = None,
+    ttft_ms: float | None = None,
+    duration_ms: float = 0.0,
+) -> LLMEnd:
+    """The `llm_end` of a call cut short (`error`, `cancelled`, `timeout`), whoever closes it.
+
+    A source closes a call that failed while the run goes on (a retry, an LLM inside a tool
+    that caught the error); the runtime closes what is still open when the run ends. Both
+    build the closer here, so a cut call looks the same either way.
+
+    Args:
+        call_id: the LLM call.
+        depth: its depth: 0 is the agent's answer, deeper calls are internal.
+        reason: why it was cut short (its `finish_reason`).
+        usage: the provider's usage so far, if the closer knows it.
+        ttft_ms: time to its first token, if one came.
+        duration_ms: how long it ran, if known.
+    """
+    return LLMEnd(
+        call_id=call_id,
+        finish_reason=reason,
+        usage=usage,
+        ttft_ms=ttft_ms,
+        duration_ms=duration_ms,
+        role="answer" if depth == 0 else "internal",
+    )
 
 
 @runtime_checkable

@@ -178,20 +178,8 @@ class ToolCalls:
         if chunk.name and not call.name:
             call.name = chunk.name
         if not call.started and call.name:
-            call.started = True
             self._on_output()
-            self._emit(
-                ToolCallStart(
-                    call_id=self.call_id,
-                    tool_call_id=call.id,
-                    name=call.name,
-                    index=call.position,
-                    executor="local" if call.provider is None else "provider",
-                )
-            )
-            for part in call.pending:
-                self._emit(ToolCallDelta(tool_call_id=call.id, delta=part))
-            call.pending.clear()
+            self._start(call)
         if chunk.args:
             call.parts.append(chunk.args)
             if call.started:
@@ -249,24 +237,29 @@ class ToolCalls:
             blocks.append({"type": "text", "text": "".join(self._text_parts[taken:])})
         return blocks
 
+    def _start(self, call: _ToolCallState) -> None:
+        """Emit the call's `tool_call_start`, then the argument fragments held back for it."""
+        call.started = True
+        self._emit(
+            ToolCallStart(
+                call_id=self.call_id,
+                tool_call_id=call.id,
+                name=call.name or "",
+                index=call.position,
+                executor="local" if call.provider is None else "provider",
+            )
+        )
+        for part in call.pending:
+            self._emit(ToolCallDelta(tool_call_id=call.id, delta=part))
+        call.pending.clear()
+
     def _end(self, call: _ToolCallState) -> ParsedToolCall:
         raw = "".join(call.parts)
         name = call.name or ""
         args: dict[str, Any] | None = None
         error: str | None = None
         if not call.started:  # arguments but never a name: still close it, visibly
-            call.started = True
-            self._emit(
-                ToolCallStart(
-                    call_id=self.call_id,
-                    tool_call_id=call.id,
-                    name=name,
-                    index=call.position,
-                    executor="local" if call.provider is None else "provider",
-                )
-            )
-            for part in call.pending:
-                self._emit(ToolCallDelta(tool_call_id=call.id, delta=part))
+            self._start(call)
             error = "the model sent a tool call without a tool name"
         elif not raw.strip():
             args = {}

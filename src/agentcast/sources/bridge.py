@@ -24,13 +24,11 @@ from typing import Any
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.messages import AIMessageChunk
-from langchain_core.outputs import ChatGenerationChunk, LLMResult
 
 from agentcast.events import BaseEvent, Custom, ToolEnd, ToolStart, json_safe
 from agentcast.sources._base import RunRequest, RunSink
+from agentcast.sources._calls import LLMCallbacks
 from agentcast.sources._tracking import RunTreeTracker, TrackedTool
-from agentcast.sources.llm_call import LLMCallStream, final_message
 
 __all__ = ["BridgeSource", "CallbackBridge", "RunWithCallbacks"]
 
@@ -38,7 +36,7 @@ RunWithCallbacks = Callable[[list[BaseCallbackHandler]], Any]
 """Runs the user's code with the given callbacks; may be sync or return an awaitable."""
 
 
-class CallbackBridge(RunTreeTracker):
+class CallbackBridge(RunTreeTracker, LLMCallbacks):
     """A LangChain callback handler that pushes agentcast events into a run.
 
     Args:
@@ -46,104 +44,19 @@ class CallbackBridge(RunTreeTracker):
     """
 
     def __init__(self, emit_threadsafe: Callable[[BaseEvent], None]) -> None:
-        super().__init__()
+        RunTreeTracker.__init__(self)
+        LLMCallbacks.__init__(self, emit_threadsafe)
         self._emit = emit_threadsafe
-        self._calls: dict[UUID, LLMCallStream] = {}
-        self._pending: list[tuple[str, str]] = []  # tool calls the models made: (id, name)
 
-    # A `_StreamingCallbackHandler`: with it attached, `invoke` on a chat model streams.
-    def tap_output_aiter(self, run_id: UUID, output: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        """Pass the output through unchanged."""
-        return output
-
-    def tap_output_iter(self, run_id: UUID, output: Any) -> Any:
-        """Pass the output through unchanged."""
-        return output
-
-    def on_chat_model_start(
-        self,
-        serialized: Any,
-        messages: Any,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """Emit `llm_start`."""
-        self._parents[run_id] = parent_run_id
+    def provenance(self, run_id: UUID, parent_run_id: UUID | None) -> tuple[str | None, int]:
+        """An LLM call inside a tool hangs off that tool; any other is the agent's own."""
+        self.tools.parents[run_id] = parent_run_id
         tool = self.tool_ancestor(parent_run_id)
-        call = LLMCallStream(
-            self._emit,
-            call_id=f"llm_{run_id.hex}",
-            depth=tool.depth + 1 if tool else 0,
-            parent_id=tool.tool_call_id if tool else None,
-            model=(metadata or {}).get("ls_model_name"),
-            name=(serialized or {}).get("name") or kwargs.get("name"),
-            tags=tuple(tags or ()),
-        )
-        with self._lock:
-            self._calls[run_id] = call
-        call.start()
+        return (tool.tool_call_id, tool.depth + 1) if tool else (None, 0)
 
-    def on_llm_start(
-        self,
-        serialized: Any,
-        prompts: list[str],
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """A completion (non-chat) model: same as a chat model."""
-        self.on_chat_model_start(
-            serialized, prompts, run_id=run_id, parent_run_id=parent_run_id, **kwargs
-        )
-
-    def on_llm_new_token(
-        self,
-        token: str | list[str | dict[str, Any]],
-        *,
-        chunk: Any = None,
-        run_id: UUID,
-        **kwargs: Any,
-    ) -> None:
-        """Feed the chunk's message; the raw `token` may be a list of content blocks."""
-        call = self._calls.get(run_id)
-        if call is None:
-            return
-        if isinstance(chunk, ChatGenerationChunk):
-            call.feed(chunk.message)
-        elif chunk is not None and isinstance(getattr(chunk, "text", None), str):
-            call.feed(AIMessageChunk(content=chunk.text))
-        else:
-            call.feed(AIMessageChunk(content=token))
-
-    def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
-        """Close the call; a model that did not stream reports its whole output here."""
-        with self._lock:
-            call = self._calls.pop(run_id, None)
-        if call is None:
-            return
-        result = call.finish(final=final_message(response))
-        with self._lock:
-            self._pending.extend((c.id, c.name) for c in result.tool_calls)
-
-    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        """Close the call as failed."""
-        with self._lock:
-            call = self._calls.pop(run_id, None)
-        if call is not None:
-            call.fail("error")
-
-    def match_tool_call_id(self, name: str, run_id: UUID) -> str | None:
+    def match_tool_call_id(self, name: str) -> str | None:
         """Classic agents run tools without the model's id: take the next call by that name."""
-        for i, (pending_id, pending_name) in enumerate(self._pending):
-            if pending_name == name:
-                del self._pending[i]
-                return pending_id
-        return None
+        return self.calls.claim_tool_call_id(name)
 
     def tool_started(self, event: ToolStart, tool: TrackedTool, run_id: UUID) -> None:
         """Emit `tool_start`."""

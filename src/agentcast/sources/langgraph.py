@@ -37,8 +37,8 @@ from agentcast._scope import ToolScope, current_tool_scope
 from agentcast.errors import MissingDependency
 from agentcast.events import Custom, Message, ToolEnd, ToolStart, json_safe
 from agentcast.sources._base import RunRequest, RunSink
+from agentcast.sources._calls import CallRegistry
 from agentcast.sources._tracking import RunTreeTracker, TrackedTool
-from agentcast.sources.llm_call import LLMCallStream
 
 __all__ = ["LangGraphSource", "message_record"]
 
@@ -127,12 +127,11 @@ class LangGraphSource:
 
 
 class _StreamState:
-    """Turns the graph's stream items into events, one LLM call stream per message id."""
+    """Turns the graph's stream items into events, one LLM call per message id."""
 
     def __init__(self, sink: RunSink) -> None:
         self.sink = sink
-        self.calls: dict[str, LLMCallStream] = {}
-        self.tool_owner: dict[str, str] = {}  # tool_call_id -> message id of the LLM call
+        self.calls = CallRegistry(sink.emit)
         self.output: str | None = None
         self.interrupt: Any = None
         self.steps_seen: set[str] = set()
@@ -146,29 +145,19 @@ class _StreamState:
         call = self.calls.get(key)
         if call is None:
             provenance = meta.get(_META) or {}
-            depth = provenance.get("depth", 0) + len(namespace)
-            parent = provenance.get("parent_id") or ("|".join(namespace) or None)
-            call = self.calls[key] = LLMCallStream(
-                self.sink.emit,
+            call = self.calls.open(
+                key,
                 call_id=provenance.get("call_id") or key,
-                depth=depth,
-                parent_id=parent,
+                parent_id=provenance.get("parent_id") or ("|".join(namespace) or None),
+                depth=provenance.get("depth", 0) + len(namespace),
                 model=meta.get("ls_model_name"),
                 name=provenance.get("name"),
                 tags=tuple(meta.get("tags") or ()),
                 node=meta.get("langgraph_node"),
             )
-            call.start()
         call.feed(message)
         if not isinstance(message, AIMessageChunk) or message.chunk_position == "last":
-            self._finish(key)
-
-    def _finish(self, key: str) -> None:
-        call = self.calls.pop(key, None)
-        if call is not None:
-            result = call.finish()
-            for tool_call in result.tool_calls:
-                self.tool_owner[tool_call.id] = key
+            self.calls.finish(key)
 
     def on_custom(self, payload: Any) -> None:
         if isinstance(payload, dict) and _MARK in payload:
@@ -176,13 +165,9 @@ class _StreamState:
             if kind == "event":
                 self.sink.emit(payload["event"])
                 return
-            tool_call_id = payload["tool_call_id"]
             # A tool never starts before its call's tool_call_end: close the LLM call first.
-            owner = self.tool_owner.get(tool_call_id)
-            if owner is None:
-                for key, call in list(self.calls.items()):
-                    if call.has_output:
-                        self._finish(key)
+            if not self.calls.made(payload["tool_call_id"]):
+                self.calls.finish_open(with_output_only=True)
             self.sink.emit(payload["event"])
             return
         self.sink.emit(Custom(name="custom", data=json_safe(payload)))
@@ -213,8 +198,7 @@ class _StreamState:
                         self.output = record["content"]
 
     def close_calls(self) -> None:
-        for key in list(self.calls):
-            self._finish(key)
+        self.calls.finish_open()
 
 
 def message_record(message: BaseMessage) -> Message | None:
@@ -263,7 +247,7 @@ class _GraphTracker(RunTreeTracker):
         **kwargs: Any,
     ) -> None:
         """Write the call's provenance into its metadata, which comes back with each chunk."""
-        self._parents[run_id] = parent_run_id
+        self.tools.parents[run_id] = parent_run_id
         tool = self.tool_ancestor(parent_run_id)
         if metadata is not None:
             metadata[_META] = {

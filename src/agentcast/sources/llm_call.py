@@ -1,7 +1,8 @@
 """One LLM call's chunks -> `llm_start`, tokens, tool-call events, `llm_end`, and the final message.
 
-Every source (native agent, nested LLM callbacks, later LangChain and LangGraph adapters) feeds
-chunks through `LLMCallStream`, so the rules live once:
+Every source feeds chunks through `LLMCallStream` (the native agent directly; the nested-LLM
+capture, the callback bridge, the runnable and the LangGraph sources through the one
+`_calls.CallRegistry`), so the rules live once:
 
 - text, reasoning and tool-argument bytes go to separate events (invariant 4);
 - tool calls (assembled by `_tool_calls.ToolCalls`) are keyed by provider id first, index
@@ -38,6 +39,7 @@ from agentcast.events import (
     LLMStart,
     LLMToken,
 )
+from agentcast.sources._base import cut_llm_end
 from agentcast.sources._tool_calls import ParsedToolCall, ToolCalls
 from agentcast.sources.normalize import (
     OpaqueBlock,
@@ -236,7 +238,7 @@ class LLMCallStream:
                 call_id=self.call_id,
                 finish_reason=reason,
                 usage=self._usage,
-                ttft_ms=self._ms(self._first_token) if self._first_token is not None else None,
+                ttft_ms=self._ttft_ms(),
                 duration_ms=self._ms(time.perf_counter()),
                 role=role,
             )
@@ -257,13 +259,13 @@ class LLMCallStream:
         """Close what is open after the call raised or was cancelled: nothing is parsed."""
         self._tools.fail(reason)
         self._emit(
-            LLMEnd(
-                call_id=self.call_id,
-                finish_reason=reason,
+            cut_llm_end(
+                self.call_id,
+                self.depth,
+                reason,
                 usage=self._usage,
-                ttft_ms=self._ms(self._first_token) if self._first_token is not None else None,
+                ttft_ms=self._ttft_ms(),
                 duration_ms=self._ms(time.perf_counter()),
-                role="answer" if self.depth == 0 else "internal",
             )
         )
 
@@ -313,6 +315,9 @@ class LLMCallStream:
         else:
             for key in ("input_tokens", "output_tokens", "total_tokens"):
                 self._usage[key] += usage[key]
+
+    def _ttft_ms(self) -> float | None:
+        return self._ms(self._first_token) if self._first_token is not None else None
 
     def _ms(self, end: float) -> float:
         return round((end - self._started) * 1000, 3)

@@ -1,25 +1,26 @@
 """Stream any LangChain `Runnable`: an LCEL chain, a classic `AgentExecutor`, a tool-calling chain.
 
 LangChain's `astream_events(version="v2")` is the only stream that reaches inside an arbitrary
-runnable, so this source maps it: chat model start/stream/end go through `LLMCallStream` (the
-same normalization as every other source), tools become `tool_start`/`tool_end` with their
-nesting from `parent_ids`, `adispatch_custom_event` becomes `custom`. It costs what
+runnable, so this source maps it onto the registries every LangChain-facing source shares:
+chat model start/stream/end onto `_calls.CallRegistry` (the same normalization and tool-id
+matching as every other source), tools onto `_tracking.ToolRuns` with their nesting from
+`parent_ids`; `adispatch_custom_event` becomes `custom`. It costs what
 `astream_events` costs; graphs and the native agent have faster paths.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.runnables import Runnable
 
-from agentcast.events import Custom, Message, ToolEnd, ToolStart, json_safe
+from agentcast.events import Custom, Message, json_safe
 from agentcast.sources._base import RunRequest, RunSink
+from agentcast.sources._calls import CallRegistry
 from agentcast.sources._messages import to_langchain
-from agentcast.sources.llm_call import LLMCallStream
+from agentcast.sources._tracking import ToolRuns
 from agentcast.sources.normalize import RefusalDelta, TextDelta, normalize_chunk
 
 __all__ = ["RunnableSource", "default_input", "output_of"]
@@ -86,11 +87,12 @@ class RunnableSource:
 
 
 class _EventMapper:
+    """`astream_events(v2)` events -> the call registry and the tool runs."""
+
     def __init__(self, sink: RunSink) -> None:
         self.sink = sink
-        self.calls: dict[str, LLMCallStream] = {}
-        self.tools: dict[str, tuple[str, str, int, float]] = {}  # run -> id, name, depth, t0
-        self.pending_calls: list[tuple[str, str, Any]] = []  # (tool_call_id, name, args)
+        self.calls = CallRegistry(sink.emit)
+        self.tools = ToolRuns(self.calls.claim_tool_call_id)
         self.output: Any = None
         self.root: str | None = None
 
@@ -100,90 +102,54 @@ class _EventMapper:
         if self.root is None:
             self.root = run_id
         data = event.get("data") or {}
-        if kind == "on_chat_model_start" or kind == "on_llm_start":
-            tool = self._tool_ancestor(event.get("parent_ids") or ())
-            call = self.calls[run_id] = LLMCallStream(
-                self.sink.emit,
-                call_id=f"llm_{run_id.replace('-', '')}",
-                depth=tool[2] + 1 if tool else 0,
-                parent_id=tool[0] if tool else None,
-                model=(event.get("metadata") or {}).get("ls_model_name"),
-                name=event.get("name"),
-                tags=tuple(event.get("tags") or ()),
-            )
-            call.start()
-        elif kind in ("on_chat_model_stream", "on_llm_stream"):
+        if kind in ("on_chat_model_stream", "on_llm_stream"):  # first: one per token
             streaming = self.calls.get(run_id)
             chunk = data.get("chunk")
             if streaming is not None and chunk is not None:
                 streaming.feed(_as_message(chunk))
+        elif kind in ("on_chat_model_start", "on_llm_start"):
+            tool = self.tools.ancestor(self._place(run_id, event))
+            self.calls.open(
+                run_id,
+                call_id=f"llm_{run_id.replace('-', '')}",
+                parent_id=tool.tool_call_id if tool else None,
+                depth=tool.depth + 1 if tool else 0,
+                model=(event.get("metadata") or {}).get("ls_model_name"),
+                name=event.get("name"),
+                tags=tuple(event.get("tags") or ()),
+            )
         elif kind in ("on_chat_model_end", "on_llm_end"):
-            ending = self.calls.pop(run_id, None)
-            if ending is not None:
-                output = data.get("output")
-                result = ending.finish(final=_as_message(output) if output is not None else None)
-                self.pending_calls.extend((c.id, c.name, c.args) for c in result.tool_calls)
+            output = data.get("output")
+            self.calls.finish(run_id, final=_as_message(output) if output is not None else None)
         elif kind == "on_tool_start":
-            self._tool_start(event, data)
+            start, _ = self.tools.open(
+                run_id,
+                parent_run_id=self._place(run_id, event),
+                name=event.get("name") or "",
+                tool_input=data.get("input"),
+                tool_call_id=None,  # astream_events does not carry it: matched by name
+            )
+            self.sink.emit(start)
         elif kind in ("on_tool_end", "on_tool_error"):
-            self._tool_end(kind, event, data)
+            end = self.tools.close(run_id, output=data.get("output"), error=data.get("error"))
+            if end is not None:
+                self.sink.emit(end)
         elif kind == "on_custom_event":
             self.sink.emit(Custom(name=event.get("name") or "custom", data=json_safe(data)))
+        elif kind.endswith("_start"):
+            self._place(run_id, event)  # a chain: only its place in the tree matters
         if run_id == self.root and kind.endswith("_end"):
             # The root's end, whatever it is (a chain, or a bare chat model: `wrap(model.bind())`).
             self.output = output_of(data.get("output"))
 
-    def _tool_ancestor(self, parents: Sequence[str]) -> tuple[str, str, int, float] | None:
-        for parent in reversed(parents):
-            tool = self.tools.get(parent)
-            if tool is not None:
-                return tool
-        return None
-
-    def _tool_start(self, event: dict[str, Any], data: dict[str, Any]) -> None:
-        name = event.get("name") or ""
-        arguments = data.get("input")
-        outer = self._tool_ancestor(event.get("parent_ids") or ())
-        # Classic agents run tools without the model's tool_call_id: match it by name.
-        tool_call_id = f"tool_{event['run_id'].replace('-', '')}"
-        for i, (pending_id, pending_name, _) in enumerate(self.pending_calls):
-            if pending_name == name:
-                tool_call_id = pending_id
-                del self.pending_calls[i]
-                break
-        depth = outer[2] + 1 if outer else 0
-        self.tools[event["run_id"]] = (tool_call_id, name, depth, time.perf_counter())
-        self.sink.emit(
-            ToolStart(
-                tool_call_id=tool_call_id,
-                name=name,
-                input=json_safe(arguments),
-                parent_id=outer[0] if outer else None,
-                depth=depth,
-            )
-        )
-
-    def _tool_end(self, kind: str, event: dict[str, Any], data: dict[str, Any]) -> None:
-        tool = self.tools.pop(event["run_id"], None)
-        if tool is None:
-            return
-        failed = kind == "on_tool_error"
-        output = data.get("output")
-        content = getattr(output, "content", output)
-        self.sink.emit(
-            ToolEnd(
-                tool_call_id=tool[0],
-                name=tool[1],
-                status="error" if failed else "ok",
-                output=None if failed else json_safe(content),
-                error=f"{data.get('error')}" if failed else None,
-                duration_ms=round((time.perf_counter() - tool[3]) * 1000, 3),
-            )
-        )
+    def _place(self, run_id: str, event: dict[str, Any]) -> str | None:
+        """Record the run's ancestry (`parent_ids`, root first); return its parent."""
+        chain = (*(event.get("parent_ids") or ()), run_id)
+        self.tools.parents.update(zip(chain[1:], chain, strict=False))
+        return chain[-2] if len(chain) > 1 else None
 
     def close(self) -> None:
-        for key in list(self.calls):
-            self.calls.pop(key).finish()
+        self.calls.finish_open()
 
 
 def _as_message(value: Any) -> BaseMessage:
