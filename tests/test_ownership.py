@@ -259,3 +259,23 @@ async def test_a_key_keeps_its_sessions_when_another_key_is_removed(tmp_path):
         for key in ("KC", "KA"):
             r = await c.get("/sessions/b1", headers={"Authorization": f"Bearer {key}"})
             assert r.status_code == 404
+
+
+async def test_a_langgraph_agents_threads_are_scoped_by_owner_too():
+    from langchain.agents import create_agent
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    graph = create_agent(
+        OfflineChatModel(token_delay=0), demo_tools(), checkpointer=InMemorySaver()
+    )
+    app = create_app(graph, api_keys=KEYS)
+    async with client(app) as c:
+        await c.post("/invoke", json={"prompt": "My name is Alice", "session_id": "t"}, headers=A)
+        bob = await c.post(
+            "/invoke", json={"prompt": "What's my name?", "session_id": "t"}, headers=B
+        )
+        alice = await c.post(
+            "/invoke", json={"prompt": "What's my name?", "session_id": "t"}, headers=A
+        )
+    assert bob.status_code == 200 and "Alice" not in bob.json()["output"]
+    assert "Alice" in alice.json()["output"]
