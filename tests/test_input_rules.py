@@ -242,7 +242,9 @@ FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCh
 
 cursor_text = st.one_of(
     st.text(max_size=24),
-    st.from_regex(r"\A[ \t]*[-+]?[0-9]{1,25}[ \t]*\Z"),
+    st.from_regex(r"\A[ \t]*[-+]{0,3}[0-9]{1,25}[ \t]*\Z"),  # signs, spaces, big numbers
+    st.text(alphabet=st.characters(categories=("Nd", "No")), min_size=1, max_size=6),  # ², ١
+    st.integers(min_value=4000, max_value=6000).map(lambda n: "9" * n),  # past int()'s limit
     st.integers(min_value=-3, max_value=60).map(str),
 )
 
