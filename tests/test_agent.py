@@ -176,7 +176,7 @@ async def test_seed_entry_points_use_the_demo_agent():
         ({"prompt": ""}, "empty"),
         ({"prompt": "   "}, "empty"),
         ({"prompt": 42}, "must be a string"),
-        ({"prompt": "hi", "session_id": 3}, "'session_id' must be a string"),
+        ({"prompt": "hi", "session_id": 3}, "session_id must be 1-128 characters"),
         ({"prompt": "hi", "stream_tokens": "yes"}, "'stream_tokens'"),
         ("not a dict", "must be a mapping"),
     ],

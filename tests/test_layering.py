@@ -281,6 +281,14 @@ def test_errors_module_imports_only_the_standard_library():
     assert tops <= set(sys.stdlib_module_names), tops - set(sys.stdlib_module_names)
 
 
+def test_the_id_rule_depends_on_the_standard_library_and_errors_only():
+    # Every layer (events' users, sessions, runtime, sources, server) applies it.
+    ours = {m for m in IMPORTS["ids.py"] if m.startswith("agentcast")}
+    tops = {m.partition(".")[0] for m in IMPORTS["ids.py"]} - {"agentcast"}
+    assert tops <= set(sys.stdlib_module_names)
+    assert all(m.startswith("agentcast.errors") for m in ours), ours
+
+
 SOURCE_CONTRACT = {"agentcast.sources._base", "agentcast.sources"}
 CONTRACT_NAMES = {"RunRequest", "RunSink", "Source"}
 

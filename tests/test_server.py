@@ -233,10 +233,11 @@ async def test_api_keys_own_their_runs_and_sessions():
         assert (await c.get(f"/runs/{run_id}", headers=b)).status_code == 404
         assert (await c.get("/sessions/s", headers=b)).status_code == 404
         assert (await c.get("/sessions", headers=b)).json()["sessions"] == []
+        # B's "s" is B's own session (see tests/test_ownership.py): A's is untouched.
         assert (
             await c.post("/invoke", json={"prompt": "hi", "session_id": "s"}, headers=b)
-        ).status_code == 404
-        assert (await c.get("/sessions/s", headers=a)).status_code == 200
+        ).status_code == 200
+        assert len((await c.get("/sessions/s", headers=a)).json()["messages"]) == 2
 
 
 async def test_cors_is_closed_unless_configured():

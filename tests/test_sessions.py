@@ -32,7 +32,7 @@ import redis.asyncio
 from psycopg import sql
 
 import agentcast
-from agentcast.errors import ConfigError, MissingDependency, SessionError
+from agentcast.errors import ConfigError, InvalidInput, MissingDependency, SessionError
 from agentcast.events import Message
 from agentcast.models.demo_tools import demo_tools
 from agentcast.sessions import (
@@ -401,6 +401,68 @@ async def test_concurrent_appends_to_one_session_keep_turns_whole(store):
     assert info.message_count == 64
 
 
+# -- conformance: ids and values (every store accepts and refuses the same) ---------------------
+
+BAD_KEYS = [
+    "",
+    "a\x00b",  # NUL: Postgres TEXT refuses it, so every store does
+    "漢",  # not ASCII: ids travel in HTTP headers
+    "a b",
+    "line\n",
+    "a/b/c",  # at most owner/id
+    "/a",
+    "a/",
+    "x" * 129,
+    42,
+    None,
+]
+
+
+@pytest.mark.parametrize("key", BAD_KEYS, ids=repr)
+async def test_every_store_refuses_the_same_malformed_keys_before_any_io(store, key):
+    for call in (
+        lambda: store.load(key),
+        lambda: store.append(key, turn("x")),
+        lambda: store.info(key),
+        lambda: store.delete(key),
+    ):
+        with pytest.raises(InvalidInput):
+            await call()
+    assert await store.list_sessions() == []
+
+
+@pytest.mark.parametrize("actor", ["", "a\x00", "漢", "a/b", "x" * 129], ids=repr)
+async def test_every_store_refuses_the_same_malformed_actor_ids(store, actor):
+    with pytest.raises(InvalidInput):
+        await store.append("s", turn("x"), actor_id=actor)
+    with pytest.raises(InvalidInput):
+        await store.list_sessions(actor_id=actor)
+    assert await store.list_sessions() == []
+
+
+@pytest.mark.parametrize(
+    "key", ["s", "A-z_0.9:@", "x" * 128, "owner/s", "key-0123abcd/" + "y" * 128], ids=repr
+)
+async def test_every_store_accepts_ids_and_owner_scoped_keys(store, key):
+    await store.append(key, turn("ok"), actor_id="alice")
+    assert await store.load(key) == turn("ok")
+    info = await store.info(key)
+    assert info is not None and info.session_id == key
+    assert [i.session_id for i in await store.list_sessions(actor_id="alice")] == [key]
+    assert await store.delete(key)
+
+
+async def test_nul_and_control_characters_in_values_round_trip_with_one_title_everywhere(store):
+    messages: list[Message] = [
+        {"role": "user", "content": "a\u0000b\u0007c\u009fd"},
+        {"role": "assistant", "content": "\u0000", "reasoning": [{"x": "\u0000\u0001"}]},
+    ]
+    await store.append("s", messages)
+    assert await store.load("s") == messages
+    info = await store.info("s")
+    assert info is not None and info.title == "a b c d"
+
+
 # -- SQLite only -----------------------------------------------------------------------------------
 
 
@@ -723,16 +785,6 @@ async def test_postgres_failed_turn_leaves_nothing_behind():
         assert await fresh.load("s") == turn("ok")
         assert await fresh.load("new") == []
         assert await fresh.list_sessions() == [before]
-
-
-async def test_postgres_nul_in_the_first_user_message_round_trips_and_is_left_out_of_the_title():
-    async with postgres_prefix() as prefix:
-        store = PostgresStore(POSTGRES_URL, table_prefix=prefix)
-        messages: list[Message] = [{"role": "user", "content": "a\u0000b"}]
-        await store.append("s", messages)
-        assert await store.load("s") == messages
-        [info] = await store.list_sessions()
-        assert info.title == "ab"
 
 
 async def test_redis_key_layout_and_delete_leaves_no_key_behind():

@@ -22,6 +22,7 @@ from langchain_core.tools import BaseTool
 
 from agentcast.errors import ConfigError, InvalidInput
 from agentcast.events import BaseEvent, LLMToken
+from agentcast.ids import check_id
 from agentcast.models import describe, resolve
 from agentcast.runtime import EventHandler, Run, RunResult, new_id
 from agentcast.sessions import MemoryStore, SessionStore, open_store
@@ -80,16 +81,41 @@ class Runner:
         custom_data: Any = None,
         callbacks: Sequence[EventHandler] = (),
         run_id: str | None = None,
+        owner: str | None = None,
     ) -> Run:
-        """Create a run (not started yet): `await run.execute()` runs it; read `run.events()`."""
+        """Create a run (not started yet): `await run.execute()` runs it; read `run.events()`.
+
+        Args:
+            prompt: the user's message.
+            session_id: the conversation (None: a new one).
+            actor_id: who asks.
+            custom_data: opaque data attached to the run.
+            callbacks: handlers for this run's events (besides the runner's).
+            run_id: the run's id (None: a new one).
+            owner: the namespace of the session (an API key's owner); the same `session_id`
+                of another owner is another session.
+
+        Raises:
+            InvalidInput: the prompt is empty, or an id breaks the id rule (`agentcast.ids`).
+        """
+        prompt = _check_prompt(prompt)
+        for what, value in (
+            ("session_id", session_id),
+            ("actor_id", actor_id),
+            ("run_id", run_id),
+            ("owner", owner),
+        ):
+            if value is not None:
+                check_id(value, what)
         return Run(
             self.source,
             RunRequest(
-                input=_check_prompt(prompt),
+                input=prompt,
                 run_id=run_id or new_id(),
-                session_id=session_id or new_id("session"),
+                session_id=session_id if session_id is not None else new_id("session"),
                 actor_id=actor_id,
                 custom_data=custom_data,
+                owner=owner,
             ),
             store=self.store,
             timeout=self.timeout,
@@ -251,8 +277,8 @@ def _payload(payload: Mapping[str, Any]) -> dict[str, Any]:
         raise InvalidInput("the payload has no 'prompt'")
     for key in ("session_id", "actor_id"):
         value = payload.get(key)
-        if value is not None and not isinstance(value, str):
-            raise InvalidInput(f"'{key}' must be a string, got {type(value).__name__}")
+        if value is not None:
+            check_id(value, key)
     if not isinstance(payload.get("stream_tokens", True), bool):
         raise InvalidInput("'stream_tokens' must be true or false")
     return {k: v for k, v in payload.items() if k in _PAYLOAD_KEYS}

@@ -117,7 +117,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="[NAME=]KEY",
-        help="require 'Authorization: Bearer KEY' (repeatable; also AGENTCAST_API_KEYS=k1,k2)",
+        help="require 'Authorization: Bearer KEY' (repeatable; also AGENTCAST_API_KEYS=k1,k2);"
+        " NAME owns the key's sessions (default: a name derived from the key)",
     )
     serve.add_argument("--cors-origin", action="append", default=[], help="allowed CORS origin")
     chat = commands.add_parser("chat", help="chat interactively in the terminal (default)")
@@ -475,13 +476,10 @@ def _runner() -> Any:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from agentcast.server import create_app
+    from agentcast.server import create_app, parse_api_keys
 
-    keys: dict[str, str] = {}
     raw_keys = [*args.api_key, *filter(None, os.environ.get("AGENTCAST_API_KEYS", "").split(","))]
-    for number, item in enumerate(raw_keys, 1):
-        name, sep, key = item.partition("=")
-        keys[key if sep else name] = name if sep else f"key{number}"
+    keys = parse_api_keys(raw_keys)  # before anything starts: a bad key list is exit 2
     agent = _agent(args)
     app = create_app(
         agent,

@@ -9,6 +9,8 @@ Heartbeats are comment lines, which every SSE parser ignores.
 
 from __future__ import annotations
 
+import re
+
 from agentcast.errors import InvalidInput
 from agentcast.events import BaseEvent, to_json
 
@@ -30,15 +32,40 @@ PING = encode_comment("ping")
 """The heartbeat comment."""
 
 
-def parse_last_event_id(value: str | None) -> int:
-    """Return the `seq` to resume after, from a `Last-Event-ID` header or `?after=` value.
+_MAX_CURSOR_DIGITS = 18
+"""Cursors are seqs; 18 digits stay below 2**63 and keep the parse cheap."""
+
+_CURSOR = re.compile(rf"-1|[0-9]{{1,{_MAX_CURSOR_DIGITS}}}")
+
+
+def parse_last_event_id(value: object) -> int:
+    """Return the `seq` to resume after: the one parser of every resume cursor.
+
+    It reads a `Last-Event-ID` header, an `?after=` query value and a WebSocket message's
+    `after` (a JSON string or integer). Absent or blank means from the start (-1). Accepted:
+    a plain ASCII decimal integer >= -1 of at most 18 digits, spaces around it allowed.
 
     Raises:
-        InvalidInput: the value is not a non-negative integer.
+        InvalidInput: anything else (`--5`, `²`, `1.0`, `true`, 5,000 digits, a list...).
     """
-    if value is None or value.strip() == "":
+    if value is None:
         return -1
-    text = value.strip()
-    if not text.lstrip("-").isdigit() or int(text) < -1:
-        raise InvalidInput(f"Last-Event-ID must be an event seq (an integer >= -1), got {value!r}")
-    return int(text)
+    if isinstance(value, int) and not isinstance(value, bool):
+        if -1 <= value < 10**_MAX_CURSOR_DIGITS:
+            return value
+    elif isinstance(value, str):
+        text = value.strip(" \t")
+        if text == "":
+            return -1
+        if _CURSOR.fullmatch(text):
+            return int(text)
+    # Never repr the whole value: it may be 5,000 digits or a deeply nested list.
+    shown = (
+        repr(value[:30]) + ("..." if len(value) > 30 else "")
+        if isinstance(value, str)
+        else (f"a value of type {type(value).__name__}")
+    )
+    raise InvalidInput(
+        "a resume cursor (Last-Event-ID, ?after=, after) must be an event seq: an integer"
+        f" >= -1 of at most {_MAX_CURSOR_DIGITS} digits, got {shown}"
+    )

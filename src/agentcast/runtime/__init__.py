@@ -1,10 +1,17 @@
 """The runtime: run lifecycle, seq numbering, the closure invariant, the per-run event log."""
 
 from agentcast.runtime._log import EventLog, ResumeGap
-from agentcast.runtime.manager import DisconnectPolicy, ManagedRun, RunManager, SessionPolicy
+from agentcast.runtime.manager import (
+    CancelStatus,
+    DisconnectPolicy,
+    ManagedRun,
+    RunManager,
+    SessionPolicy,
+)
 from agentcast.runtime.run import EventHandler, Run, RunResult, new_id
 
 __all__ = (
+    "CancelStatus",
     "DisconnectPolicy",
     "EventHandler",
     "EventLog",

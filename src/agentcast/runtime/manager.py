@@ -13,26 +13,42 @@ disconnect policy when the last reader of a run leaves:
 Session policies: `reject` (raise `SessionBusy`), `enqueue` (the new run starts when the
 previous one ended), `interrupt` (the previous run is cancelled, its partial answer kept, then
 the new one starts). Each turn is saved whole by its own run, so history stays turn-atomic.
+
+Ownership: a run started with an `owner` is visible (`get`) to that owner only, and its session
+is the owner's: the policies apply per `(owner, session_id)`, so another owner's run on the same
+session id is another session and never waits on, blocks or interrupts this one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from agentcast.errors import InvalidInput, SessionBusy
+from agentcast.ids import check_id
 from agentcast.runtime.run import Run, RunResult
 
-__all__ = ["DisconnectPolicy", "ManagedRun", "RunManager", "SessionPolicy", "Starter"]
+__all__ = [
+    "CancelStatus",
+    "DisconnectPolicy",
+    "ManagedRun",
+    "RunManager",
+    "SessionPolicy",
+    "Starter",
+]
 
 SessionPolicy = Literal["reject", "enqueue", "interrupt"]
 """What a new request does while a run is active on its session."""
 
 DisconnectPolicy = Literal["continue", "cancel", "grace"]
 """What happens to a run when its last reader leaves."""
+
+CancelStatus = Literal["cancelling", "finished"]
+"""The answer to a cancel: the run is stopping, or it had ended already."""
 
 
 class Starter(Protocol):
@@ -45,6 +61,7 @@ class Starter(Protocol):
         session_id: str | None = ...,
         actor_id: str | None = ...,
         custom_data: Any = ...,
+        owner: str | None = ...,
     ) -> Run:
         """Create the run."""
         ...
@@ -104,13 +121,19 @@ class RunManager:
         self.retention = retention
         self._on_finish = on_finish
         self._runs: dict[str, ManagedRun] = {}
-        self._active: dict[str, ManagedRun] = {}  # session_id -> the run last started on it
+        # session key (the id within its owner's namespace) -> the run last started on it
+        self._active: dict[str, ManagedRun] = {}
         self._closing = False
 
     @property
     def active_runs(self) -> int:
         """How many runs are executing now."""
         return sum(1 for m in self._runs.values() if m.finished_at is None)
+
+    @property
+    def readers(self) -> int:
+        """How many readers are attached now, over all runs (a run with readers never expires)."""
+        return sum(m.readers for m in self._runs.values())
 
     def get(self, run_id: str, *, owner: str | None = None) -> ManagedRun | None:
         """Return a run by id (None when unknown, expired, or another owner's)."""
@@ -132,13 +155,20 @@ class RunManager:
         """Start a run now (or queue it behind the session's active run, per policy).
 
         Raises:
-            SessionBusy: a run is active on the session and the policy is `reject`.
-            InvalidInput: the prompt is empty, or the server is shutting down.
+            SessionBusy: a run is active on the owner's session and the policy is `reject`.
+            InvalidInput: the prompt is empty, an id breaks the id rule, or the server is
+                shutting down.
         """
         if self._closing:
             raise InvalidInput("the server is shutting down; retry on another instance")
+        if session_id is not None:
+            check_id(session_id)  # before it is looked up: a bad id changes nothing
         self._expire()
-        previous = self._active.get(session_id) if session_id else None
+        run = self._start(
+            prompt, session_id=session_id, actor_id=actor_id, custom_data=custom_data, owner=owner
+        )
+        key = run.session_key
+        previous = self._active.get(key) if key else None
         if previous is not None and previous.finished_at is not None:
             previous = None
         if previous is not None and self.session_policy == "reject":
@@ -146,11 +176,10 @@ class RunManager:
                 f"session {session_id!r} already has a run in progress ({previous.run.run_id});"
                 " wait for it, cancel it, or resume its stream"
             )
-        run = self._start(prompt, session_id=session_id, actor_id=actor_id, custom_data=custom_data)
         managed = ManagedRun(run=run, owner=owner)
         self._runs[run.run_id] = managed
-        if run.session_id:
-            self._active[run.session_id] = managed
+        if key:
+            self._active[key] = managed
         if previous is not None and self.session_policy == "interrupt":
             previous.run.cancel()
         managed.task = asyncio.create_task(self._execute(managed, previous))
@@ -166,11 +195,24 @@ class RunManager:
             managed.finished_at = time.monotonic()
             if managed.grace is not None:
                 managed.grace.cancel()
-            session_id = managed.run.session_id
-            if session_id and self._active.get(session_id) is managed:
-                del self._active[session_id]
+            key = managed.run.session_key
+            if key and self._active.get(key) is managed:
+                del self._active[key]
         if self._on_finish is not None:
             self._on_finish(result)
+
+    @contextlib.contextmanager
+    def reader(self, managed: ManagedRun) -> Iterator[None]:
+        """Count one reader of `managed` for the duration of the block, whatever ends it.
+
+        Every transport reads through this, so a reader that fails (a failed send, a dropped
+        socket, a cancelled task) is always detached and the disconnect policy always applies.
+        """
+        self.attach(managed)
+        try:
+            yield
+        finally:
+            self.detach(managed)
 
     def attach(self, managed: ManagedRun) -> None:
         """A reader attached: a pending grace-period cancel is called off."""
@@ -199,9 +241,15 @@ class RunManager:
         if managed.readers == 0 and managed.finished_at is None:
             managed.run.cancel()
 
-    def cancel(self, managed: ManagedRun) -> None:
-        """Cancel a run (no-op when it already ended)."""
+    def cancel(self, managed: ManagedRun) -> CancelStatus:
+        """Cancel a run; return `cancelling`, or `finished` when it had ended already.
+
+        The one answer every transport gives to a cancel.
+        """
+        if managed.run.done:
+            return "finished"
         managed.run.cancel()
+        return "cancelling"
 
     async def aclose(self) -> None:
         """Cancel every run and wait until each has logged its `agent_end` and saved."""

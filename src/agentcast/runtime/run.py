@@ -101,6 +101,9 @@ class Run:
         self._run_id = request.run_id or new_id()
         self.request = replace(request, run_id=self._run_id)
         self.session_id = request.session_id
+        # What the store knows the session by: the id within its owner's namespace. Events
+        # carry `session_id`, the caller's own name for it.
+        self.session_key = self.request.session_key
         self._source = source
         self._store = store
         self._timeout = timeout
@@ -286,8 +289,8 @@ class Run:
                 input=request.input, actor_id=request.actor_id, custom_data=request.custom_data
             )
         )
-        if self._store is not None and self.session_id is not None:
-            history = await self._store.load(self.session_id)
+        if self._store is not None and self.session_key is not None:
+            history = await self._store.load(self.session_key)
             request = replace(request, history=history)
         self.message({"role": "user", "content": request.input})
         return request
@@ -540,7 +543,7 @@ class Run:
         )
 
     async def _save(self, outcome: Outcome, metrics: dict[str, Any]) -> None:
-        if self._store is None or self.session_id is None or not self._messages:
+        if self._store is None or self.session_key is None or not self._messages:
             return
         self._display.annotate(
             self._messages, run_id=self._run_id, outcome=outcome, metrics=metrics
@@ -548,7 +551,7 @@ class Run:
         with anyio.CancelScope(shield=True):
             try:
                 await self._store.append(
-                    self.session_id, self._messages, actor_id=self.request.actor_id
+                    self.session_key, self._messages, actor_id=self.request.actor_id
                 )
             except Exception as exc:  # noqa: BLE001 - a failed save is reported, not raised
                 self._emit_error(exc)

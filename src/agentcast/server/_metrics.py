@@ -57,8 +57,13 @@ class ServerMetrics:
         )
 
     def watch(self, manager: RunManager) -> None:
-        """Read the active-run gauge from the manager at scrape time."""
+        """Read the active-run and stream gauges from the manager at scrape time.
+
+        The stream gauge is the manager's own reader count, not a second counter kept beside
+        it, so the two can never disagree (nor leak when a reader fails).
+        """
         self.active_runs.set_function(lambda: manager.active_runs)
+        self.streams.set_function(lambda: manager.readers)
 
     def run_finished(self, result: RunResult) -> None:
         """Account for one finished run."""

@@ -3,14 +3,20 @@
 Client -> server: `{"type": "start", "prompt", "session_id"?, ...}` (the `/invoke` body),
 `{"type": "resume", "run_id", "after"?}`, `{"type": "cancel", "run_id"?}`, `{"type": "ping"}`.
 Server -> client: every event as its canonical JSON (`{"v": 1, "type": "llm_token", ...}`), and
-`run_started`, `cancelling`, `pong`, `ws_error` frames, whose types never collide with events'.
+`run_started`, `cancel_status` (`{"run_id", "status": "cancelling" | "finished"}`, the body of
+`POST /runs/{id}/cancel`), `pong`, `ws_error` frames, whose types never collide with events'.
 One socket follows one run at a time; starting or resuming another switches to it.
+
+A message is answered the way the HTTP route for the same thing answers: the same id rule,
+the same resume-cursor parser and resume check, the same cancel answer, the same ownership. A
+bad message gets a `ws_error` frame and the socket stays open.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from typing import TYPE_CHECKING, Any
 
 from fastapi import WebSocket, WebSocketDisconnect
@@ -19,7 +25,7 @@ from pydantic import ValidationError
 from agentcast.errors import AgentcastError
 from agentcast.events import to_json
 from agentcast.runtime import ManagedRun
-from agentcast.server._stream import HEARTBEAT, read_events
+from agentcast.server._stream import HEARTBEAT, check_resume, read_events
 
 if TYPE_CHECKING:
     from agentcast.server.app import AgentcastServer
@@ -42,9 +48,7 @@ async def serve_websocket(ws: WebSocket, server: AgentcastServer, who: str | Non
             following = None
 
     async def follow(managed: ManagedRun, after: int, stream_tokens: bool) -> None:
-        server.manager.attach(managed)
-        server.metrics.streams.inc()
-        try:
+        with server.manager.reader(managed):
             async for item in read_events(
                 managed.run.log,
                 after=after,
@@ -55,15 +59,13 @@ async def serve_websocket(ws: WebSocket, server: AgentcastServer, who: str | Non
                     await ws.send_text('{"type":"heartbeat"}')
                 else:
                     await ws.send_text(to_json(item).decode())  # type: ignore[arg-type]
-        finally:
-            server.metrics.streams.dec()
-            server.manager.detach(managed)
 
     try:
         while True:
             try:
-                message: Any = await ws.receive_json()
-            except (ValueError, KeyError):
+                # RecursionError: a deeply nested array is bad input too, not a dead socket.
+                message: Any = json.loads(await ws.receive_text())
+            except (ValueError, KeyError, RecursionError):
                 await _send_error(ws, "invalid_input", "every message must be a JSON object")
                 continue
             kind = message.get("type") if isinstance(message, dict) else None
@@ -91,7 +93,8 @@ async def serve_websocket(ws: WebSocket, server: AgentcastServer, who: str | Non
                     )
                 elif kind == "resume":
                     managed = server._run(str(message.get("run_id")), who)
-                    after = parse_last_event_id(str(message.get("after", -1)))
+                    after = parse_last_event_id(message.get("after"))
+                    check_resume(managed.run.log, after)
                     stop_following()
                     following = (
                         managed,
@@ -104,8 +107,10 @@ async def serve_websocket(ws: WebSocket, server: AgentcastServer, who: str | Non
                         following[0].run.run_id if following else None
                     )
                     managed = server._run(str(target), who)
-                    server.manager.cancel(managed)
-                    await ws.send_json({"type": "cancelling", "run_id": managed.run.run_id})
+                    status = server.manager.cancel(managed)
+                    await ws.send_json(
+                        {"type": "cancel_status", "run_id": managed.run.run_id, "status": status}
+                    )
                 elif kind == "ping":
                     await ws.send_json({"type": "pong"})
                 else:

@@ -9,6 +9,11 @@ Endpoints (DESIGN.md, Transports and HTTP API): `POST /invoke` (JSON, or SSE wit
 `WS /ws`, `GET /healthz`, `GET /metrics`, `GET /` (the web chat), `GET /openapi.json`,
 `GET /docs` (served without network, see `_pages`).
 Runs live in a `RunManager`, independent of the connections that read them.
+
+Ownership (with API keys): every entry point resolves the caller's owner (`_actor`) and passes
+it down; a session id names a session within that owner's namespace (`agentcast.ids`), and a
+run is found only by its owner. So another key's session or run is simply not there: the same
+404, and no code path that reads the other key's data.
 """
 
 from __future__ import annotations
@@ -27,11 +32,13 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agentcast.encoders.sse import PING, encode_event, parse_last_event_id
-from agentcast.errors import AgentcastError, InvalidInput, SessionBusy, UserError
+from agentcast.errors import AgentcastError, SessionBusy, UserError
+from agentcast.ids import ID_ALPHABET, check_id, session_id_in, session_key
 from agentcast.runtime import DisconnectPolicy, ManagedRun, ResumeGap, RunManager, SessionPolicy
+from agentcast.server._auth import check_api_keys
 from agentcast.server._metrics import ServerMetrics
 from agentcast.server._pages import docs_app, pages_router
-from agentcast.server._stream import HEARTBEAT, read_events
+from agentcast.server._stream import HEARTBEAT, check_resume, read_events
 from agentcast.server._ws import serve_websocket
 from agentcast.sessions import SessionStore
 
@@ -41,6 +48,7 @@ __all__ = ["AgentcastServer", "InvokeRequest", "ServerConfig", "create_app"]
 # objects in LangChain's stream, so the default means a collection every ~40 tokens.
 _GC_FIRST_THRESHOLD = 50_000
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
+_ID_PATTERN = "^[A-Za-z0-9_.:@-]{1,128}$"
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,8 @@ class ServerConfig:
         disconnect: `grace` (default), `continue` or `cancel` when a run's last reader leaves.
         grace_period: seconds a run without readers keeps going under `grace`.
         heartbeat: seconds of silence before an SSE comment (or WS ping) keeps the line alive.
-        api_keys: bearer token -> actor name; empty means no authentication.
+        api_keys: bearer token -> owner name (None: a name derived from the key, see
+            `parse_api_keys`); owner names must be unique. Empty means no authentication.
         cors_origins: origins allowed by CORS (closed by default).
         max_body_bytes: larger request bodies get 413.
         retention: seconds a finished run stays resumable.
@@ -66,7 +75,7 @@ class ServerConfig:
     disconnect: DisconnectPolicy = "grace"
     grace_period: float = 30.0
     heartbeat: float = 15.0
-    api_keys: Mapping[str, str] = field(default_factory=dict)
+    api_keys: Mapping[str, str | None] = field(default_factory=dict)
     cors_origins: Sequence[str] = ()
     max_body_bytes: int = 1_000_000
     retention: float = 600.0
@@ -79,8 +88,18 @@ class InvokeRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     prompt: str = Field(description="The user's message.", max_length=200_000)
-    session_id: str | None = Field(default=None, max_length=256, description="Conversation id.")
-    actor_id: str | None = Field(default=None, max_length=256, description="Who asks.")
+    # The id rule is applied by `check_id` (a 400 like every other bad id), not by pydantic
+    # (a 422): the pattern is only documented here.
+    session_id: str | None = Field(
+        default=None,
+        description=f"Conversation id (new if absent): 1-128 of {ID_ALPHABET}.",
+        json_schema_extra={"pattern": _ID_PATTERN},
+    )
+    actor_id: str | None = Field(
+        default=None,
+        description=f"Who asks (ignored with API keys): 1-128 of {ID_ALPHABET}.",
+        json_schema_extra={"pattern": _ID_PATTERN},
+    )
     stream: bool = Field(default=False, description="true: SSE events; false: one JSON result.")
     stream_tokens: bool = Field(default=True, description="false leaves out llm_token events.")
     custom_data: Any = Field(default=None, description="Opaque data attached to the run.")
@@ -112,6 +131,7 @@ class AgentcastServer:
         from agentcast.agent import default_agent, wrap
 
         self.config = config or ServerConfig()
+        self._owners = check_api_keys(self.config.api_keys)
         self.runner = wrap(agent) if agent is not None else default_agent()
         if store is not None:
             self.runner.store = store
@@ -144,7 +164,8 @@ class AgentcastServer:
     # -- auth ---------------------------------------------------------------------------------
 
     def _actor(self, authorization: str | None) -> str | None:
-        keys = self.config.api_keys
+        """Return the caller's owner (None without API keys); 401 for a missing or bad key."""
+        keys = self._owners
         if not keys:
             return None
         scheme, _, token = (authorization or "").partition(" ")
@@ -160,13 +181,6 @@ class AgentcastServer:
             )
         return actor
 
-    async def _owned_session(self, session_id: str, actor: str | None) -> bool:
-        if actor is None:
-            return True
-        assert self.store is not None
-        info = await self.store.info(session_id)
-        return info is not None and info.actor_id == actor
-
     # -- routes -------------------------------------------------------------------------------
 
     def _build_router(self) -> APIRouter:
@@ -178,10 +192,6 @@ class AgentcastServer:
 
         @router.post("/invoke", summary="Run the agent (JSON result, or SSE with stream=true)")
         async def invoke(body: InvokeRequest, who: str | None = Depends(actor)) -> Response:
-            if who is not None and body.session_id and server.store is not None:
-                info = await server.store.info(body.session_id)
-                if info is not None and info.actor_id != who:
-                    raise _not_found("session", body.session_id)
             managed = server.manager.start(
                 body.prompt,
                 session_id=body.session_id,
@@ -205,17 +215,14 @@ class AgentcastServer:
             who: str | None = Depends(actor),
         ) -> Response:
             managed = server._run(run_id, who)
-            cursor = parse_last_event_id(request.headers.get("last-event-id", after))
+            header = request.headers.get("last-event-id")
+            cursor = parse_last_event_id(after if header is None else header)
             return server._sse(managed, after=cursor, stream_tokens=stream_tokens)
 
         @router.post("/runs/{run_id}/cancel", status_code=202, summary="Cancel a run")
         async def cancel(run_id: str, who: str | None = Depends(actor)) -> dict[str, Any]:
             managed = server._run(run_id, who)
-            server.manager.cancel(managed)
-            return {
-                "run_id": run_id,
-                "status": "cancelling" if not managed.run.done else "finished",
-            }
+            return {"run_id": run_id, "status": server.manager.cancel(managed)}
 
         @router.get("/runs/{run_id}", summary="A run's status")
         async def run_status(run_id: str, who: str | None = Depends(actor)) -> dict[str, Any]:
@@ -236,22 +243,26 @@ class AgentcastServer:
         async def sessions(limit: int = 100, who: str | None = Depends(actor)) -> dict[str, Any]:
             store = server._store()
             infos = await store.list_sessions(actor_id=who, limit=max(1, min(limit, 1000)))
-            return {"sessions": [info.__dict__ for info in infos]}
+            listed = []
+            for info in infos:
+                session_id = session_id_in(info.session_id, who)
+                if session_id is not None:  # the caller's namespace only
+                    listed.append(info.__dict__ | {"session_id": session_id})
+            return {"sessions": listed}
 
-        @router.get("/sessions/{session_id}", summary="A session's history")
+        # `:path` so that an id with `/` reaches the id rule (400) instead of no route (404).
+        @router.get("/sessions/{session_id:path}", summary="A session's history")
         async def session(session_id: str, who: str | None = Depends(actor)) -> dict[str, Any]:
             store = server._store()
-            messages = await store.load(session_id)
-            if not messages or not await server._owned_session(session_id, who):
+            messages = await store.load(server._session_key(session_id, who))
+            if not messages:
                 raise _not_found("session", session_id)
             return {"session_id": session_id, "messages": messages}
 
-        @router.delete("/sessions/{session_id}", status_code=204, summary="Delete a session")
+        @router.delete("/sessions/{session_id:path}", status_code=204, summary="Delete a session")
         async def delete_session(session_id: str, who: str | None = Depends(actor)) -> Response:
             store = server._store()
-            if not await server._owned_session(session_id, who) or not await store.delete(
-                session_id
-            ):
+            if not await store.delete(server._session_key(session_id, who)):
                 raise _not_found("session", session_id)
             return Response(status_code=204)
 
@@ -293,34 +304,33 @@ class AgentcastServer:
             )
         return self.store
 
+    @staticmethod
+    def _session_key(session_id: str, who: str | None) -> str:
+        """Where the caller's session `session_id` is stored (400 for an id breaking the rule)."""
+        return session_key(check_id(session_id), who)
+
     def _run(self, run_id: str, who: str | None) -> ManagedRun:
-        managed = self.manager.get(run_id, owner=who)
+        """The caller's run `run_id`: another owner's is as unknown as a missing one (404)."""
+        managed = self.manager.get(check_id(run_id, "run_id"), owner=who)
         if managed is None:
             raise _not_found("run", run_id)
         return managed
 
     def _sse(self, managed: ManagedRun, *, after: int, stream_tokens: bool) -> StreamingResponse:
         log = managed.run.log
-        if after + 1 < log.first_seq:
-            raise ResumeGap(
-                f"events after seq {after} are no longer retained (oldest: {log.first_seq})"
-            )
-        if after >= log.next_seq and (log.closed or after > log.next_seq):
-            raise InvalidInput(f"seq {after} is past this run's last event ({log.next_seq - 1})")
-        manager, metrics, heartbeat = self.manager, self.metrics, self.config.heartbeat
-        manager.attach(managed)
-        metrics.streams.inc()
+        check_resume(log, after)
+        manager, heartbeat = self.manager, self.config.heartbeat
 
         async def body() -> AsyncIterator[bytes]:
-            try:
+            # The reader is counted from inside the body: nothing is counted for a response
+            # that fails or is never sent, and whatever ends the body uncounts it.
+            with manager.reader(managed):
                 async for item in read_events(
                     log, after=after, heartbeat=heartbeat, stream_tokens=stream_tokens
                 ):
                     yield PING if item is HEARTBEAT else encode_event(item)  # type: ignore[arg-type]
-            finally:
-                metrics.streams.dec()
-                manager.detach(managed)
 
+        # Ids follow the id rule (ASCII), so these headers always encode.
         headers = dict(_SSE_HEADERS, **{"X-Run-Id": managed.run.run_id})
         if managed.run.session_id:
             headers["X-Session-Id"] = managed.run.session_id

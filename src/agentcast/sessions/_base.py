@@ -1,5 +1,9 @@
 """The `SessionStore` protocol: what every session backend provides.
 
+Every store accepts and refuses the same ids: a session is named by a key, an id or `owner/id`
+(`agentcast.ids.check_session_key`), an actor by an id; anything else is `InvalidInput` before
+any I/O. Message values are stored as msgspec JSON, so any text (NUL included) round-trips.
+
 History is a list of provider-neutral `Message` dicts. A run appends its whole turn (the user
 message, every AI turn and tool result, and a repaired tail after a stop) in one call, so a
 history is always made of whole turns and is valid input for the next model call.
@@ -7,13 +11,17 @@ history is always made of whole turns and is valid input for the next model call
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from agentcast.events import Message
+from agentcast.ids import check_id, check_session_key
 
-__all__ = ["SessionInfo", "SessionStore"]
+__all__ = ["SessionInfo", "SessionStore", "check_actor", "check_turn", "title_of"]
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -70,10 +78,34 @@ class SessionStore(Protocol):
         ...
 
 
+def check_turn(session_id: object, actor_id: object) -> None:
+    """Refuse a malformed session key or actor id (what `append` checks).
+
+    Raises:
+        InvalidInput: either breaks the id rule.
+    """
+    check_session_key(session_id)
+    check_actor(actor_id)
+
+
+def check_actor(actor_id: object) -> None:
+    """Refuse a malformed actor id (None is no actor).
+
+    Raises:
+        InvalidInput: it breaks the id rule.
+    """
+    if actor_id is not None:
+        check_id(actor_id, "actor_id")
+
+
 def title_of(messages: Sequence[Message]) -> str:
-    """Return a short title for a session: the start of its first user message."""
+    """Return a short title for a session: the start of its first user message.
+
+    Control characters (NUL included) count as spaces, so every store, whatever its text type
+    accepts, holds the same title.
+    """
     for message in messages:
         if message.get("role") == "user":
-            text = " ".join(str(message.get("content", "")).split())
+            text = " ".join(_CONTROL.sub(" ", str(message.get("content", ""))).split())
             return text[:60] + ("..." if len(text) > 60 else "")
     return ""

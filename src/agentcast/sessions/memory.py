@@ -8,7 +8,8 @@ from collections.abc import Sequence
 import msgspec
 
 from agentcast.events import Message
-from agentcast.sessions._base import SessionInfo, title_of
+from agentcast.ids import check_session_key
+from agentcast.sessions._base import SessionInfo, check_actor, check_turn, title_of
 
 __all__ = ["MemoryStore"]
 
@@ -24,12 +25,14 @@ class MemoryStore:
 
     async def load(self, session_id: str) -> list[Message]:
         """Return a copy of the session's messages."""
+        check_session_key(session_id)
         return [msgspec.json.decode(raw) for raw in self._messages.get(session_id, ())]
 
     async def append(
         self, session_id: str, messages: Sequence[Message], *, actor_id: str | None = None
     ) -> None:
         """Append one turn."""
+        check_turn(session_id, actor_id)
         now = time.time_ns() // 1_000_000
         actor, created, _ = self._meta.get(session_id, (actor_id, now, now))
         self._messages.setdefault(session_id, []).extend(msgspec.json.encode(m) for m in messages)
@@ -39,6 +42,7 @@ class MemoryStore:
         self, *, actor_id: str | None = None, limit: int = 100
     ) -> list[SessionInfo]:
         """Return sessions, most recent first."""
+        check_actor(actor_id)
         infos = [
             SessionInfo(
                 sid,
@@ -56,6 +60,7 @@ class MemoryStore:
 
     async def info(self, session_id: str) -> SessionInfo | None:
         """Return one session's entry."""
+        check_session_key(session_id)
         meta = self._meta.get(session_id)
         if meta is None:
             return None
@@ -72,6 +77,7 @@ class MemoryStore:
 
     async def delete(self, session_id: str) -> bool:
         """Delete a session."""
+        check_session_key(session_id)
         self._meta.pop(session_id, None)
         return self._messages.pop(session_id, None) is not None
 

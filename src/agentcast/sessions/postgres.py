@@ -32,8 +32,9 @@ from psycopg.rows import TupleRow
 
 from agentcast.errors import SessionError
 from agentcast.events import Message
+from agentcast.ids import check_session_key
 from agentcast.sessions import redact_url
-from agentcast.sessions._base import SessionInfo, title_of
+from agentcast.sessions._base import SessionInfo, check_actor, check_turn, title_of
 
 __all__ = ["PostgresStore"]
 
@@ -179,6 +180,7 @@ class PostgresStore:
 
     async def load(self, session_id: str) -> list[Message]:
         """Return the session's messages, oldest first."""
+        check_session_key(session_id)
         async with self._connect() as conn, conn.cursor(binary=True) as cursor:
             await cursor.execute(self._load, (session_id,))
             rows = await cursor.fetchall()
@@ -188,11 +190,11 @@ class PostgresStore:
         self, session_id: str, messages: Sequence[Message], *, actor_id: str | None = None
     ) -> None:
         """Append one turn in a single transaction."""
+        check_turn(session_id, actor_id)
         bodies = [msgspec.json.encode(m) for m in messages]  # before any write: all or nothing
         now = time.time_ns() // 1_000_000
         async with self._connect() as conn:
-            # A TEXT column cannot hold NUL; the title is only a label (the body keeps it).
-            title = title_of(messages).replace("\x00", "")
+            title = title_of(messages)  # without control characters: TEXT refuses NUL
             cursor = await conn.execute(
                 self._upsert, (session_id, actor_id, title, now, now, len(bodies))
             )
@@ -209,6 +211,7 @@ class PostgresStore:
         self, *, actor_id: str | None = None, limit: int = 100
     ) -> list[SessionInfo]:
         """Return sessions, most recently updated first."""
+        check_actor(actor_id)
         limit = max(limit, 0)
         async with self._connect() as conn:
             if actor_id is None:
@@ -220,6 +223,7 @@ class PostgresStore:
 
     async def info(self, session_id: str) -> SessionInfo | None:
         """Return one session's entry."""
+        check_session_key(session_id)
         async with self._connect() as conn:
             cursor = await conn.execute(self._info, (session_id,))
             row = await cursor.fetchone()
@@ -227,6 +231,7 @@ class PostgresStore:
 
     async def delete(self, session_id: str) -> bool:
         """Delete a session and (by cascade) its messages."""
+        check_session_key(session_id)
         async with self._connect() as conn:
             cursor = await conn.execute(self._delete, (session_id,))
             await conn.commit()

@@ -36,8 +36,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from agentcast.errors import SessionError
 from agentcast.events import Message
+from agentcast.ids import check_session_key
 from agentcast.sessions import redact_url
-from agentcast.sessions._base import SessionInfo, title_of
+from agentcast.sessions._base import SessionInfo, check_actor, check_turn, title_of
 
 __all__ = ["RedisStore"]
 
@@ -146,6 +147,7 @@ class RedisStore:
 
     async def load(self, session_id: str) -> list[Message]:
         """Return the session's messages, oldest first."""
+        check_session_key(session_id)
         messages, _ = self._keys(session_id)
         async with self._connect() as client:
             raws = cast("list[bytes]", await client.lrange(messages, 0, -1))
@@ -155,6 +157,7 @@ class RedisStore:
         self, session_id: str, messages: Sequence[Message], *, actor_id: str | None = None
     ) -> None:
         """Append one turn atomically (one script)."""
+        check_turn(session_id, actor_id)
         bodies = [msgspec.json.encode(m) for m in messages]  # before any write: all or nothing
         now = time.time_ns() // 1_000_000
         args: list[bytes | str | int] = [
@@ -174,6 +177,7 @@ class RedisStore:
         self, *, actor_id: str | None = None, limit: int = 100
     ) -> list[SessionInfo]:
         """Return sessions, most recently updated first (ties: larger id first)."""
+        check_actor(actor_id)
         if limit <= 0:
             return []
         index = self._index if actor_id is None else f"{self._actor_prefix}{actor_id}"
@@ -204,6 +208,7 @@ class RedisStore:
 
     async def info(self, session_id: str) -> SessionInfo | None:
         """Return one session's entry."""
+        check_session_key(session_id)
         messages, meta_key = self._keys(session_id)
         async with self._connect() as client, client.pipeline(transaction=True) as pipe:
             pipe.hgetall(meta_key)
@@ -223,6 +228,7 @@ class RedisStore:
 
     async def delete(self, session_id: str) -> bool:
         """Delete a session, its messages and its index entries (one script)."""
+        check_session_key(session_id)
         async with self._connect() as client:
             script = client.register_script(_DELETE)
             removed = await script(

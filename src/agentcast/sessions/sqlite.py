@@ -17,7 +17,8 @@ import msgspec
 
 from agentcast.errors import SessionError
 from agentcast.events import Message
-from agentcast.sessions._base import SessionInfo, title_of
+from agentcast.ids import check_session_key
+from agentcast.sessions._base import SessionInfo, check_actor, check_turn, title_of
 
 __all__ = ["SQLiteStore"]
 
@@ -94,6 +95,7 @@ class SQLiteStore:
 
     async def load(self, session_id: str) -> list[Message]:
         """Return the session's messages, oldest first."""
+        check_session_key(session_id)
         async with (
             self._connect() as db,
             db.execute(
@@ -107,6 +109,7 @@ class SQLiteStore:
         self, session_id: str, messages: Sequence[Message], *, actor_id: str | None = None
     ) -> None:
         """Append one turn in a single transaction."""
+        check_turn(session_id, actor_id)
         now = time.time_ns() // 1_000_000
         async with self._connect() as db:
             await db.execute(
@@ -127,6 +130,7 @@ class SQLiteStore:
         self, *, actor_id: str | None = None, limit: int = 100
     ) -> list[SessionInfo]:
         """Return sessions, most recently updated first."""
+        check_actor(actor_id)
         query = (
             "SELECT s.session_id, s.actor_id, s.created_at, s.updated_at, s.title,"
             " (SELECT COUNT(*) FROM messages m WHERE m.session_id = s.session_id)"
@@ -143,6 +147,7 @@ class SQLiteStore:
 
     async def info(self, session_id: str) -> SessionInfo | None:
         """Return one session's entry."""
+        check_session_key(session_id)
         query = (
             "SELECT s.session_id, s.actor_id, s.created_at, s.updated_at, s.title,"
             " (SELECT COUNT(*) FROM messages m WHERE m.session_id = s.session_id)"
@@ -154,6 +159,7 @@ class SQLiteStore:
 
     async def delete(self, session_id: str) -> bool:
         """Delete a session and its messages."""
+        check_session_key(session_id)
         async with self._connect() as db:
             await db.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
             cursor = await db.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from agentcast.events import BaseEvent, LLMEnd, Message
+from agentcast.ids import session_key
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,8 @@ class RunRequest:
         session_id: the conversation's id, if any.
         actor_id: who asked, if known.
         custom_data: opaque data the caller attached.
+        owner: the namespace the session lives in (an API key's owner), None for the shared
+            one. Another owner's session with the same id is another session.
     """
 
     input: str
@@ -34,6 +37,12 @@ class RunRequest:
     actor_id: str | None = None
     custom_data: Any = None
     options: dict[str, Any] = field(default_factory=dict)
+    owner: str | None = None
+
+    @property
+    def session_key(self) -> str | None:
+        """Where the session is kept (store key, LangGraph `thread_id`): unique across owners."""
+        return None if self.session_id is None else session_key(self.session_id, self.owner)
 
 
 class RunSink(Protocol):

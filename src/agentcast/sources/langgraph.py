@@ -11,7 +11,8 @@ are supplied by `_GraphTracker`, a callback handler attached to the run:
   stream, so they arrive in order with the chunks (an event emitted straight from a callback
   would overtake chunks still queued inside LangGraph).
 
-The graph's checkpointer is the session memory (`thread_id` = `session_id`); a graph compiled
+The graph's checkpointer is the session memory (`thread_id` = the session's key: its id, or
+`owner/id` when the server has API keys, so two keys' threads never meet); a graph compiled
 without one gets an `AsyncSqliteSaver` on `$AGENTCAST_HOME/graphs.db`. An `interrupt()` ends the
 run with outcome `interrupted` carrying its payload; the next prompt on that session resumes it.
 """
@@ -72,7 +73,7 @@ class LangGraphSource:
         """Stream the graph for one prompt (or resume it, when it is waiting on an interrupt)."""
         async with self._with_checkpointer() as graph:
             config: dict[str, Any] = {
-                "configurable": {"thread_id": request.session_id or request.run_id},
+                "configurable": {"thread_id": request.session_key or request.run_id},
                 "callbacks": [_GraphTracker(sink)],
             }
             graph_input = await self._input(graph, config, request.input)
