@@ -473,9 +473,8 @@ def _runner() -> Any:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from agentcast.server import create_app
+    from agentcast.errors import StoreUnavailable
+    from agentcast.server import create_app, uvicorn_config
 
     keys: dict[str, str] = {}
     raw_keys = [*args.api_key, *filter(None, os.environ.get("AGENTCAST_API_KEYS", "").split(","))]
@@ -492,11 +491,16 @@ def _serve(args: argparse.Namespace) -> int:
         cors_origins=tuple(args.cors_origin),
     )
     server = app.state.agentcast
+    try:  # here, not only in the lifespan: uvicorn would print a traceback and exit 3
+        asyncio.run(server.health.check())
+    except StoreUnavailable as exc:
+        print(f"agentcast: {exc.message}", file=sys.stderr)
+        return 2
     banner = (
         f"agentcast {__version__} serving {agent.label} on http://{args.host}:{args.port}"
         f" (web chat at /, API docs at /docs){' with API keys' if keys else ''}"
     )
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="on")
+    config = uvicorn_config(app, host=args.host, port=args.port, log_level="warning", lifespan="on")
     _GracefulServer(config, server, banner).run()
     return 0
 

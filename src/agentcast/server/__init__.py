@@ -1,5 +1,6 @@
 """The streaming server (FastAPI/Starlette): the only layer that imports them."""
 
+from agentcast.server._transport import uvicorn_config
 from agentcast.server.app import AgentcastServer, InvokeRequest, ServerConfig, create_app
 
-__all__ = ("AgentcastServer", "InvokeRequest", "ServerConfig", "create_app")
+__all__ = ("AgentcastServer", "InvokeRequest", "ServerConfig", "create_app", "uvicorn_config")
