@@ -74,6 +74,8 @@ class Served:
 
     async def __aexit__(self, *exc):
         self.server.should_exit = True
+        # After a failure, a connection the test left stuck must not hang the shutdown.
+        self.server.force_exit = exc[0] is not None
         await self.task
 
     async def connect(self, receive_buffer: int | None = None):
