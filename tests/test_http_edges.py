@@ -296,3 +296,32 @@ async def test_a_client_that_stops_reading_is_closed_and_frees_its_reader_slot()
         assert result.outcome == "success" and result.output.endswith("done")
         await read_until_closed(sock)  # the server closed (reset) the socket
         sock.close()
+
+
+async def test_a_websocket_client_that_stops_reading_is_closed_and_frees_its_reader_slot():
+    import websockets.asyncio.client
+
+    gate = Gate(at=100)
+    app = gated_app(gate, ["x" * 4000] * 100 + ["done"], send_timeout=0.2)
+    server = app.state.agentcast
+    async with Served(app, send_buffer=4096) as served:
+        sock = await served.connect(receive_buffer=4096)
+        # max_queue=1: once a frame waits unread, the client stops reading the socket; no
+        # compression, or 400 KB of "x" would fit in any buffer.
+        async with websockets.asyncio.client.connect(
+            served.url.replace("http", "ws") + "/ws",
+            sock=sock,
+            max_queue=1,
+            compression=None,
+            close_timeout=0.1,
+        ) as ws:
+            await ws.send(json.dumps({"type": "start", "prompt": "go"}))
+            started = json.loads(await ws.recv())
+            managed = server.manager.get(started["run_id"])
+            with anyio.fail_after(HANG_GUARD):
+                await managed.idle.wait()  # the stalled send was given up, the reader detached
+            assert managed.readers == 0
+            assert "agentcast_active_streams 0.0" in server.metrics.render()[0].decode()
+            gate.release.set()
+            result = await managed.run.wait()
+        assert result.outcome == "success" and result.output.endswith("done")
