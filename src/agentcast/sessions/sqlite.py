@@ -47,8 +47,8 @@ class SQLiteStore:
 
     Args:
         path: the database file; its folder is created if missing.
-        timeout: seconds an operation may take, waiting for another writer's lock included,
-            before `StoreUnavailable`.
+        timeout: seconds to wait for another writer's lock before `StoreUnavailable`; an
+            operation stuck on the file system itself fails after `2 * timeout + 1` s.
     """
 
     def __init__(self, path: str | Path, *, timeout: float = DEFAULT_TIMEOUT) -> None:
@@ -59,7 +59,10 @@ class SQLiteStore:
 
     @contextlib.asynccontextmanager
     async def _connect(self) -> AsyncIterator[aiosqlite.Connection]:
-        with answer_within(self.timeout, str(self.path)):
+        # Waiting for another writer's lock is bounded by SQLite itself (its busy timeout: a
+        # clean "database is locked", no worker thread left running a statement); this outer
+        # bound, later on purpose, only stops a file system that does not answer at all.
+        with answer_within(2 * self.timeout + 1, str(self.path)):
             async with self._setup_and_open() as db:
                 yield db
 
