@@ -32,7 +32,13 @@ import redis.asyncio
 from psycopg import sql
 
 import agentcast
-from agentcast.errors import ConfigError, InvalidInput, MissingDependency, SessionError
+from agentcast.errors import (
+    ConfigError,
+    InvalidInput,
+    MissingDependency,
+    SessionError,
+    StoreUnavailable,
+)
 from agentcast.events import Message
 from agentcast.models.demo_tools import demo_tools
 from agentcast.sessions import (
@@ -229,6 +235,10 @@ def turn(tag: str, size: int = 3) -> list[Message]:
 
 async def test_store_satisfies_the_protocol(store):
     assert isinstance(store, SessionStore)
+
+
+async def test_ping_answers_when_the_store_is_up(store):
+    await store.ping()
 
 
 async def test_load_of_unknown_session_is_empty(store):
@@ -696,10 +706,11 @@ UNREACHABLE = [
 
 
 @pytest.mark.parametrize("url", UNREACHABLE)
-async def test_server_unreachable_is_session_error_with_the_url_masked(url):
+async def test_server_unreachable_is_store_unavailable_with_the_url_masked(url):
     store = open_store(url)
     assert "s3cret" not in repr(store)
     calls = (
+        store.ping(),
         store.load("s"),
         store.append("s", turn("x")),
         store.list_sessions(),
@@ -707,7 +718,7 @@ async def test_server_unreachable_is_session_error_with_the_url_masked(url):
         store.delete("s"),
     )
     for call in calls:
-        with pytest.raises(SessionError) as info:
+        with pytest.raises(StoreUnavailable) as info:
             await call
         message = str(info.value)
         assert message.startswith(("cannot connect to the Postgres", "cannot connect to the Redis"))

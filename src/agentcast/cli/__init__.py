@@ -474,9 +474,8 @@ def _runner() -> Any:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from agentcast.server import create_app, parse_api_keys
+    from agentcast.errors import StoreUnavailable
+    from agentcast.server import create_app, parse_api_keys, uvicorn_config
 
     raw_keys = [*args.api_key, *filter(None, os.environ.get("AGENTCAST_API_KEYS", "").split(","))]
     keys = parse_api_keys(raw_keys)  # before anything starts: a bad key list is exit 2
@@ -490,11 +489,16 @@ def _serve(args: argparse.Namespace) -> int:
         cors_origins=tuple(args.cors_origin),
     )
     server = app.state.agentcast
+    try:  # here, not only in the lifespan: uvicorn would print a traceback and exit 3
+        asyncio.run(server.health.check())
+    except StoreUnavailable as exc:
+        print(f"agentcast: {exc.message}", file=sys.stderr)
+        return 2
     banner = (
         f"agentcast {__version__} serving {agent.label} on http://{args.host}:{args.port}"
         f" (web chat at /, API docs at /docs){' with API keys' if keys else ''}"
     )
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="on")
+    config = uvicorn_config(app, host=args.host, port=args.port, log_level="warning", lifespan="on")
     _GracefulServer(config, server, banner).run()
     return 0
 

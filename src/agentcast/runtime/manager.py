@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+import msgspec
+
 from agentcast.errors import InvalidInput, SessionBusy
 from agentcast.ids import check_id
 from agentcast.runtime.run import Run, RunResult
@@ -76,6 +78,7 @@ class ManagedRun:
         owner: the API key (actor) that started it, when keys are on.
         readers: how many readers are attached now.
         finished_at: monotonic time the run ended, None while it runs.
+        size: about how many bytes its events take (JSON), known once it ended.
         idle: set while no reader is attached (after the last one left).
     """
 
@@ -84,6 +87,7 @@ class ManagedRun:
     task: asyncio.Task[Any] | None = None
     readers: int = 0
     finished_at: float | None = None
+    size: int = 0
     grace: asyncio.TimerHandle | None = field(default=None, repr=False)
     idle: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
@@ -97,6 +101,8 @@ class RunManager:
         disconnect: `continue`, `cancel` or `grace`.
         grace_period: seconds a run without readers keeps going under `grace`.
         retention: seconds a finished run stays addressable for resume.
+        max_retained_runs: at most this many finished runs are kept; the oldest go first.
+        max_retained_bytes: and at most about this many bytes of their events.
         on_finish: called with every finished run's result (metrics).
     """
 
@@ -108,6 +114,8 @@ class RunManager:
         disconnect: DisconnectPolicy = "grace",
         grace_period: float = 30.0,
         retention: float = 600.0,
+        max_retained_runs: int = 1_000,
+        max_retained_bytes: int = 256_000_000,
         on_finish: Callable[[RunResult], None] | None = None,
     ) -> None:
         if session_policy not in ("reject", "enqueue", "interrupt"):
@@ -119,8 +127,13 @@ class RunManager:
         self.disconnect = disconnect
         self.grace_period = grace_period
         self.retention = retention
+        self.max_retained_runs = max_retained_runs
+        self.max_retained_bytes = max_retained_bytes
         self._on_finish = on_finish
         self._runs: dict[str, ManagedRun] = {}
+        # Finished runs, oldest first (the order they ended): what retention evicts.
+        self._finished: dict[str, ManagedRun] = {}
+        self._finished_bytes = 0
         # session key (the id within its owner's namespace) -> the run last started on it
         self._active: dict[str, ManagedRun] = {}
         self._closing = False
@@ -193,6 +206,9 @@ class RunManager:
             result = await managed.run.execute()
         finally:
             managed.finished_at = time.monotonic()
+            managed.size = _size_of(managed.run)
+            self._finished[managed.run.run_id] = managed
+            self._finished_bytes += managed.size
             if managed.grace is not None:
                 managed.grace.cancel()
             key = managed.run.session_key
@@ -261,11 +277,33 @@ class RunManager:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     def _expire(self) -> None:
+        """Forget finished runs past their retention time, or over the count or byte caps.
+
+        The oldest finished runs go first; a running run is never forgotten, nor a finished
+        one being read (its reader finishes first; it goes at a later call).
+        """
         now = time.monotonic()
-        expired = [
-            run_id
-            for run_id, m in self._runs.items()
-            if m.finished_at is not None and now - m.finished_at > self.retention and m.readers == 0
-        ]
-        for run_id in expired:
+        count, size = len(self._finished), self._finished_bytes
+        evicted = []
+        for run_id, managed in self._finished.items():
+            assert managed.finished_at is not None
+            over = count > self.max_retained_runs or size > self.max_retained_bytes
+            if not over and now - managed.finished_at <= self.retention:
+                break  # the rest ended later
+            if managed.readers > 0:
+                continue
+            evicted.append(run_id)
+            count -= 1
+            size -= managed.size
+        for run_id in evicted:
+            managed = self._finished.pop(run_id)
+            self._finished_bytes -= managed.size
             del self._runs[run_id]
+
+
+_encoder = msgspec.json.Encoder(enc_hook=repr)
+
+
+def _size_of(run: Run) -> int:
+    """Return about how many bytes a finished run's retained events take, as JSON."""
+    return len(_encoder.encode(run.log.snapshot()))

@@ -1,6 +1,14 @@
 """The streaming server (FastAPI/Starlette): the only layer that imports them."""
 
 from agentcast.server._auth import parse_api_keys
+from agentcast.server._transport import uvicorn_config
 from agentcast.server.app import AgentcastServer, InvokeRequest, ServerConfig, create_app
 
-__all__ = ("AgentcastServer", "InvokeRequest", "ServerConfig", "create_app", "parse_api_keys")
+__all__ = (
+    "AgentcastServer",
+    "InvokeRequest",
+    "ServerConfig",
+    "create_app",
+    "parse_api_keys",
+    "uvicorn_config",
+)

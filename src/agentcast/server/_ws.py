@@ -72,6 +72,7 @@ async def serve_websocket(ws: WebSocket, server: AgentcastServer, who: str | Non
             try:
                 if kind == "start":
                     body = InvokeRequest.model_validate(message)
+                    await server.health.ensure()
                     managed = server.manager.start(
                         body.prompt,
                         session_id=body.session_id,

@@ -6,8 +6,8 @@ an existing FastAPI app.
 Endpoints (DESIGN.md, Transports and HTTP API): `POST /invoke` (JSON, or SSE with
 `stream: true`), `GET /runs/{id}/stream` (join or resume with `Last-Event-ID` / `?after=`),
 `POST /runs/{id}/cancel`, `GET /runs/{id}`, `GET /sessions`, `GET`/`DELETE /sessions/{id}`,
-`WS /ws`, `GET /healthz`, `GET /metrics`, `GET /` (the web chat), `GET /openapi.json`,
-`GET /docs` (served without network, see `_pages`).
+`WS /ws`, `GET /healthz` (liveness), `GET /readyz` (the store answers), `GET /metrics`,
+`GET /` (the web chat), `GET /openapi.json`, `GET /docs` (served without network, see `_pages`).
 Runs live in a `RunManager`, independent of the connections that read them.
 
 Ownership (with API keys): every entry point resolves the caller's owner (`_actor`) and passes
@@ -25,17 +25,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, WebSocket
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agentcast.encoders.sse import PING, encode_event, parse_last_event_id
-from agentcast.errors import AgentcastError, SessionBusy, UserError
 from agentcast.ids import ID_ALPHABET, check_id, session_id_in, session_key
-from agentcast.runtime import DisconnectPolicy, ManagedRun, ResumeGap, RunManager, SessionPolicy
+from agentcast.runtime import (
+    DisconnectPolicy,
+    ManagedRun,
+    RunManager,
+    RunResult,
+    SessionPolicy,
+)
 from agentcast.server._auth import check_api_keys
+from agentcast.server._errors import error_responses, install_error_handlers
+from agentcast.server._health import StoreHealth
+from agentcast.server._limits import RequestLimits
 from agentcast.server._metrics import ServerMetrics
 from agentcast.server._pages import docs_app, pages_router
 from agentcast.server._stream import HEARTBEAT, check_resume, read_events
@@ -64,7 +70,14 @@ class ServerConfig:
             `parse_api_keys`); owner names must be unique. Empty means no authentication.
         cors_origins: origins allowed by CORS (closed by default).
         max_body_bytes: larger request bodies get 413.
+        body_timeout: seconds a request body may take to arrive (408 after).
+        header_timeout: seconds a request's headers may take to arrive before the connection
+            is closed (applied by `agentcast serve`'s uvicorn; see `uvicorn_config`).
+        send_timeout: seconds a write to a client that stopped reading may stay stalled
+            before the connection is closed and its stream's reader slot freed (same).
         retention: seconds a finished run stays resumable.
+        max_retained_runs: at most this many finished runs are kept (oldest evicted first).
+        max_retained_bytes: and at most about this many bytes of their events.
         tune_gc: at start-up, freeze the objects start-up created (the app, the agent, the
             imported libraries) out of the cyclic garbage collector and raise its first
             threshold, so the collector's pauses scale with live streams only (DESIGN.md:
@@ -78,8 +91,20 @@ class ServerConfig:
     api_keys: Mapping[str, str | None] = field(default_factory=dict)
     cors_origins: Sequence[str] = ()
     max_body_bytes: int = 1_000_000
+    body_timeout: float = 30.0
+    header_timeout: float = 10.0
+    send_timeout: float = 30.0
     retention: float = 600.0
+    max_retained_runs: int = 1_000
+    max_retained_bytes: int = 256_000_000
     tune_gc: bool = True
+
+
+# A character that is not whitespace to `str.strip()` (every `str.isspace()` character,
+# spelled out so that the schema's regex means the same in every engine).
+_NOT_BLANK = (
+    r"[^\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+)
 
 
 class InvokeRequest(BaseModel):
@@ -87,7 +112,12 @@ class InvokeRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    prompt: str = Field(description="The user's message.", max_length=200_000)
+    prompt: str = Field(
+        description="The user's message (not blank).",
+        min_length=1,
+        max_length=200_000,
+        pattern=_NOT_BLANK,
+    )
     # The id rule is applied by `check_id` (a 400 like every other bad id), not by pydantic
     # (a 422): the pattern is only documented here.
     session_id: str | None = Field(
@@ -104,10 +134,10 @@ class InvokeRequest(BaseModel):
     stream_tokens: bool = Field(default=True, description="false leaves out llm_token events.")
     custom_data: Any = Field(default=None, description="Opaque data attached to the run.")
 
-    @field_validator("prompt")
+    @field_validator("prompt", mode="before")
     @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
+    def _not_blank(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
             raise ValueError("the prompt is empty")
         return value
 
@@ -143,14 +173,26 @@ class AgentcastServer:
             disconnect=self.config.disconnect,
             grace_period=self.config.grace_period,
             retention=self.config.retention,
-            on_finish=self.metrics.run_finished,
+            max_retained_runs=self.config.max_retained_runs,
+            max_retained_bytes=self.config.max_retained_bytes,
+            on_finish=self._run_finished,
         )
+        self.health = StoreHealth(self.store)
         self.metrics.watch(self.manager)
         self.router = self._build_router()
 
+    def _run_finished(self, result: RunResult) -> None:
+        self.metrics.run_finished(result)
+        self.health.run_finished(result)
+
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
-        """Tune the GC at start-up; at shutdown, end every run (closers, `agent_end`) first."""
+        """Check the store and tune the GC at start-up; at shutdown, end every run first.
+
+        Raises:
+            StoreUnavailable: the session store does not answer (the server must not start).
+        """
+        await self.health.check()
         if self.config.tune_gc:
             gc.collect()
             gc.freeze()
@@ -190,8 +232,13 @@ class AgentcastServer:
         async def actor(request: Request) -> str | None:
             return server._actor(request.headers.get("authorization"))
 
-        @router.post("/invoke", summary="Run the agent (JSON result, or SSE with stream=true)")
+        @router.post(
+            "/invoke",
+            summary="Run the agent (JSON result, or SSE with stream=true)",
+            responses=error_responses(400, 401, 404, 408, 409, 413, 422, 503),
+        )
         async def invoke(body: InvokeRequest, who: str | None = Depends(actor)) -> Response:
+            await server.health.ensure()
             managed = server.manager.start(
                 body.prompt,
                 session_id=body.session_id,
@@ -206,7 +253,11 @@ class AgentcastServer:
             payload = result.to_dict() | {"outcome": result.outcome, "error": result.error}
             return JSONResponse(payload, headers={"X-Run-Id": run.run_id})
 
-        @router.get("/runs/{run_id}/stream", summary="Join or resume a run's event stream (SSE)")
+        @router.get(
+            "/runs/{run_id}/stream",
+            summary="Join or resume a run's event stream (SSE)",
+            responses=error_responses(400, 401, 404, 410, 422),
+        )
         async def stream(
             run_id: str,
             request: Request,
@@ -219,12 +270,21 @@ class AgentcastServer:
             cursor = parse_last_event_id(after if header is None else header)
             return server._sse(managed, after=cursor, stream_tokens=stream_tokens)
 
-        @router.post("/runs/{run_id}/cancel", status_code=202, summary="Cancel a run")
+        @router.post(
+            "/runs/{run_id}/cancel",
+            status_code=202,
+            summary="Cancel a run",
+            responses=error_responses(400, 401, 404, 408, 413, 422),
+        )
         async def cancel(run_id: str, who: str | None = Depends(actor)) -> dict[str, Any]:
             managed = server._run(run_id, who)
             return {"run_id": run_id, "status": server.manager.cancel(managed)}
 
-        @router.get("/runs/{run_id}", summary="A run's status")
+        @router.get(
+            "/runs/{run_id}",
+            summary="A run's status",
+            responses=error_responses(400, 401, 404, 422),
+        )
         async def run_status(run_id: str, who: str | None = Depends(actor)) -> dict[str, Any]:
             managed = server._run(run_id, who)
             run, result = managed.run, managed.run.result
@@ -239,7 +299,11 @@ class AgentcastServer:
                 "metrics": result.metrics if result else None,
             }
 
-        @router.get("/sessions", summary="List sessions, most recent first")
+        @router.get(
+            "/sessions",
+            summary="List sessions, most recent first",
+            responses=error_responses(401, 404, 422, 503),
+        )
         async def sessions(limit: int = 100, who: str | None = Depends(actor)) -> dict[str, Any]:
             store = server._store()
             infos = await store.list_sessions(actor_id=who, limit=max(1, min(limit, 1000)))
@@ -251,7 +315,11 @@ class AgentcastServer:
             return {"sessions": listed}
 
         # `:path` so that an id with `/` reaches the id rule (400) instead of no route (404).
-        @router.get("/sessions/{session_id:path}", summary="A session's history")
+        @router.get(
+            "/sessions/{session_id:path}",
+            summary="A session's history",
+            responses=error_responses(400, 401, 404, 422, 503),
+        )
         async def session(session_id: str, who: str | None = Depends(actor)) -> dict[str, Any]:
             store = server._store()
             messages = await store.load(server._session_key(session_id, who))
@@ -259,7 +327,12 @@ class AgentcastServer:
                 raise _not_found("session", session_id)
             return {"session_id": session_id, "messages": messages}
 
-        @router.delete("/sessions/{session_id:path}", status_code=204, summary="Delete a session")
+        @router.delete(
+            "/sessions/{session_id:path}",
+            status_code=204,
+            summary="Delete a session",
+            responses=error_responses(400, 401, 404, 422, 503),
+        )
         async def delete_session(session_id: str, who: str | None = Depends(actor)) -> Response:
             store = server._store()
             if not await store.delete(server._session_key(session_id, who)):
@@ -284,6 +357,15 @@ class AgentcastServer:
                 "active_runs": server.manager.active_runs,
                 "agent": server.runner.label,
             }
+
+        @router.get(
+            "/readyz",
+            summary="Readiness: the session store answers",
+            responses=error_responses(503),
+        )
+        async def readyz() -> dict[str, Any]:
+            await server.health.check()
+            return {"status": "ready", "store": None if server.store is None else "ok"}
 
         @router.get("/metrics", summary="Prometheus metrics")
         async def metrics() -> Response:
@@ -356,86 +438,12 @@ def create_app(agent: Any = None, *, store: SessionStore | None = None, **config
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
             expose_headers=["X-Run-Id", "X-Session-Id"],
         )
-    app.add_middleware(BodyLimit, max_bytes=server.config.max_body_bytes)
+    app.add_middleware(
+        RequestLimits,
+        max_bytes=server.config.max_body_bytes,
+        timeout=server.config.body_timeout,
+    )
     return app
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """Turn agentcast errors and validation failures into clear JSON 4xx responses."""
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [
-            f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg')}"
-            for e in exc.errors()
-        ]
-        return _error(422, "invalid_input", "; ".join(problems) or "invalid request")
-
-    @app.exception_handler(AgentcastError)
-    async def agentcast_error(request: Request, exc: AgentcastError) -> JSONResponse:
-        status = (
-            409
-            if isinstance(exc, SessionBusy)
-            else 410
-            if isinstance(exc, ResumeGap)
-            else 400
-            if isinstance(exc, UserError)
-            else 500
-        )
-        return _error(status, exc.code, exc.message)
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        detail = (
-            exc.detail
-            if isinstance(exc.detail, dict)
-            else {"code": "error", "message": str(exc.detail)}
-        )
-        return JSONResponse({"error": detail}, status_code=exc.status_code, headers=exc.headers)
-
-
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
-
-
-class BodyLimit:
-    """Refuse request bodies over `max_bytes` with 413, before the route reads them."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or ()).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await _error(413, "body_too_large", f"the body exceeds {self.max_bytes} bytes")(
-                scope, receive, send
-            )
-            return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge
-            return message
-
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await _error(413, "body_too_large", f"the body exceeds {self.max_bytes} bytes")(
-                scope, receive, send
-            )
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def _version() -> str:

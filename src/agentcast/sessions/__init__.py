@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from agentcast.errors import ConfigError, MissingDependency
-from agentcast.sessions._base import SessionInfo, SessionStore, title_of
+from agentcast.sessions._base import DEFAULT_TIMEOUT, SessionInfo, SessionStore, title_of
 from agentcast.sessions.memory import MemoryStore
 
 __all__ = (
@@ -36,11 +36,12 @@ def agentcast_home() -> Path:
     return Path(platformdirs.user_data_dir("agentcast", appauthor=False))
 
 
-def open_store(url: str | None = None) -> SessionStore:
+def open_store(url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> SessionStore:
     """Return the session store a URL names; None means the default SQLite file.
 
     Connections are opened on first use, so a store for an unreachable server is returned
-    fine and its first operation raises `SessionError`.
+    fine and its first operation (`ping()` checks) raises `StoreUnavailable`, as does an
+    operation that takes over `timeout` seconds.
 
     Raises:
         ConfigError: the URL's scheme is unknown.
@@ -49,13 +50,13 @@ def open_store(url: str | None = None) -> SessionStore:
     if url is None or url in ("sqlite", "sqlite://", "sqlite:///"):
         from agentcast.sessions.sqlite import SQLiteStore
 
-        return SQLiteStore(agentcast_home() / "sessions.db")
+        return SQLiteStore(agentcast_home() / "sessions.db", timeout=timeout)
     if url in ("memory", "memory://"):
         return MemoryStore()
     if url.startswith("sqlite:///"):
         from agentcast.sessions.sqlite import SQLiteStore
 
-        return SQLiteStore(url[len("sqlite:///") :])
+        return SQLiteStore(url[len("sqlite:///") :], timeout=timeout)
     if url.startswith(("postgresql://", "postgres://")):
         try:
             from agentcast.sessions.postgres import PostgresStore
@@ -65,7 +66,7 @@ def open_store(url: str | None = None) -> SessionStore:
             raise MissingDependency(
                 "the Postgres session store needs psycopg: pip install 'agentcast[postgres]'"
             ) from None
-        return PostgresStore(url)
+        return PostgresStore(url, timeout=timeout)
     if url.startswith(("redis://", "rediss://")):
         try:
             from agentcast.sessions.redis import RedisStore
@@ -75,7 +76,7 @@ def open_store(url: str | None = None) -> SessionStore:
             raise MissingDependency(
                 "the Redis session store needs redis-py: pip install 'agentcast[redis]'"
             ) from None
-        return RedisStore(url)
+        return RedisStore(url, timeout=timeout)
     raise ConfigError(
         f"unknown session store {url!r}; use memory://, sqlite:///path/to/file.db,"
         " postgresql://user@host/database or redis://host:6379/0"

@@ -11,15 +11,30 @@ history is always made of whole turns and is valid input for the next model call
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+import anyio
+
+from agentcast.errors import StoreUnavailable
 from agentcast.events import Message
 from agentcast.ids import check_id, check_session_key
 
-__all__ = ["SessionInfo", "SessionStore", "check_actor", "check_turn", "title_of"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "SessionInfo",
+    "SessionStore",
+    "answer_within",
+    "check_actor",
+    "check_turn",
+    "title_of",
+]
+
+DEFAULT_TIMEOUT = 5.0
+"""Seconds a store operation (connecting included) may take before `StoreUnavailable`."""
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
@@ -76,6 +91,27 @@ class SessionStore(Protocol):
     async def aclose(self) -> None:
         """Release connections."""
         ...
+
+    async def ping(self) -> None:
+        """Check the store answers (cheaply); raise `StoreUnavailable` if it does not."""
+        ...
+
+
+@contextlib.contextmanager
+def answer_within(seconds: float, store: str) -> Iterator[None]:
+    """Bound a store operation: past `seconds`, cancel it and raise `StoreUnavailable`.
+
+    Drivers bound connecting, not a server that accepts and then never answers; this bounds
+    the whole operation, whatever it waits on.
+
+    Args:
+        seconds: the time limit.
+        store: how the error names the store (a redacted URL, a path).
+    """
+    with anyio.move_on_after(seconds) as scope:
+        yield
+    if scope.cancelled_caught:
+        raise StoreUnavailable(f"the session store {store} did not answer within {seconds:g} s")
 
 
 def check_turn(session_id: object, actor_id: object) -> None:

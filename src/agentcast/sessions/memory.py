@@ -83,3 +83,6 @@ class MemoryStore:
 
     async def aclose(self) -> None:
         """Nothing to release."""
+
+    async def ping(self) -> None:
+        """Always answers: it lives in this process."""

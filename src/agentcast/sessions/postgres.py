@@ -19,6 +19,7 @@ e.g. `?options=-csearch_path%3Dmyschema`):
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -30,16 +31,20 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 
-from agentcast.errors import SessionError
+from agentcast.errors import SessionError, StoreUnavailable
 from agentcast.events import Message
 from agentcast.ids import check_session_key
 from agentcast.sessions import redact_url
-from agentcast.sessions._base import SessionInfo, check_actor, check_turn, title_of
+from agentcast.sessions._base import (
+    DEFAULT_TIMEOUT,
+    SessionInfo,
+    answer_within,
+    check_actor,
+    check_turn,
+    title_of,
+)
 
 __all__ = ["PostgresStore"]
-
-_CONNECT_TIMEOUT = 10
-"""Seconds to wait for the server when the URL sets no `connect_timeout` (psycopg: 130 s)."""
 
 _SETUP_LOCK = 0x6167656E74636173  # "agentcas": the advisory lock taken while creating tables
 
@@ -57,18 +62,23 @@ class PostgresStore:
     Args:
         url: a libpq URL, `postgresql://user:password@host:5432/database` (also `postgres://`).
         table_prefix: the start of the tables' names; letters, digits and `_`.
+        timeout: seconds an operation may take, connecting included, before
+            `StoreUnavailable` (the URL's `connect_timeout`, when set, bounds connecting).
 
     Raises:
         ValueError: the table prefix is not a plain identifier.
     """
 
-    def __init__(self, url: str, *, table_prefix: str = "agentcast_") -> None:
+    def __init__(
+        self, url: str, *, table_prefix: str = "agentcast_", timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
         if not _PREFIX.fullmatch(table_prefix):
             raise ValueError(
                 f"table_prefix must be letters, digits and _ (at most 40), not {table_prefix!r}"
             )
         self.url = url
         self.table_prefix = table_prefix
+        self.timeout = timeout
         self._ready = False
         sessions = sql.Identifier(f"{table_prefix}sessions")
         messages = sql.Identifier(f"{table_prefix}messages")
@@ -136,17 +146,26 @@ class PostgresStore:
             password = conninfo_to_dict(self.url).get("password")
             if password:
                 message = message.replace(str(password), "***")
-        return SessionError(f"{what} {redact_url(self.url)}: {message}")
+        # An OperationalError is the connection's (refused, dropped, timed out), not the query's.
+        kind = StoreUnavailable if isinstance(exc, psycopg.OperationalError) else SessionError
+        return kind(f"{what} {redact_url(self.url)}: {message}")
 
     @contextlib.asynccontextmanager
     async def _connect(self) -> AsyncIterator[psycopg.AsyncConnection[TupleRow]]:
+        with answer_within(self.timeout, redact_url(self.url)):
+            async with self._open() as conn:
+                yield conn
+
+    @contextlib.asynccontextmanager
+    async def _open(self) -> AsyncIterator[psycopg.AsyncConnection[TupleRow]]:
         try:
             params = conninfo_to_dict(self.url)
-            timeout = _CONNECT_TIMEOUT if params.get("connect_timeout") is None else None
-            if timeout is None:
-                conn = await psycopg.AsyncConnection.connect(self.url)
-            else:
+            if params.get("connect_timeout") is None:
+                # psycopg rounds it up to whole seconds (and waits 130 s when it is unset)
+                timeout = max(1, math.ceil(self.timeout))
                 conn = await psycopg.AsyncConnection.connect(self.url, connect_timeout=timeout)
+            else:
+                conn = await psycopg.AsyncConnection.connect(self.url)
         except psycopg.Error as exc:
             raise self._error("cannot connect to the Postgres session store at", exc) from exc
         try:
@@ -239,3 +258,8 @@ class PostgresStore:
 
     async def aclose(self) -> None:
         """Nothing stays open between operations; the store stays usable."""
+
+    async def ping(self) -> None:
+        """Connect (creating the tables if needed) and run a query."""
+        async with self._connect() as conn:
+            await conn.execute("SELECT 1")

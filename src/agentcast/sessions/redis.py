@@ -34,16 +34,20 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from agentcast.errors import SessionError
+from agentcast.errors import SessionError, StoreUnavailable
 from agentcast.events import Message
 from agentcast.ids import check_session_key
 from agentcast.sessions import redact_url
-from agentcast.sessions._base import SessionInfo, check_actor, check_turn, title_of
+from agentcast.sessions._base import (
+    DEFAULT_TIMEOUT,
+    SessionInfo,
+    answer_within,
+    check_actor,
+    check_turn,
+    title_of,
+)
 
 __all__ = ["RedisStore"]
-
-_CONNECT_TIMEOUT = 10
-"""Seconds to wait for the server to accept a connection."""
 
 _APPEND = """
 local messages, meta, index = KEYS[1], KEYS[2], KEYS[3]
@@ -94,11 +98,16 @@ class RedisStore:
     Args:
         url: a redis-py URL: `redis://[:password@]host:6379/0`, `rediss://` for TLS.
         prefix: the start of every key the store writes; give each application its own.
+        timeout: seconds an operation may take, connecting included, before
+            `StoreUnavailable`.
     """
 
-    def __init__(self, url: str, *, prefix: str = "agentcast:") -> None:
+    def __init__(
+        self, url: str, *, prefix: str = "agentcast:", timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
         self.url = url
         self.prefix = prefix
+        self.timeout = timeout
         self._index = f"{prefix}sessions"
         self._actor_prefix = f"{prefix}actor:"
 
@@ -109,16 +118,24 @@ class RedisStore:
         base = f"{self.prefix}session:{session_id}:"
         return base + "messages", base + "meta"
 
-    def _error(self, what: str, exc: BaseException) -> SessionError:
+    def _error(
+        self, what: str, exc: BaseException, kind: type[SessionError] = SessionError
+    ) -> SessionError:
         message = str(exc)
         with contextlib.suppress(ValueError):
             password = urlsplit(self.url).password
             if password:
                 message = message.replace(password, "***")
-        return SessionError(f"{what} {redact_url(self.url)}: {message}")
+        return kind(f"{what} {redact_url(self.url)}: {message}")
 
     @contextlib.asynccontextmanager
     async def _connect(self) -> AsyncIterator[redis.asyncio.Redis]:
+        with answer_within(self.timeout, redact_url(self.url)):
+            async with self._open() as client:
+                yield client
+
+    @contextlib.asynccontextmanager
+    async def _open(self) -> AsyncIterator[redis.asyncio.Redis]:
         try:
             database = unquote(urlsplit(self.url).path).strip("/")
             if self.url.startswith(("redis://", "rediss://")) and not (
@@ -128,7 +145,8 @@ class RedisStore:
             client = redis.asyncio.Redis.from_url(
                 self.url,
                 retry=Retry(NoBackoff(), 0),
-                socket_connect_timeout=_CONNECT_TIMEOUT,
+                socket_connect_timeout=self.timeout,
+                socket_timeout=self.timeout,
                 # No CLIENT SETINFO: it halves the cost of a connection (and reads the
                 # package metadata each time).
                 driver_info=None,
@@ -138,7 +156,8 @@ class RedisStore:
         try:
             yield client
         except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise self._error("cannot connect to the Redis session store at", exc) from exc
+            what = "cannot connect to the Redis session store at"
+            raise self._error(what, exc, StoreUnavailable) from exc
         except RedisError as exc:
             raise self._error("Redis session store error at", exc) from exc
         finally:
@@ -239,3 +258,8 @@ class RedisStore:
 
     async def aclose(self) -> None:
         """Nothing stays open between operations; the store stays usable."""
+
+    async def ping(self) -> None:
+        """Send PING."""
+        async with self._connect() as client:
+            await client.ping()

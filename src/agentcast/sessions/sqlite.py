@@ -15,10 +15,17 @@ import aiosqlite
 import anyio
 import msgspec
 
-from agentcast.errors import SessionError
+from agentcast.errors import SessionError, StoreUnavailable
 from agentcast.events import Message
 from agentcast.ids import check_session_key
-from agentcast.sessions._base import SessionInfo, check_actor, check_turn, title_of
+from agentcast.sessions._base import (
+    DEFAULT_TIMEOUT,
+    SessionInfo,
+    answer_within,
+    check_actor,
+    check_turn,
+    title_of,
+)
 
 __all__ = ["SQLiteStore"]
 
@@ -48,15 +55,27 @@ class SQLiteStore:
 
     Args:
         path: the database file; its folder is created if missing.
+        timeout: seconds to wait for another writer's lock before `StoreUnavailable`; an
+            operation stuck on the file system itself fails after `2 * timeout + 1` s.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.path = Path(path).expanduser()
+        self.timeout = timeout
         self._ready = False
         self._setup_lock: anyio.Lock | None = None
 
     @contextlib.asynccontextmanager
     async def _connect(self) -> AsyncIterator[aiosqlite.Connection]:
+        # Waiting for another writer's lock is bounded by SQLite itself (its busy timeout: a
+        # clean "database is locked", no worker thread left running a statement); this outer
+        # bound, later on purpose, only stops a file system that does not answer at all.
+        with answer_within(2 * self.timeout + 1, str(self.path)):
+            async with self._setup_and_open() as db:
+                yield db
+
+    @contextlib.asynccontextmanager
+    async def _setup_and_open(self) -> AsyncIterator[aiosqlite.Connection]:
         if not self._ready:
             # One-time setup (folder, WAL, schema) must not run on several connections at
             # once: switching to WAL needs the database to itself.
@@ -81,12 +100,17 @@ class SQLiteStore:
             # Connect and close are shielded: a cancel landing inside either leaves aiosqlite's
             # worker thread calling back into a loop that may be closed by then (Ctrl-C).
             with anyio.CancelScope(shield=True):
-                db = await aiosqlite.connect(self.path, timeout=30)
+                db = await aiosqlite.connect(self.path, timeout=self.timeout)
         except (OSError, aiosqlite.Error) as exc:
-            raise SessionError(f"cannot open the session database {self.path}: {exc}") from exc
+            message = f"cannot open the session database {self.path}: {exc}"
+            raise StoreUnavailable(message) from exc
         try:
             await db.execute("PRAGMA foreign_keys=ON")
             yield db
+        except aiosqlite.OperationalError as exc:
+            # "database is locked": another writer held it for all of `timeout`.
+            kind = StoreUnavailable if "locked" in str(exc) else SessionError
+            raise kind(f"session database error in {self.path}: {exc}") from exc
         except aiosqlite.Error as exc:
             raise SessionError(f"session database error in {self.path}: {exc}") from exc
         finally:
@@ -168,3 +192,8 @@ class SQLiteStore:
 
     async def aclose(self) -> None:
         """Nothing stays open between operations."""
+
+    async def ping(self) -> None:
+        """Open the database (creating it and its tables if needed) and run a query."""
+        async with self._connect() as db, db.execute("SELECT 1") as cursor:
+            await cursor.fetchone()

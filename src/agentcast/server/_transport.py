@@ -1,0 +1,147 @@
+"""Slow-client deadlines at the connection level, for the uvicorn server `agentcast serve` runs.
+
+uvicorn (tested with 0.54) bounds only the idle time between two requests
+(`timeout_keep_alive`): a client that sends half its headers, and one that stops reading a
+response, hold their connection forever. Neither can be seen from ASGI (the app is called
+only once the headers are complete; a send to a stopped reader just waits for the buffer to
+drain), so the deadlines live in the protocol, where asyncio reports both:
+
+- header deadline: a request's headers must be complete `header_timeout` seconds after its
+  first byte (or after the connection opened); otherwise the connection is closed. The body
+  then has its own deadline (`RequestLimits`, a 408).
+- send deadline: when the transport's write buffer is over its high-water mark, asyncio calls
+  `pause_writing()`; if it does not drain (`resume_writing()`) within `send_timeout` seconds,
+  the connection is aborted. The stuck send returns, the response ends, the stream's reader
+  slot is freed; the run itself never waited on the socket (its log absorbs the output).
+
+Nothing runs per token: one timer while a request head is arriving, one while a write is
+stalled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+__all__ = ["deadline_protocols", "uvicorn_config"]
+
+
+class _SendDeadline(asyncio.Protocol):
+    """Aborts the connection when a write stays stalled for `send_timeout` seconds."""
+
+    send_timeout: float
+    _stall: asyncio.TimerHandle | None = None
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._stall is None:
+            transport: Any = self.transport  # type: ignore[attr-defined]
+            loop = asyncio.get_running_loop()
+            self._stall = loop.call_later(self.send_timeout, transport.abort)
+
+    def resume_writing(self) -> None:
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
+        super().resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
+        super().connection_lost(exc)
+
+
+class _HeaderDeadline(_SendDeadline):
+    """Closes a connection whose request headers take over `header_timeout` seconds.
+
+    A request's headers are complete when uvicorn created the request's cycle (`self.cycle`,
+    in both its h11 and httptools protocols) or handed the connection to a WebSocket protocol.
+    """
+
+    header_timeout: float
+    _head: asyncio.TimerHandle | None = None
+    _cycle: Any = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._start_head()
+
+    def data_received(self, data: bytes) -> None:
+        cycle = getattr(self, "cycle", None)
+        if self._head is None and (cycle is None or cycle.response_complete):
+            self._start_head()  # the first bytes of the next request on a kept-alive connection
+        super().data_received(data)  # type: ignore[safe-super]
+        self._check_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head()
+        super().connection_lost(exc)
+
+    def _start_head(self) -> None:
+        self._cycle = getattr(self, "cycle", None)
+        loop = asyncio.get_running_loop()
+        self._head = loop.call_later(self.header_timeout, self._head_expired)
+
+    def _stop_head(self) -> None:
+        if self._head is not None:
+            self._head.cancel()
+            self._head = None
+
+    def _head_done(self) -> bool:
+        transport: Any = self.transport  # type: ignore[attr-defined]
+        return transport.get_protocol() is not self or getattr(self, "cycle", None) is not (
+            self._cycle
+        )
+
+    def _check_head(self) -> None:
+        if self._head is not None and self._head_done():
+            self._stop_head()
+
+    def _head_expired(self) -> None:
+        self._head = None
+        if not self._head_done():
+            transport: Any = self.transport  # type: ignore[attr-defined]
+            transport.abort()
+
+
+def deadline_protocols(
+    http: type[asyncio.Protocol],
+    ws: type[asyncio.Protocol] | None,
+    *,
+    header_timeout: float,
+    send_timeout: float,
+) -> tuple[type[asyncio.Protocol], type[asyncio.Protocol] | None]:
+    """Return uvicorn protocol classes with the header and send deadlines added.
+
+    Args:
+        http: uvicorn's HTTP protocol class (e.g. `H11Protocol`).
+        ws: its WebSocket protocol class, or None.
+        header_timeout: seconds a request's headers may take to arrive.
+        send_timeout: seconds a write may stay stalled on a client that does not read.
+    """
+    timeouts = {"header_timeout": header_timeout, "send_timeout": send_timeout}
+    http_class = type(f"Deadline{http.__name__}", (_HeaderDeadline, http), timeouts)
+    ws_class = None if ws is None else type(f"Deadline{ws.__name__}", (_SendDeadline, ws), timeouts)
+    return http_class, ws_class
+
+
+def uvicorn_config(app: Any, *, host: str, port: int, **options: Any) -> Any:
+    """Return a `uvicorn.Config` serving an agentcast app with its slow-client deadlines.
+
+    The deadlines come from the app's `ServerConfig` (`header_timeout`, `send_timeout`);
+    `options` go to `uvicorn.Config` unchanged.
+    """
+    import uvicorn
+    from uvicorn.config import HTTP_PROTOCOLS, WS_PROTOCOLS
+    from uvicorn.importer import import_from_string
+
+    settings = app.state.agentcast.config
+    ws_name = WS_PROTOCOLS[options.pop("ws", "auto")]
+    http, ws = deadline_protocols(
+        import_from_string(HTTP_PROTOCOLS[options.pop("http", "auto")]),
+        None if ws_name is None else import_from_string(ws_name),
+        header_timeout=settings.header_timeout,
+        send_timeout=settings.send_timeout,
+    )
+    return uvicorn.Config(app, host=host, port=port, http=http, ws=ws or "none", **options)
