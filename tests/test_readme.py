@@ -1,4 +1,4 @@
-"""The README's two commands stay true: CI runs the same test command."""
+"""The README's two commands stay true: CI runs the same test entry point, from scratch."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+VENV = "python3 -m venv .venv && . .venv/bin/activate && "
 
 
 def commands() -> list[str]:
@@ -14,12 +15,43 @@ def commands() -> list[str]:
 
 def test_the_readme_opens_with_the_install_and_chat_command():
     first, _ = commands()
-    assert "pip install -e ." in first and first.endswith("agentcast chat")
+    assert first == VENV + "pip install -e . && agentcast chat"
 
 
-def test_ci_runs_the_readme_test_command():
+def test_the_readme_test_command_is_the_test_entry_point_in_a_new_virtualenv():
     _, second = commands()
-    assert second.endswith("pytest")
-    ci = (ROOT / ".ci" / "run").read_text()
-    assert 'pip install --quiet -e ".[dev]"' in ci and "\npytest\n" in ci
-    assert 'pip install -e ".[dev]"' in second
+    assert second == VENV + "scripts/test"
+
+
+def test_ci_runs_exactly_the_test_entry_point_in_a_fresh_virtualenv():
+    lines = [
+        line
+        for line in (ROOT / ".ci" / "run").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    assert lines == [
+        "set -euo pipefail",
+        'cd "$(dirname "$0")/.."',
+        "rm -rf .ci-venv",
+        "python3 -m venv .ci-venv",
+        ". .ci-venv/bin/activate",
+        "scripts/test",
+    ]
+
+
+def test_the_test_entry_point_installs_checks_starts_services_then_runs_pytest():
+    lines = (ROOT / "scripts" / "test").read_text().splitlines()
+    steps = [line for line in lines if line.startswith(("scripts/", "python -m pytest"))]
+    assert steps == ["scripts/install", "scripts/check", "scripts/services", 'python -m pytest "$@"']
+    install = (ROOT / "scripts" / "install").read_text()
+    assert 'pip install --quiet --disable-pip-version-check -e ".[dev]"' in install
+    assert "apt-get install -y -qq chromium" in install and "npm ci" in install
+    check = (ROOT / "scripts" / "check").read_text()
+    for gate in ("ruff check .", "ruff format --check .", "mypy"):
+        assert f"\n{gate}\n" in check
+
+
+def test_the_scripts_are_executable():
+    for name in ("install", "check", "services", "test"):
+        assert (ROOT / "scripts" / name).stat().st_mode & 0o111, name
+    assert (ROOT / ".ci" / "run").stat().st_mode & 0o111
