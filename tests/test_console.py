@@ -415,6 +415,27 @@ def test_plain_output_exact() -> None:
     assert "\x1b" not in file.getvalue()
 
 
+def test_plain_with_a_progress_file_keeps_only_the_answer_in_the_main_one() -> None:
+    answer, progress = io.StringIO(), io.StringIO()
+    renderer = ChatRenderer(
+        Console(file=answer, width=80, force_terminal=False),
+        progress=Console(file=progress, width=80, force_terminal=False),
+    )
+    for event in chat_events():
+        renderer.feed(event)
+    renderer.close()
+    assert answer.getvalue() == "Let me add.\nThe answer is **5**.\n"
+    assert progress.getvalue() == (
+        "[thinking] Hmm, add.\n"
+        '[tool] add {"a": 2, "b": 3}\n'
+        '  [custom] progress {"pct": 50}\n'
+        "  [add] checking\n"
+        "  [add] done\n"
+        "[tool] add -> 5\n"
+        f"{FOOTER}\n"
+    )
+
+
 def test_plain_streams_tokens_as_they_arrive() -> None:
     renderer, file = plain()
     renderer.feed(LLMStart(seq=0, call_id="c"))

@@ -42,7 +42,12 @@ def test_ci_runs_exactly_the_test_entry_point_in_a_fresh_virtualenv():
 def test_the_test_entry_point_installs_checks_starts_services_then_runs_pytest():
     lines = (ROOT / "scripts" / "test").read_text().splitlines()
     steps = [line for line in lines if line.startswith(("scripts/", "python -m pytest"))]
-    assert steps == ["scripts/install", "scripts/check", "scripts/services", 'python -m pytest "$@"']
+    assert steps == [
+        "scripts/install",
+        "scripts/check",
+        "scripts/services",
+        'python -m pytest "$@"',
+    ]
     install = (ROOT / "scripts" / "install").read_text()
     assert 'pip install --quiet --disable-pip-version-check -e ".[dev]"' in install
     assert "apt-get install -y -qq chromium" in install and "npm ci" in install

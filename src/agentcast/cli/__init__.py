@@ -3,9 +3,11 @@
 `chat --url URL` chats with a remote agentcast server and `tail RUN_ID --url URL` renders a
 remote run, both through `agentcast.client` and with the same renderer as a local chat.
 
-A user mistake (an unknown model, a missing package or key, an empty prompt) ends with one
-readable line on stderr and exit status 2; a run that fails ends with status 1; a stopped run
-with 130. No traceback is shown for any of these.
+A user mistake (an unknown model, a missing package or key, an empty prompt, a session store
+that cannot be reached or opened, a port in use) ends with one readable line on stderr and exit
+status 2; a run that fails ends with status 1; a stopped run with 130. No traceback is shown for
+any of these. The answer goes to stdout; progress, tool lines and the footer of `run` go to
+stderr, so `agentcast run "..." > answer.txt` keeps only the answer.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from agentcast import __version__
-from agentcast.errors import AgentcastError, UserError
+from agentcast.errors import AgentcastError, SessionError, StoreUnavailable, UserError
 
 __all__ = ["main"]
 
@@ -42,12 +44,19 @@ def main(argv: list[str] | None = None) -> int:
         return _chat(args)
     except KeyboardInterrupt:
         return 130
-    except UserError as exc:
-        print(f"agentcast: {exc.message}", file=sys.stderr)
+    except (UserError, SessionError) as exc:
+        # A session error reaching here comes from the start-up check of the store the user
+        # named (`_check_store`): the fix is on their side, like a bad URL.
+        _complain(exc.message)
         return 2
     except AgentcastError as exc:
-        print(f"agentcast: {exc.message}", file=sys.stderr)
+        _complain(exc.message)
         return 1
+
+
+def _complain(message: str) -> None:
+    """Print `message` as one line on stderr (drivers' messages span several)."""
+    print(f"agentcast: {' '.join(message.split())}", file=sys.stderr)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -178,19 +187,46 @@ def _agent(args: argparse.Namespace) -> Any:
     )
 
 
-def _console() -> Any:
+async def _check_store(agent: Any, session_id: str) -> None:
+    """Read the session once before anything is shown.
+
+    So a store that cannot be used is one error line (exit 2), not a failed run.
+
+    Raises:
+        StoreUnavailable: the store cannot be reached or opened (also for a driver's raw
+            `OSError`, such as a refused connection).
+    """
+    store = getattr(agent, "store", None)
+    if store is None:
+        return
+    try:
+        await store.load(session_id)
+    except SessionError:
+        raise
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot reach the session store: {exc}") from exc
+
+
+def _console(*, stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(highlight=False)
+    return Console(highlight=False, stderr=stderr)
 
 
 _SPINNER_INTERVAL = 0.1  # seconds between redraws that animate spinners (not a poll)
 
 
-async def _answer(agent: Any, prompt: str, session_id: str, console: Any, reasoning: bool) -> str:
+async def _answer(
+    agent: Any,
+    prompt: str,
+    session_id: str,
+    console: Any,
+    reasoning: bool,
+    progress: Any = None,
+) -> str:
     from agentcast.console import ChatRenderer
 
-    renderer = ChatRenderer(console, show_reasoning=reasoning)
+    renderer = ChatRenderer(console, show_reasoning=reasoning, progress=progress)
     run = agent.start(prompt, session_id=session_id)
     seen = -1
     ticker = asyncio.create_task(_animate(renderer)) if renderer.live else None
@@ -224,10 +260,20 @@ def _run(args: argparse.Namespace) -> int:
     prompt = _check_prompt(args.prompt)
     agent = _agent(args)
     session_id = args.session or new_id("session")
-    try:
+    reasoning = not args.no_reasoning
+
+    async def answer() -> int:
+        await _check_store(agent, session_id)
         if args.json:
-            return asyncio.run(_run_json(agent, prompt, session_id))
-        outcome = asyncio.run(_answer(agent, prompt, session_id, _console(), not args.no_reasoning))
+            return await _run_json(agent, prompt, session_id)
+        # The answer goes to stdout; tool lines, reasoning, errors and the footer to stderr.
+        outcome = await _answer(
+            agent, prompt, session_id, _console(), reasoning, _console(stderr=True)
+        )
+        return {"success": 0, "cancelled": 130}.get(outcome, 1)
+
+    try:
+        return asyncio.run(answer())
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -235,7 +281,6 @@ def _run(args: argparse.Namespace) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
-    return {"success": 0, "cancelled": 130}.get(outcome, 1)
 
 
 async def _run_json(agent: Any, prompt: str, session_id: str) -> int:
@@ -271,22 +316,25 @@ def _chat(args: argparse.Namespace) -> int:
     console = _console()
     session_id = args.session or new_id("session")
     reasoning = not args.no_reasoning
-    console.print(
-        f"[bold]agentcast[/bold] {__version__} · {agent.label} · session {session_id}",
-        highlight=False,
-        soft_wrap=True,
-    )
-    console.print(
-        "[dim]Type a message. exit, quit or bye leaves; Ctrl-C stops an answer, "
-        "Ctrl-C at the prompt leaves.[/dim]",
-        soft_wrap=True,
-    )
     with _runner() as runner:
-        _converse(
-            console, runner, lambda prompt: _answer(agent, prompt, session_id, console, reasoning)
-        )
-        if agent.store is not None:
-            runner.run(agent.store.aclose())
+        try:
+            runner.run(_check_store(agent, session_id))
+            console.print(
+                f"[bold]agentcast[/bold] {__version__} · {agent.label} · session {session_id}",
+                highlight=False,
+            )
+            console.print(
+                "[dim]Type a message. exit, quit or bye leaves; Ctrl-C stops an answer, "
+                "Ctrl-C at the prompt leaves.[/dim]",
+            )
+            _converse(
+                console,
+                runner,
+                lambda prompt: _answer(agent, prompt, session_id, console, reasoning),
+            )
+        finally:
+            if getattr(agent, "store", None) is not None:
+                runner.run(agent.store.aclose())
     return 0
 
 

@@ -15,7 +15,7 @@ import aiosqlite
 import anyio
 import msgspec
 
-from agentcast.errors import SessionError
+from agentcast.errors import SessionError, StoreUnavailable
 from agentcast.events import Message
 from agentcast.sessions._base import SessionInfo, title_of
 
@@ -82,7 +82,7 @@ class SQLiteStore:
             with anyio.CancelScope(shield=True):
                 db = await aiosqlite.connect(self.path, timeout=30)
         except (OSError, aiosqlite.Error) as exc:
-            raise SessionError(f"cannot open the session database {self.path}: {exc}") from exc
+            raise StoreUnavailable(f"cannot open the session database {self.path}: {exc}") from exc
         try:
             await db.execute("PRAGMA foreign_keys=ON")
             yield db
