@@ -359,6 +359,16 @@ def test_a_store_that_cannot_be_used_is_one_line_on_stderr_and_exit_2(
     _assert_user_error(_agentcast(*args, input="hello\n"), fragment)
 
 
+def test_serve_on_a_port_in_use_is_one_line_with_the_fix_and_exit_2() -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = _agentcast("serve", "--host", "127.0.0.1", "--port", str(port))
+    _assert_user_error(result, f"port {port} on 127.0.0.1 is already in use")
+    assert result.stderr.rstrip().endswith("pick another with --port")
+
+
 # -- colors and broken pipes ---------------------------------------------------------------
 
 

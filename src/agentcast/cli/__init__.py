@@ -530,6 +530,7 @@ def _serve(args: argparse.Namespace) -> int:
     for number, item in enumerate(raw_keys, 1):
         name, sep, key = item.partition("=")
         keys[key if sep else name] = name if sep else f"key{number}"
+    listener = _listen(args.host, args.port)
     agent = _agent(args)
     app = create_app(
         agent,
@@ -545,8 +546,31 @@ def _serve(args: argparse.Namespace) -> int:
         f" (web chat at /, API docs at /docs){' with API keys' if keys else ''}"
     )
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="on")
-    _GracefulServer(config, server, banner).run()
+    _GracefulServer(config, server, banner).run(listener)
     return 0
+
+
+def _listen(host: str, port: int) -> Any:
+    """Bind the server's socket up front, so a port in use is one line with the fix (exit 2).
+
+    uvicorn would log `[Errno 98]` and exit 3; binding here and handing uvicorn the socket also
+    leaves no gap in which another process could take the port.
+
+    Raises:
+        UserError: the address is in use or cannot be bound.
+    """
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise UserError(
+                f"port {port} on {host} is already in use; pick another with --port"
+            ) from None
+        raise UserError(f"cannot listen on {host} port {port}: {exc.strerror or exc}") from None
 
 
 class _GracefulServer:
@@ -580,9 +604,9 @@ class _GracefulServer:
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(lambda: loop.create_task(self._agentcast.manager.aclose()))
 
-    def run(self) -> None:
+    def run(self, listener: Any) -> None:
         async def main() -> None:
             self._loop = asyncio.get_running_loop()
-            await self._server.serve()
+            await self._server.serve(sockets=[listener])
 
         asyncio.run(main())
