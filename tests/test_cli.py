@@ -491,15 +491,18 @@ def test_run_json_stopped_by_ctrl_c_exits_130() -> None:
 
 
 class Terminal:
-    """`agentcast` running in a pseudo-terminal of 100x30, driven like pexpect."""
+    """`agentcast` running in a pseudo-terminal (100x30 by default), driven like pexpect."""
 
-    def __init__(self, args: Sequence[str], env: dict[str, str]) -> None:
+    def __init__(
+        self, args: Sequence[str], env: dict[str, str], columns: int = 100, rows: int = 30
+    ) -> None:
         import fcntl
         import struct
         import termios
 
+        self.columns, self.rows = columns, rows
         master, slave = os.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-c", _TRAMPOLINE, "tty", *args],
@@ -576,14 +579,28 @@ class Terminal:
     def text(self) -> str:
         return self.output.decode("utf-8", errors="replace")
 
+    def screen(self) -> list[str]:
+        """The rows a VT100 terminal of this size shows after all the output so far."""
+        import pyte
+
+        class Screen(pyte.Screen):  # type: ignore[misc]
+            def draw(self, data: str) -> None:
+                # A terminal ignores the C0 controls it does not define (a raw Ctrl-C echoed
+                # with -echoctl); pyte would draw them as characters and wrap a full line.
+                super().draw("".join(c for c in data if c >= " "))
+
+        screen = Screen(self.columns, self.rows)
+        pyte.ByteStream(screen).feed(self.output)
+        return [row.rstrip() for row in screen.display]
+
 
 @pytest.fixture
 def terminal() -> Iterator[Any]:
     started: list[Terminal] = []
 
-    def start(*args: str, **env: str) -> Terminal:
+    def start(*args: str, columns: int = 100, **env: str) -> Terminal:
         settings = {"TERM": "xterm-256color", "AGENTCAST_OFFLINE_DELAY": "0.05", **env}
-        term = Terminal(["chat", *args], _env(**settings))
+        term = Terminal(["chat", *args], _env(**settings), columns=columns)
         started.append(term)
         return term
 
@@ -617,6 +634,39 @@ def test_ctrl_c_stops_an_answer_and_the_chat_goes_on(terminal: Any) -> None:
     assert len(partial["content"]) < 200, "the whole answer was kept, not the partial one"
     assert history[2] == {"role": "user", "content": "What is 2+3?"}
     assert history[-1]["content"] == "2 + 3 = **5**."
+
+
+@POSIX_ONLY
+def test_ctrl_c_mid_answer_echoes_nothing_and_leaves_each_line_once(terminal: Any) -> None:
+    # A terminal echoes Ctrl-C as `^C` (echoctl); at the cursor of a full-width live line it
+    # wrapped a row, and rich's erase then left the first line of the answer on screen twice.
+    term = terminal("--session", "E")
+    term.expect(PROMPT)
+    term.send(b"Write me a poem\r")
+    term.expect(rb"I'm the")  # the live region is up
+    term.send(b"\x03")
+    term.expect(rb"stopped.*" + PROMPT)
+    term.send(b"exit\r")
+    assert term.finish() == 0, term.text
+    assert b"^C" not in term.output, "the terminal echoed Ctrl-C into the live region"
+    rows = term.screen()
+    assert [row for row in rows if row.startswith("I'm the")] != []
+    assert len([row for row in rows if row.startswith("I'm the")]) == 1, rows
+    assert rows.count("you › Write me a poem") == 1, rows
+
+
+@POSIX_ONLY
+def test_banner_wraps_between_its_items_at_60_columns(terminal: Any) -> None:
+    term = terminal("--session", "narrow-session-id", columns=60)
+    term.expect(PROMPT)
+    term.send(b"exit\r")
+    assert term.finish() == 0, term.text
+    rows = term.screen()
+    assert rows[:3] == [
+        "agentcast " + agentcast.__version__,
+        "  offline demo model (no API key, no network)",
+        "  session narrow-session-id",
+    ], rows
 
 
 @POSIX_ONLY

@@ -532,7 +532,7 @@ def test_tty_final_screen() -> None:
         "Let me add.",
         "",
         '⚙ add {"a": 2, "b": 3}',
-        '  │ ◆ progress {"pct": 50}',
+        '  │ • custom progress: {"pct": 50}',
         "  │ checking",
         "  │ done",
         "  ↳ 5  3 ms",
@@ -542,6 +542,28 @@ def test_tty_final_screen() -> None:
         FOOTER,
     ]
     assert cursor_shown(raw_of(console))
+
+
+def test_tty_footer_wraps_between_items_at_60_columns() -> None:
+    console = tty(width=60)
+    renderer = ChatRenderer(console)
+    metrics = {**METRICS, "duration_ms": 8400, "tokens": 1200}
+    renderer.feed(AgentEnd(seq=0, outcome="cancelled", metrics=metrics))
+    renderer.close()
+    assert screen(raw_of(console)) == [
+        "⏱ stopped · ttft 120 ms · 45.2 tok/s · 1 tool call",
+        "  1200 tokens · 8.4 s",
+    ]
+
+
+def test_tty_custom_event_reads_as_custom_data_not_as_a_tool_call() -> None:
+    console = tty()
+    renderer = ChatRenderer(console)
+    renderer.feed(Custom(seq=0, name="lookup", data={"place": "under the bed"}))
+    renderer.close()
+    [line] = screen(raw_of(console))
+    assert line == '• custom lookup: {"place": "under the bed"}'
+    assert "⚙" not in line
 
 
 def test_tty_live_region_while_streaming() -> None:
@@ -557,7 +579,7 @@ def test_tty_live_region_while_streaming() -> None:
         renderer.feed(event)
     assert screen(raw_of(console))[4:] == [
         '⚙ add {"a": 2, "b": 3}',
-        '  │ ◆ progress {"pct": 50}',
+        '  │ • custom progress: {"pct": 50}',
         "  │ checking",
         "  ⠋ running",
     ]

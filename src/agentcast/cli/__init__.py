@@ -319,10 +319,7 @@ def _chat(args: argparse.Namespace) -> int:
     with _runner() as runner:
         try:
             runner.run(_check_store(agent, session_id))
-            console.print(
-                f"[bold]agentcast[/bold] {__version__} · {agent.label} · session {session_id}",
-                highlight=False,
-            )
+            console.print(_banner(agent.label, session_id))
             console.print(
                 "[dim]Type a message. exit, quit or bye leaves; Ctrl-C stops an answer, "
                 "Ctrl-C at the prompt leaves.[/dim]",
@@ -336,6 +333,16 @@ def _chat(args: argparse.Namespace) -> int:
             if getattr(agent, "store", None) is not None:
                 runner.run(agent.store.aclose())
     return 0
+
+
+def _banner(label: str, session_id: str) -> Any:
+    """The chat's first line; on a narrow terminal it wraps between its items."""
+    from rich.text import Text
+
+    from agentcast.console import SeparatedLine
+
+    name = Text.assemble(("agentcast", "bold"), f" {__version__}")
+    return SeparatedLine([name, label, f"session {session_id}"], indent=2)
 
 
 def _converse(console: Any, runner: Any, answer: Callable[[str], Coroutine[Any, Any, Any]]) -> None:
@@ -370,8 +377,6 @@ _STOP_GRACE = 10.0  # seconds to wait for a cancelled remote run's closers and a
 
 
 def _remote_chat(args: argparse.Namespace) -> int:
-    from rich.markup import escape
-
     from agentcast.client import AsyncClient
     from agentcast.runtime import new_id
 
@@ -388,16 +393,11 @@ def _remote_chat(args: argparse.Namespace) -> int:
     with _runner() as runner:
         try:
             health = runner.run(client.health())
-            label = escape(f"{health.get('agent', 'agent')} at {client.base_url}")
-            console.print(
-                f"[bold]agentcast[/bold] {__version__} · {label} · session {escape(session_id)}",
-                highlight=False,
-                soft_wrap=True,
-            )
+            label = f"{health.get('agent', 'agent')} at {client.base_url}"
+            console.print(_banner(label, session_id))
             console.print(
                 "[dim]Type a message. exit, quit or bye leaves; Ctrl-C stops an answer (on the"
                 " server too), Ctrl-C at the prompt leaves.[/dim]",
-                soft_wrap=True,
             )
             _converse(
                 console,
