@@ -116,10 +116,7 @@ class Run:
         self._steps = 0
         # metrics
         self._tokens = 0
-        self._call_tokens: dict[str, int] = {}  # call_id -> tokens streamed, until its llm_end
-        self._output_tokens = 0  # of the ended calls: provider usage, else streamed tokens
-        self._generated = 0  # output tokens of the calls whose generation time is known
-        self._generating_ms = 0.0  # sum of those calls' first output -> llm_end
+        self._generating: list[tuple[float, float]] = []  # each call's first output -> end
         self._tool_calls = 0
         self._errors = 0
         self._llm_calls = 0
@@ -391,8 +388,6 @@ class Run:
 
     def _on_token(self, event: LLMToken) -> None:
         self._tokens += 1
-        counts = self._call_tokens
-        counts[event.call_id] = counts.get(event.call_id, 0) + 1
         if event.depth == 0 and event.kind == "text":
             parts = self._partial_text.get(event.call_id)
             if parts is None:
@@ -550,34 +545,40 @@ class Run:
         return None
 
     def _count_output(self, end: LLMEnd) -> None:
-        """Add an ended LLM call's output tokens and generation time to the metrics."""
-        streamed = self._call_tokens.pop(end.call_id, 0)
-        tokens = int(end.usage.get("output_tokens") or 0) if end.usage else streamed
-        self._output_tokens += tokens
-        if tokens and end.ttft_ms is not None and end.duration_ms > end.ttft_ms:
-            self._generated += tokens
-            self._generating_ms += end.duration_ms - end.ttft_ms
+        """Record when an ended LLM call was generating: from its first output to its end."""
+        if end.ttft_ms is not None and end.duration_ms > end.ttft_ms:
+            now = time.perf_counter()  # `llm_end` is emitted as the call ends
+            self._generating.append((now - (end.duration_ms - end.ttft_ms) / 1000, now))
+
+    def _generating_s(self) -> float:
+        """Seconds during which at least one LLM call was generating (overlaps counted once)."""
+        total, reach = 0.0, float("-inf")
+        for start, end in sorted(self._generating):
+            if end > reach:
+                total += end - max(start, reach)
+                reach = end
+        return total
 
     def _metrics(self) -> dict[str, Any]:
         """The run's metrics (README, "Metrics", defines each one).
 
         `tokens_per_s` is the models' generation speed: output tokens divided by the time the
-        calls spent generating them (each call from its first output to its end). The time
-        before a call's first token, tool execution and the runtime's own work are left out,
-        so tools or reasoning do not inflate or dilute it.
+        LLM calls were generating (each call from its first output to its end; parallel calls'
+        overlap counted once). Waiting for a first token, tools and the runtime's own work are
+        left out, so tools or reasoning do not inflate or dilute it. Computed from the calls'
+        `llm_end` timings, with no work per token.
         """
         end = time.perf_counter()
-        # Calls still open here (none, once the closers ran) count what they streamed.
-        tokens = self._output_tokens + sum(self._call_tokens.values())
+        tokens = self._usage["output_tokens"] if self._usage else self._tokens
         first = self._first_answer_token
-        generating = self._generating_ms / 1000
+        generating = self._generating_s()
         return {
             "tokens": tokens,
             "tool_calls": self._tool_calls,
             "errors": self._errors,
             "ttft_ms": round((first - self._started) * 1000, 3) if first is not None else None,
             "duration_ms": round((end - self._started) * 1000, 3),
-            "tokens_per_s": round(self._generated / generating, 1) if generating > 0 else None,
+            "tokens_per_s": round(tokens / generating, 1) if generating > 0 else None,
             "llm_calls": self._llm_calls,
             "usage": dict(self._usage, source="provider") if self._usage else None,
         }
