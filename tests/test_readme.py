@@ -41,12 +41,12 @@ def test_ci_runs_exactly_the_test_entry_point_in_a_fresh_virtualenv():
 
 def test_the_test_entry_point_installs_checks_starts_services_then_runs_pytest():
     lines = (ROOT / "scripts" / "test").read_text().splitlines()
-    steps = [line for line in lines if line.startswith(("scripts/", "python -m pytest"))]
+    steps = [line for line in lines if line.startswith(("scripts/", "python3 -m pytest"))]
     assert steps == [
         "scripts/install",
         "scripts/check",
         "scripts/services",
-        'python -m pytest "$@"',
+        'python3 -m pytest "$@"',
     ]
     install = (ROOT / "scripts" / "install").read_text()
     assert 'pip install --quiet --disable-pip-version-check -e ".[dev]"' in install
@@ -60,3 +60,28 @@ def test_the_scripts_are_executable():
     for name in ("install", "check", "services", "test"):
         assert (ROOT / "scripts" / name).stat().st_mode & 0o111, name
     assert (ROOT / ".ci" / "run").stat().st_mode & 0o111
+
+
+def test_the_install_step_outside_a_virtualenv_stops_with_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    # The interpreter the test's virtualenv was made from, first on PATH: not a virtualenv.
+    base = Path(getattr(sys, "_base_executable", sys.executable)).resolve()
+    if sys.prefix == sys.base_prefix:  # running outside a virtualenv already
+        base = Path(sys.executable).resolve()
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    (shim / "python3").symlink_to(base)
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env["PATH"] = f"{shim}{os.pathsep}{env['PATH']}"
+    result = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "install")], capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "scripts/install: run inside a virtualenv: python3 -m venv .venv &&"
+        " . .venv/bin/activate, then again"
+    ]
