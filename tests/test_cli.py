@@ -268,7 +268,7 @@ def test_console_script_entry_point() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "5" in result.stdout
-    assert "add" in result.stdout
+    assert "[tool] add" in result.stderr
 
 
 # -- chat on pipes -------------------------------------------------------------------------
