@@ -130,14 +130,24 @@ def _assert_user_error(result: subprocess.CompletedProcess[str], fragment: str) 
 # -- run -----------------------------------------------------------------------------------
 
 
-def test_run_answers_with_a_tool_call_as_plain_text() -> None:
+def test_run_puts_the_answer_on_stdout_and_progress_on_stderr() -> None:
     result = _agentcast("run", "What is 25 * 4?")
     assert result.returncode == 0, result.stderr
-    assert result.stderr == ""
-    assert "100" in result.stdout
-    assert "multiply" in result.stdout
-    assert "1 tool call" in result.stdout  # the footer
-    assert "\x1b" not in result.stdout, "escape codes on a pipe"
+    assert result.stdout == "25 * 4 = **100**.\n"  # `> file` keeps the answer alone
+    tool, output, footer = result.stderr.splitlines()
+    assert (tool, output) == ('[tool] multiply {"a": 25, "b": 4}', "[tool] multiply -> 100")
+    assert footer.startswith("⏱ ttft ") and "1 tool call" in footer
+    assert "\x1b" not in result.stdout + result.stderr, "escape codes on a pipe"
+
+
+def test_run_answer_of_several_llm_calls_is_one_line_each_on_stdout() -> None:
+    result = _agentcast("run", "What items are located where the cat is hiding?")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        "The cat is hiding **under the bed**. Items located there: socks, a pair of shoes"
+        " and some dust bunnies.\n"
+    )
+    assert "[get_items] socks" in result.stderr  # the nested LLM is progress, not the answer
 
 
 @pytest.mark.parametrize("reasoning", [True, False], ids=["reasoning", "no-reasoning"])
@@ -146,7 +156,11 @@ def test_run_shows_tools_nested_tokens_and_reasoning_as_lines(reasoning: bool) -
     question = "What items are located where the cat is hiding?"
     result = _agentcast("run", "--model", "offline:reasoning", *flags, question)
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    assert result.stdout == (
+        "The cat is hiding **under the bed**. Items located there: socks, a pair of shoes"
+        " and some dust bunnies.\n"
+    )
+    lines = result.stderr.splitlines()
     expected = [
         "[tool] where_cat_is_hiding {}",
         "[tool] where_cat_is_hiding -> under the bed",
@@ -154,8 +168,6 @@ def test_run_shows_tools_nested_tokens_and_reasoning_as_lines(reasoning: bool) -
         '  [custom] lookup {"place": "under the bed"}',
         "  [get_items] socks, a pair of shoes and some dust bunnies",  # indented under its tool
         "[tool] get_items -> socks, a pair of shoes and some dust bunnies",
-        "The cat is hiding **under the bed**. Items located there: socks, a pair of shoes"
-        " and some dust bunnies.",
     ]
     thinking = [line for line in lines if line.startswith("[thinking] ")]
     assert [line for line in lines if not line.startswith("[thinking] ")][:-1] == expected
@@ -229,7 +241,7 @@ def test_run_timeout_is_a_run_failure() -> None:
     )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
-    assert "timed out" in result.stdout  # the footer says how the run ended
+    assert "timed out" in result.stderr  # the footer says how the run ended
     _assert_valid_history(_history("T"))
 
 
@@ -256,7 +268,7 @@ def test_console_script_entry_point() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "5" in result.stdout
-    assert "add" in result.stdout
+    assert "[tool] add" in result.stderr
 
 
 # -- chat on pipes -------------------------------------------------------------------------
@@ -324,6 +336,39 @@ def test_user_errors_are_one_line_and_exit_2(args: list[str], fragment: str) -> 
     _assert_user_error(_agentcast(*args, input="hello\n"), fragment)
 
 
+def _unusable_store(kind: str, tmp_path: Path) -> tuple[str, str]:
+    """A store URL that cannot be used, and a fragment of the error line it must give."""
+    if kind == "postgres":
+        return "postgresql://postgres@127.0.0.1:1/test", "Postgres session store"
+    if kind == "redis":
+        return "redis://127.0.0.1:1/0", "Redis session store"
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    return f"sqlite:///{a_file}/sessions.db", "cannot open the session database"
+
+
+@pytest.mark.parametrize("command", ["run", "run --json", "chat"])
+@pytest.mark.parametrize("kind", ["postgres", "redis", "sqlite"])
+def test_a_store_that_cannot_be_used_is_one_line_on_stderr_and_exit_2(
+    command: str, kind: str, tmp_path: Path
+) -> None:
+    url, fragment = _unusable_store(kind, tmp_path)
+    args = [*command.split(), "--store", url]
+    if command.startswith("run"):
+        args.append("hello")
+    _assert_user_error(_agentcast(*args, input="hello\n"), fragment)
+
+
+def test_serve_on_a_port_in_use_is_one_line_with_the_fix_and_exit_2() -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = _agentcast("serve", "--host", "127.0.0.1", "--port", str(port))
+    _assert_user_error(result, f"port {port} on 127.0.0.1 is already in use")
+    assert result.stderr.rstrip().endswith("pick another with --port")
+
+
 # -- colors and broken pipes ---------------------------------------------------------------
 
 
@@ -387,8 +432,13 @@ _TRAMPOLINE = (
 )
 
 
-def _interrupt(args: Sequence[str], marker: str) -> subprocess.CompletedProcess[str]:
-    """Start agentcast, wait for a line containing `marker`, then send SIGINT."""
+def _interrupt(
+    args: Sequence[str], marker: str, *, on_stderr: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Start agentcast, wait for a line containing `marker`, then send SIGINT.
+
+    The marker is looked for on stdout, or on stderr with `on_stderr`.
+    """
     with subprocess.Popen(
         [sys.executable, "-c", _TRAMPOLINE, "pipe", *args],
         stdin=subprocess.DEVNULL,
@@ -396,10 +446,10 @@ def _interrupt(args: Sequence[str], marker: str) -> subprocess.CompletedProcess[
         stderr=subprocess.PIPE,
         env=_env(AGENTCAST_OFFLINE_DELAY="0.05"),
     ) as process:
-        assert process.stdout is not None
+        assert process.stdout is not None and process.stderr is not None
         seen = []
         try:
-            for raw in process.stdout:
+            for raw in process.stderr if on_stderr else process.stdout:
                 seen.append(raw)
                 if marker.encode() in raw:
                     process.send_signal(signal.SIGINT)
@@ -407,18 +457,20 @@ def _interrupt(args: Sequence[str], marker: str) -> subprocess.CompletedProcess[
             out, err = process.communicate(timeout=TIMEOUT)
         finally:
             process.kill()
+    watched, other = (err, out) if on_stderr else (out, err)
+    watched = b"".join([*seen, watched])
+    out, err = (other, watched) if on_stderr else (watched, other)
     return subprocess.CompletedProcess(
-        process.args,
-        process.returncode,
-        b"".join([*seen, out]).decode(errors="replace"),
-        err.decode(errors="replace"),
+        process.args, process.returncode, out.decode(errors="replace"), err.decode(errors="replace")
     )
 
 
 @POSIX_ONLY
 def test_run_stopped_by_ctrl_c_exits_130_and_keeps_a_valid_history() -> None:
     question = "What items are located where the cat is hiding?"
-    result = _interrupt(["run", "--session", "R", question], "[tool] where_cat_is_hiding")
+    result = _interrupt(
+        ["run", "--session", "R", question], "[tool] where_cat_is_hiding", on_stderr=True
+    )
     assert "Traceback" not in result.stderr, result.stderr
     assert result.returncode == 130, result.stdout + result.stderr
     history = _history("R")
@@ -439,15 +491,18 @@ def test_run_json_stopped_by_ctrl_c_exits_130() -> None:
 
 
 class Terminal:
-    """`agentcast` running in a pseudo-terminal of 100x30, driven like pexpect."""
+    """`agentcast` running in a pseudo-terminal (100x30 by default), driven like pexpect."""
 
-    def __init__(self, args: Sequence[str], env: dict[str, str]) -> None:
+    def __init__(
+        self, args: Sequence[str], env: dict[str, str], columns: int = 100, rows: int = 30
+    ) -> None:
         import fcntl
         import struct
         import termios
 
+        self.columns, self.rows = columns, rows
         master, slave = os.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-c", _TRAMPOLINE, "tty", *args],
@@ -524,14 +579,28 @@ class Terminal:
     def text(self) -> str:
         return self.output.decode("utf-8", errors="replace")
 
+    def screen(self) -> list[str]:
+        """The rows a VT100 terminal of this size shows after all the output so far."""
+        import pyte
+
+        class Screen(pyte.Screen):  # type: ignore[misc]
+            def draw(self, data: str) -> None:
+                # A terminal ignores the C0 controls it does not define (a raw Ctrl-C echoed
+                # with -echoctl); pyte would draw them as characters and wrap a full line.
+                super().draw("".join(c for c in data if c >= " "))
+
+        screen = Screen(self.columns, self.rows)
+        pyte.ByteStream(screen).feed(self.output)
+        return [row.rstrip() for row in screen.display]
+
 
 @pytest.fixture
 def terminal() -> Iterator[Any]:
     started: list[Terminal] = []
 
-    def start(*args: str, **env: str) -> Terminal:
+    def start(*args: str, columns: int = 100, **env: str) -> Terminal:
         settings = {"TERM": "xterm-256color", "AGENTCAST_OFFLINE_DELAY": "0.05", **env}
-        term = Terminal(["chat", *args], _env(**settings))
+        term = Terminal(["chat", *args], _env(**settings), columns=columns)
         started.append(term)
         return term
 
@@ -565,6 +634,39 @@ def test_ctrl_c_stops_an_answer_and_the_chat_goes_on(terminal: Any) -> None:
     assert len(partial["content"]) < 200, "the whole answer was kept, not the partial one"
     assert history[2] == {"role": "user", "content": "What is 2+3?"}
     assert history[-1]["content"] == "2 + 3 = **5**."
+
+
+@POSIX_ONLY
+def test_ctrl_c_mid_answer_echoes_nothing_and_leaves_each_line_once(terminal: Any) -> None:
+    # A terminal echoes Ctrl-C as `^C` (echoctl); at the cursor of a full-width live line it
+    # wrapped a row, and rich's erase then left the first line of the answer on screen twice.
+    term = terminal("--session", "E")
+    term.expect(PROMPT)
+    term.send(b"Write me a poem\r")
+    term.expect(rb"I'm the")  # the live region is up
+    term.send(b"\x03")
+    term.expect(rb"stopped.*" + PROMPT)
+    term.send(b"exit\r")
+    assert term.finish() == 0, term.text
+    assert b"^C" not in term.output, "the terminal echoed Ctrl-C into the live region"
+    rows = term.screen()
+    assert [row for row in rows if row.startswith("I'm the")] != []
+    assert len([row for row in rows if row.startswith("I'm the")]) == 1, rows
+    assert rows.count("you › Write me a poem") == 1, rows
+
+
+@POSIX_ONLY
+def test_banner_wraps_between_its_items_at_60_columns(terminal: Any) -> None:
+    term = terminal("--session", "narrow-session-id", columns=60)
+    term.expect(PROMPT)
+    term.send(b"exit\r")
+    assert term.finish() == 0, term.text
+    rows = term.screen()
+    assert rows[:3] == [
+        "agentcast " + agentcast.__version__,
+        "  offline demo model (no API key, no network)",
+        "  session narrow-session-id",
+    ], rows
 
 
 @POSIX_ONLY
@@ -668,7 +770,7 @@ def test_run_streams_a_user_graph_from_a_file(tmp_path: Path) -> None:
     for spec in (f"{path}:graph", f"{path}:build"):
         result = _agentcast("run", "--agent", spec, "--session", "g", "What is (3 + 4) * 5?")
         assert result.returncode == 0, result.stderr
-        assert "[tool] multiply" in result.stdout and "35" in result.stdout
+        assert "[tool] multiply" in result.stderr and "35" in result.stdout
     memory = _agentcast("run", "--agent", f"{path}:graph", "--session", "m", "My name is Eve")
     assert memory.returncode == 0, memory.stderr
     recall = _agentcast("run", "--agent", f"{path}:graph", "--session", "m", "What's my name?")

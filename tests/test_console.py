@@ -415,6 +415,27 @@ def test_plain_output_exact() -> None:
     assert "\x1b" not in file.getvalue()
 
 
+def test_plain_with_a_progress_file_keeps_only_the_answer_in_the_main_one() -> None:
+    answer, progress = io.StringIO(), io.StringIO()
+    renderer = ChatRenderer(
+        Console(file=answer, width=80, force_terminal=False),
+        progress=Console(file=progress, width=80, force_terminal=False),
+    )
+    for event in chat_events():
+        renderer.feed(event)
+    renderer.close()
+    assert answer.getvalue() == "Let me add.\nThe answer is **5**.\n"
+    assert progress.getvalue() == (
+        "[thinking] Hmm, add.\n"
+        '[tool] add {"a": 2, "b": 3}\n'
+        '  [custom] progress {"pct": 50}\n'
+        "  [add] checking\n"
+        "  [add] done\n"
+        "[tool] add -> 5\n"
+        f"{FOOTER}\n"
+    )
+
+
 def test_plain_streams_tokens_as_they_arrive() -> None:
     renderer, file = plain()
     renderer.feed(LLMStart(seq=0, call_id="c"))
@@ -511,7 +532,7 @@ def test_tty_final_screen() -> None:
         "Let me add.",
         "",
         '⚙ add {"a": 2, "b": 3}',
-        '  │ ◆ progress {"pct": 50}',
+        '  │ • custom progress: {"pct": 50}',
         "  │ checking",
         "  │ done",
         "  ↳ 5  3 ms",
@@ -521,6 +542,28 @@ def test_tty_final_screen() -> None:
         FOOTER,
     ]
     assert cursor_shown(raw_of(console))
+
+
+def test_tty_footer_wraps_between_items_at_60_columns() -> None:
+    console = tty(width=60)
+    renderer = ChatRenderer(console)
+    metrics = {**METRICS, "duration_ms": 8400, "tokens": 1200}
+    renderer.feed(AgentEnd(seq=0, outcome="cancelled", metrics=metrics))
+    renderer.close()
+    assert screen(raw_of(console)) == [
+        "⏱ stopped · ttft 120 ms · 45.2 tok/s · 1 tool call",
+        "  1200 tokens · 8.4 s",
+    ]
+
+
+def test_tty_custom_event_reads_as_custom_data_not_as_a_tool_call() -> None:
+    console = tty()
+    renderer = ChatRenderer(console)
+    renderer.feed(Custom(seq=0, name="lookup", data={"place": "under the bed"}))
+    renderer.close()
+    [line] = screen(raw_of(console))
+    assert line == '• custom lookup: {"place": "under the bed"}'
+    assert "⚙" not in line
 
 
 def test_tty_live_region_while_streaming() -> None:
@@ -536,7 +579,7 @@ def test_tty_live_region_while_streaming() -> None:
         renderer.feed(event)
     assert screen(raw_of(console))[4:] == [
         '⚙ add {"a": 2, "b": 3}',
-        '  │ ◆ progress {"pct": 50}',
+        '  │ • custom progress: {"pct": 50}',
         "  │ checking",
         "  ⠋ running",
     ]

@@ -434,3 +434,78 @@ async def test_saved_turn_keeps_what_a_page_needs_to_redraw_it():
     assert nested_text == "socks, a pair of shoes and some dust bunnies"
     # Display data only: the next model call gets exactly what it got without it.
     assert to_langchain(history) == to_langchain([without_metadata(m) for m in history])
+
+
+# -- metrics ----------------------------------------------------------------------------------
+
+
+class PacedClock:
+    """A fake `time` for the sources and the runtime: it moves only when the model or a tool
+    says so, so a "paced" model's speed is exact, whatever the machine is doing."""
+
+    def __init__(self, *, first_token_s: float, rate: float) -> None:
+        import time
+
+        self.now = 1000.0
+        self.first_token_s, self.interval = first_token_s, 1 / rate
+        self.time_ns = time.time_ns
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def before_chunk(self, call: int, index: int) -> None:
+        self.now += self.first_token_s if index == 0 else self.interval
+
+
+def usage(output_tokens: int) -> AIMessageChunk:
+    return AIMessageChunk(
+        content="",
+        usage_metadata={
+            "input_tokens": 5,
+            "output_tokens": output_tokens,
+            "total_tokens": 5 + output_tokens,
+        },
+    )
+
+
+@pytest.mark.parametrize("provider_usage", [True, False], ids=["usage", "counted"])
+async def test_tokens_per_s_is_the_pacing_rate_with_tools_and_reasoning(
+    monkeypatch: pytest.MonkeyPatch, provider_usage: bool
+) -> None:
+    # 48 tokens/s after a 0.4 s wait for each call's first token, a 3 s tool between the two
+    # calls, and reasoning first: the old footer divided all 20 tokens by the 0.25 s after
+    # the first answer token and said 80 tok/s.
+    clock = PacedClock(first_token_s=0.4, rate=48)
+    monkeypatch.setattr("agentcast.sources.llm_call.time", clock)
+    monkeypatch.setattr("agentcast.runtime.run.time", clock)
+
+    @tool
+    def lookup(q: str) -> str:
+        """Look something up (takes 3 s of the fake clock)."""
+        clock.now += 3.0
+        return "found"
+
+    reasoning = [
+        AIMessageChunk(content="", additional_kwargs={"reasoning_content": word})
+        for word in ("I ", "should ", "look ", "it ", "up ", "first")
+    ]
+    answer = [AIMessageChunk(content=f"w{i} ") for i in range(12)]
+    if provider_usage:
+        first = [*reasoning, *call("lookup", '{"q": "x"}'), usage(8)]
+        second = [*answer, usage(12)]
+    else:  # without usage the streamed tokens count; a tool call's fragments are not tokens
+        first = [*reasoning, *call("lookup", '{"q": "x"}')]
+        second = [*answer, AIMessageChunk(content="")]
+    model = ScriptedChatModel(turns=[first, second], before_chunk=clock.before_chunk)
+    agent = Agent(model, [lookup], store=MemoryStore())
+    events = await run_all(agent, "look it up")
+    metrics = events[-1].metrics
+    if provider_usage:
+        assert metrics["tokens"] == 20
+        assert metrics["tokens_per_s"] == 48.0
+    else:
+        # 6 reasoning + 12 answer tokens over the 7/48 s and 12/48 s from each call's first
+        # chunk to its last (8 and 13 chunks).
+        assert metrics["tokens"] == 18
+        assert metrics["tokens_per_s"] == round(18 / (19 / 48), 1)
+    assert metrics["tool_calls"] == 1

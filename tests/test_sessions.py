@@ -4,7 +4,7 @@ To add a backend, add an entry to `BACKENDS`: an async context manager factory t
 that yields a fresh, empty store and removes what it wrote on exit. Every conformance test then
 runs against it.
 
-The Postgres and Redis backends run against the real servers on 127.0.0.1 (`bash .ci/run` starts
+The Postgres and Redis backends run against the real servers on 127.0.0.1 (`scripts/test` starts
 them). They are required: when one is not reachable its tests fail, they are never skipped. Each
 test gets its own table prefix (Postgres) or key prefix (Redis), dropped afterwards.
 """
@@ -69,7 +69,7 @@ async def _require_postgres() -> None:
     pytest.fail(
         f"PostgreSQL is required at {POSTGRES_URL} and is not reachable: {error}\n"
         "start it: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
-        " (bash .ci/run does)",
+        " (scripts/test does)",
         pytrace=False,
     )
 
@@ -86,7 +86,7 @@ async def _require_redis() -> None:
     pytest.fail(
         f"Redis is required at {REDIS_URL} and is not reachable: {error}\n"
         "start it: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 ..."
-        " (bash .ci/run does)",
+        " (scripts/test does)",
         pytrace=False,
     )
 

@@ -3,9 +3,11 @@
 `chat --url URL` chats with a remote agentcast server and `tail RUN_ID --url URL` renders a
 remote run, both through `agentcast.client` and with the same renderer as a local chat.
 
-A user mistake (an unknown model, a missing package or key, an empty prompt) ends with one
-readable line on stderr and exit status 2; a run that fails ends with status 1; a stopped run
-with 130. No traceback is shown for any of these.
+A user mistake (an unknown model, a missing package or key, an empty prompt, a session store
+that cannot be reached or opened, a port in use) ends with one readable line on stderr and exit
+status 2; a run that fails ends with status 1; a stopped run with 130. No traceback is shown for
+any of these. The answer goes to stdout; progress, tool lines and the footer of `run` go to
+stderr, so `agentcast run "..." > answer.txt` keeps only the answer.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from agentcast import __version__
-from agentcast.errors import AgentcastError, UserError
+from agentcast.errors import AgentcastError, SessionError, StoreUnavailable, UserError
 
 __all__ = ["main"]
 
@@ -42,12 +44,19 @@ def main(argv: list[str] | None = None) -> int:
         return _chat(args)
     except KeyboardInterrupt:
         return 130
-    except UserError as exc:
-        print(f"agentcast: {exc.message}", file=sys.stderr)
+    except (UserError, SessionError) as exc:
+        # A session error reaching here comes from the start-up check of the store the user
+        # named (`_check_store`): the fix is on their side, like a bad URL.
+        _complain(exc.message)
         return 2
     except AgentcastError as exc:
-        print(f"agentcast: {exc.message}", file=sys.stderr)
+        _complain(exc.message)
         return 1
+
+
+def _complain(message: str) -> None:
+    """Print `message` as one line on stderr (drivers' messages span several)."""
+    print(f"agentcast: {' '.join(message.split())}", file=sys.stderr)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -179,19 +188,46 @@ def _agent(args: argparse.Namespace) -> Any:
     )
 
 
-def _console() -> Any:
+async def _check_store(agent: Any, session_id: str) -> None:
+    """Read the session once before anything is shown.
+
+    So a store that cannot be used is one error line (exit 2), not a failed run.
+
+    Raises:
+        StoreUnavailable: the store cannot be reached or opened (also for a driver's raw
+            `OSError`, such as a refused connection).
+    """
+    store = getattr(agent, "store", None)
+    if store is None:
+        return
+    try:
+        await store.load(session_id)
+    except SessionError:
+        raise
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot reach the session store: {exc}") from exc
+
+
+def _console(*, stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(highlight=False)
+    return Console(highlight=False, stderr=stderr)
 
 
 _SPINNER_INTERVAL = 0.1  # seconds between redraws that animate spinners (not a poll)
 
 
-async def _answer(agent: Any, prompt: str, session_id: str, console: Any, reasoning: bool) -> str:
+async def _answer(
+    agent: Any,
+    prompt: str,
+    session_id: str,
+    console: Any,
+    reasoning: bool,
+    progress: Any = None,
+) -> str:
     from agentcast.console import ChatRenderer
 
-    renderer = ChatRenderer(console, show_reasoning=reasoning)
+    renderer = ChatRenderer(console, show_reasoning=reasoning, progress=progress)
     run = agent.start(prompt, session_id=session_id)
     seen = -1
     ticker = asyncio.create_task(_animate(renderer)) if renderer.live else None
@@ -225,10 +261,20 @@ def _run(args: argparse.Namespace) -> int:
     prompt = _check_prompt(args.prompt)
     agent = _agent(args)
     session_id = args.session or new_id("session")
-    try:
+    reasoning = not args.no_reasoning
+
+    async def answer() -> int:
+        await _check_store(agent, session_id)
         if args.json:
-            return asyncio.run(_run_json(agent, prompt, session_id))
-        outcome = asyncio.run(_answer(agent, prompt, session_id, _console(), not args.no_reasoning))
+            return await _run_json(agent, prompt, session_id)
+        # The answer goes to stdout; tool lines, reasoning, errors and the footer to stderr.
+        outcome = await _answer(
+            agent, prompt, session_id, _console(), reasoning, _console(stderr=True)
+        )
+        return {"success": 0, "cancelled": 130}.get(outcome, 1)
+
+    try:
+        return asyncio.run(answer())
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -236,7 +282,6 @@ def _run(args: argparse.Namespace) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
-    return {"success": 0, "cancelled": 130}.get(outcome, 1)
 
 
 async def _run_json(agent: Any, prompt: str, session_id: str) -> int:
@@ -272,23 +317,33 @@ def _chat(args: argparse.Namespace) -> int:
     console = _console()
     session_id = args.session or new_id("session")
     reasoning = not args.no_reasoning
-    console.print(
-        f"[bold]agentcast[/bold] {__version__} · {agent.label} · session {session_id}",
-        highlight=False,
-        soft_wrap=True,
-    )
-    console.print(
-        "[dim]Type a message. exit, quit or bye leaves; Ctrl-C stops an answer, "
-        "Ctrl-C at the prompt leaves.[/dim]",
-        soft_wrap=True,
-    )
     with _runner() as runner:
-        _converse(
-            console, runner, lambda prompt: _answer(agent, prompt, session_id, console, reasoning)
-        )
-        if agent.store is not None:
-            runner.run(agent.store.aclose())
+        try:
+            runner.run(_check_store(agent, session_id))
+            console.print(_banner(agent.label, session_id))
+            console.print(
+                "[dim]Type a message. exit, quit or bye leaves; Ctrl-C stops an answer, "
+                "Ctrl-C at the prompt leaves.[/dim]",
+            )
+            _converse(
+                console,
+                runner,
+                lambda prompt: _answer(agent, prompt, session_id, console, reasoning),
+            )
+        finally:
+            if getattr(agent, "store", None) is not None:
+                runner.run(agent.store.aclose())
     return 0
+
+
+def _banner(label: str, session_id: str) -> Any:
+    """The chat's first line; on a narrow terminal it wraps between its items."""
+    from rich.text import Text
+
+    from agentcast.console import SeparatedLine
+
+    name = Text.assemble(("agentcast", "bold"), f" {__version__}")
+    return SeparatedLine([name, label, f"session {session_id}"], indent=2)
 
 
 def _converse(console: Any, runner: Any, answer: Callable[[str], Coroutine[Any, Any, Any]]) -> None:
@@ -323,8 +378,6 @@ _STOP_GRACE = 10.0  # seconds to wait for a cancelled remote run's closers and a
 
 
 def _remote_chat(args: argparse.Namespace) -> int:
-    from rich.markup import escape
-
     from agentcast.client import AsyncClient
     from agentcast.runtime import new_id
 
@@ -341,16 +394,11 @@ def _remote_chat(args: argparse.Namespace) -> int:
     with _runner() as runner:
         try:
             health = runner.run(client.health())
-            label = escape(f"{health.get('agent', 'agent')} at {client.base_url}")
-            console.print(
-                f"[bold]agentcast[/bold] {__version__} · {label} · session {escape(session_id)}",
-                highlight=False,
-                soft_wrap=True,
-            )
+            label = f"{health.get('agent', 'agent')} at {client.base_url}"
+            console.print(_banner(label, session_id))
             console.print(
                 "[dim]Type a message. exit, quit or bye leaves; Ctrl-C stops an answer (on the"
                 " server too), Ctrl-C at the prompt leaves.[/dim]",
-                soft_wrap=True,
             )
             _converse(
                 console,
@@ -479,6 +527,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     raw_keys = [*args.api_key, *filter(None, os.environ.get("AGENTCAST_API_KEYS", "").split(","))]
     keys = parse_api_keys(raw_keys)  # before anything starts: a bad key list is exit 2
+    listener = _listen(args.host, args.port)
     agent = _agent(args)
     app = create_app(
         agent,
@@ -499,8 +548,31 @@ def _serve(args: argparse.Namespace) -> int:
         f" (web chat at /, API docs at /docs){' with API keys' if keys else ''}"
     )
     config = uvicorn_config(app, host=args.host, port=args.port, log_level="warning", lifespan="on")
-    _GracefulServer(config, server, banner).run()
+    _GracefulServer(config, server, banner).run(listener)
     return 0
+
+
+def _listen(host: str, port: int) -> Any:
+    """Bind the server's socket up front, so a port in use is one line with the fix (exit 2).
+
+    uvicorn would log `[Errno 98]` and exit 3; binding here and handing uvicorn the socket also
+    leaves no gap in which another process could take the port.
+
+    Raises:
+        UserError: the address is in use or cannot be bound.
+    """
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise UserError(
+                f"port {port} on {host} is already in use; pick another with --port"
+            ) from None
+        raise UserError(f"cannot listen on {host} port {port}: {exc.strerror or exc}") from None
 
 
 class _GracefulServer:
@@ -534,9 +606,9 @@ class _GracefulServer:
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(lambda: loop.create_task(self._agentcast.manager.aclose()))
 
-    def run(self) -> None:
+    def run(self, listener: Any) -> None:
         async def main() -> None:
             self._loop = asyncio.get_running_loop()
-            await self._server.serve()
+            await self._server.serve(sockets=[listener])
 
         asyncio.run(main())

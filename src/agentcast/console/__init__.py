@@ -20,6 +20,7 @@ from agentcast.console._view import (
     ToolState,
     reduce,
 )
+from agentcast.console._widgets import SeparatedLine
 
 __all__ = (
     "ChatRenderer",
@@ -29,6 +30,7 @@ __all__ = (
     "Footer",
     "Item",
     "RenderStats",
+    "SeparatedLine",
     "TextBlock",
     "ToolCallView",
     "ToolState",

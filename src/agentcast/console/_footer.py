@@ -59,6 +59,17 @@ class Footer:
         Args:
             ascii_only: use ASCII separators, for outputs that cannot encode `⏱` and `·`.
         """
+        prefix, parts, separator = self.layout(ascii_only=ascii_only)
+        return prefix + separator.join(parts)
+
+    def layout(self, *, ascii_only: bool = False) -> tuple[str, list[str], str]:
+        """The footer's pieces: its prefix, its items and the separator between them.
+
+        A terminal wraps the footer between items (`SeparatedLine`), never inside one.
+
+        Args:
+            ascii_only: use ASCII separators, for outputs that cannot encode `⏱` and `·`.
+        """
         parts: list[str] = []
         if self.outcome_label:
             parts.append(self.outcome_label)
@@ -76,8 +87,8 @@ class Footer:
         if not parts:
             parts.append("done")
         if ascii_only:
-            return "-- " + " | ".join(parts)
-        return "⏱ " + " · ".join(parts)
+            return "-- ", parts, " | "
+        return "⏱ ", parts, " · "
 
 
 def _number(value: Any) -> float | None:

@@ -26,10 +26,10 @@ class Glyphs:
     spinner: str
 
 
-UNICODE = Glyphs("⚙", "↳", "✗", "⏹", "◆", "│", "…", "✗", "dots")
-ASCII = Glyphs("*", "->", "x", "#", "+", "|", "...", "!", "line")
+UNICODE = Glyphs("⚙", "↳", "✗", "⏹", "•", "│", "…", "✗", "dots")
+ASCII = Glyphs("*", "->", "x", "#", "-", "|", "...", "!", "line")
 
-_PROBE = "⚙↳✗⏹◆│…⏱·⠋"
+_PROBE = "⚙↳✗⏹•│…⏱·⠋"
 
 
 def encoding_of(file: object) -> str:

@@ -34,6 +34,7 @@ from agentcast.console._format import (
     tail_text,
     to_json,
 )
+from agentcast.console._tty import NoControlEcho
 from agentcast.console._view import (
     ChatView,
     CustomView,
@@ -42,7 +43,7 @@ from agentcast.console._view import (
     TextBlock,
     ToolCallView,
 )
-from agentcast.console._widgets import Gutter, Lines, MarkdownBlock, hang, took
+from agentcast.console._widgets import Gutter, Lines, MarkdownBlock, SeparatedLine, hang, took
 from agentcast.events import AgentEnd, BaseEvent, Custom, LLMToken, ToolCallDelta
 
 _PREVIEW_CHARS = 2000  # the live markdown tail; about a screenful of prose
@@ -119,6 +120,7 @@ class LiveWriter:
         self._encoding = None if unicode else encoding
         self._glyphs = UNICODE if unicode else ASCII
         self._live: Live | None = None
+        self._no_echo: NoControlEcho | None = None
         self._next = 0  # index of the first top-level item not yet in the scrollback
         self._stream: _TextStream | None = None
         self._last_printed: str | None = None
@@ -143,6 +145,8 @@ class LiveWriter:
                 redirect_stdout=False,
                 redirect_stderr=False,
             )
+            # Before the first frame: a Ctrl-C echoed as `^C` would break its erase (see _tty).
+            self._no_echo = NoControlEcho(self._console.file)
             self._live.start()
         self._commit(force=False)
         if isinstance(event, AgentEnd):
@@ -174,10 +178,18 @@ class LiveWriter:
         self._commit(force=True)
         if self._live is not None:
             self._live.stop()
+        if self._no_echo is not None:
+            self._no_echo.restore()
         footer = self._view.footer
         if footer is not None:
-            summary = footer.summary(ascii_only=self._encoding is not None)
-            self._print(Text(summary, style="dim"), "footer")
+            prefix, parts, separator = footer.layout(ascii_only=self._encoding is not None)
+            line = SeparatedLine(
+                [prefix + parts[0], *parts[1:]],
+                separator=separator,
+                style="dim",
+                indent=len(prefix),
+            )
+            self._print(line, "footer")
 
     # -- scrollback ----------------------------------------------------------------------
 
@@ -341,9 +353,12 @@ class LiveWriter:
         return self._plain(item, text.strip("\n"))
 
     def _custom(self, item: CustomView) -> Text:
-        text = Text.assemble((f"{self._glyphs.custom} ", "magenta"), (item.name, "magenta"))
+        # Dim and worded as what it is - data the app sent into the run - so it cannot be
+        # mistaken for a tool call (a bold cyan name after the tool glyph).
+        text = Text(f"{self._glyphs.custom} custom {item.name}", style="dim")
         if item.data is not None:
-            text.append(" " + show_value(item.data, _OUTPUT_CHARS, self._glyphs.ellipsis), "dim")
+            data = show_value(item.data, _OUTPUT_CHARS, self._glyphs.ellipsis)
+            text.append(f": {data}", "dim italic")
         return text
 
     def _error(self, item: ErrorView) -> RenderableType:

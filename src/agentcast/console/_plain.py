@@ -14,6 +14,10 @@ The answer is written token by token as it arrives. Everything else is one line 
 
 Lines inside a tool are indented by nesting depth. Streams that interleave (the answer, a
 reasoning stream, parallel tools' nested LLMs) each start on a line of their own.
+
+Given a second file (`progress`), the writer puts only the answer - the text of top-level LLM
+calls - in the first one and every other line in `progress`: `agentcast run "..." > file`
+keeps the answer alone in the file and shows the rest on stderr.
 """
 
 from __future__ import annotations
@@ -36,20 +40,62 @@ from agentcast.events import (
 _OUTPUT_LIMIT = 2000
 
 
-class PlainWriter:
-    """Writes a run's events as plain text to a file, reading context from the view."""
+class _Out:
+    """One output file and whether its cursor is at the start of a line."""
 
-    def __init__(self, file: IO[str], view: ChatView, *, show_reasoning: bool) -> None:
-        self._file = file
+    def __init__(self, file: IO[str]) -> None:
+        self.file = file
+        self.encoding = encoding_of(file)
+        self.at_line_start = True
+        self.broken = False
+
+    def write(self, text: str) -> None:
+        if self.broken or not text:
+            return
+        try:
+            try:
+                self.file.write(text)
+            except UnicodeEncodeError:
+                # A legacy console (cp1252) or a stray surrogate: degrade the glyph, keep the run.
+                self.file.write(safe_text(text, self.encoding))
+            self.file.flush()
+        except BrokenPipeError:
+            # The reader went away (`| head`); rendering must not take the run down with it.
+            self.broken = True
+        self.at_line_start = text.endswith(("\n", "\r"))
+
+    def end_line(self) -> None:
+        if not self.at_line_start:
+            self.write("\n")
+
+
+class PlainWriter:
+    """Writes a run's events as plain text, reading context from the view.
+
+    Args:
+        file: where the answer goes, and everything else when `progress` is None.
+        view: the view model, already updated with each event passed to `on_event`.
+        show_reasoning: write reasoning as `[thinking]` lines.
+        progress: where everything but the answer goes (tool lines, reasoning, nested LLMs,
+            custom events, errors, the footer).
+    """
+
+    def __init__(
+        self,
+        file: IO[str],
+        view: ChatView,
+        *,
+        show_reasoning: bool,
+        progress: IO[str] | None = None,
+    ) -> None:
+        self._answer = _Out(file)
+        self._progress = _Out(progress) if progress is not None else self._answer
         self._view = view
         self._show_reasoning = show_reasoning
-        self._encoding = encoding_of(file)
-        self._ascii = not supports_unicode(self._encoding)
+        self._ascii = not supports_unicode(self._progress.encoding)
         self._ellipsis = "..." if self._ascii else "…"
-        self._at_line_start = True
         self._stream_key: tuple[str, str] | None = None
         self._announced: set[str] = set()
-        self._broken = False
 
     def on_event(self, event: BaseEvent) -> None:
         """Write what `event` adds; the view has already been updated with it."""
@@ -69,8 +115,9 @@ class PlainWriter:
             self._line(self._view.footer.summary(ascii_only=self._ascii))
 
     def close(self) -> None:
-        """End an unfinished line, so what follows (a shell prompt) starts on its own."""
-        self._end_line()
+        """End unfinished lines, so what follows (a shell prompt) starts on its own."""
+        self._answer.end_line()
+        self._progress.end_line()
 
     # -- streams -------------------------------------------------------------------------
 
@@ -83,23 +130,24 @@ class PlainWriter:
         if tool is not None or event.depth > 0:
             name = f"[{tool.name}] " if tool is not None else ""
             label = "  " * max(event.depth, 1) + name + label
-        self._stream((event.call_id, event.kind), label, event.token)
+        out = self._progress if label else self._answer
+        self._stream(out, (event.call_id, event.kind), label, event.token)
 
-    def _stream(self, key: tuple[str, str], prefix: str, text: str) -> None:
+    def _stream(self, out: _Out, key: tuple[str, str], prefix: str, text: str) -> None:
         if self._stream_key != key:
-            self._end_line()
+            self._answer.end_line()
+            self._progress.end_line()
             self._stream_key = key
         if prefix:
-            out: list[str] = []
+            pieces: list[str] = []
             for piece in text.splitlines(keepends=True):
-                if self._at_line_start:
-                    out.append(prefix)
-                out.append(piece)
-                self._at_line_start = piece.endswith(("\n", "\r"))
-            self._write("".join(out))
+                if out.at_line_start:
+                    pieces.append(prefix)
+                pieces.append(piece)
+                out.at_line_start = piece.endswith(("\n", "\r"))
+            out.write("".join(pieces))
         else:
-            self._write(text)
-            self._at_line_start = text.endswith(("\n", "\r"))
+            out.write(text)
 
     # -- one-line facts ------------------------------------------------------------------
 
@@ -134,27 +182,9 @@ class PlainWriter:
         self._line(f"[custom] {text}", depth=depth)
 
     def _line(self, text: str, *, depth: int = 0) -> None:
-        self._end_line()
+        self._answer.end_line()
+        self._progress.end_line()
         indent = "  " * depth
         # Continuation lines of a multi-line value stay inside the line's indentation.
-        self._write(indent + text.replace("\n", "\n" + indent + "  ") + "\n")
+        self._progress.write(indent + text.replace("\n", "\n" + indent + "  ") + "\n")
         self._stream_key = None
-
-    def _end_line(self) -> None:
-        if not self._at_line_start:
-            self._write("\n")
-            self._at_line_start = True
-
-    def _write(self, text: str) -> None:
-        if self._broken:
-            return
-        try:
-            try:
-                self._file.write(text)
-            except UnicodeEncodeError:
-                # A legacy console (cp1252) or a stray surrogate: degrade the glyph, keep the run.
-                self._file.write(safe_text(text, self._encoding))
-            self._file.flush()
-        except BrokenPipeError:
-            # The reader went away (`| head`); rendering must not take the run down with it.
-            self._broken = True

@@ -33,6 +33,10 @@ class ChatRenderer:
         refresh_interval: least seconds between two redraws caused by streaming events
             (tokens, argument fragments, custom events); other events redraw at once.
         clock: monotonic seconds, for the throttle; tests pass a fake one.
+        progress: in plain-text mode, where everything but the answer goes (tool lines,
+            reasoning, custom events, errors, the footer), e.g. a console on stderr; the answer
+            alone stays on `console`. None: everything on `console`. A terminal shows the
+            whole chat on `console` either way.
     """
 
     def __init__(
@@ -42,6 +46,7 @@ class ChatRenderer:
         show_reasoning: bool = True,
         refresh_interval: float = 1 / 30,
         clock: Callable[[], float] = time.monotonic,
+        progress: Console | None = None,
     ) -> None:
         self.console = console if console is not None else Console()
         self.view = ChatView()
@@ -59,7 +64,12 @@ class ChatRenderer:
                 stats=self.stats,
             )
         else:
-            self._writer = PlainWriter(self.console.file, self.view, show_reasoning=show_reasoning)
+            self._writer = PlainWriter(
+                self.console.file,
+                self.view,
+                show_reasoning=show_reasoning,
+                progress=progress.file if progress is not None else None,
+            )
         self._closed = False
 
     @property

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.markdown import Markdown
 from rich.segment import Segment
@@ -58,6 +60,48 @@ class Gutter:
             yield self.prefix
             yield from line
             yield newline
+
+
+class SeparatedLine:
+    """Items joined by a separator on one line, wrapped between items, never inside one.
+
+    On a narrow terminal `ttft 120 ms · 45.2 tok/s · 850 ms` becomes two lines that each hold
+    whole items (`850 ms` never splits into `850` and `ms`); a continuation line starts after
+    `indent` spaces, under the first item's text. An item wider than the screen alone is folded
+    by rich as usual.
+
+    Args:
+        items: the items, plain strings or styled `Text`.
+        separator: put between two items on the same line.
+        style: the style of the whole line.
+        indent: spaces before each continuation line.
+    """
+
+    def __init__(
+        self,
+        items: Sequence[str | Text],
+        *,
+        separator: str = " · ",
+        style: str = "",
+        indent: int = 0,
+    ) -> None:
+        self.items = [Text(item) if isinstance(item, str) else item for item in items]
+        self.separator = separator
+        self.style = style
+        self.indent = indent
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        gap = Text(self.separator).cell_len
+        line = Text(style=self.style)
+        for item in self.items:
+            if line.plain.strip() and line.cell_len + gap + item.cell_len > width:
+                yield line
+                line = Text(" " * self.indent, style=self.style)
+            elif line.plain.strip():
+                line.append(self.separator)
+            line.append_text(item)
+        yield line
 
 
 def took(duration_ms: float | None) -> str:

@@ -128,6 +128,7 @@ class Run:
         self._steps = 0
         # metrics
         self._tokens = 0
+        self._generating: list[tuple[float, float]] = []  # each call's first output -> end
         self._tool_calls = 0
         self._errors = 0
         self._llm_calls = 0
@@ -431,6 +432,7 @@ class Run:
                 for key in total:
                     total[key] += int(event.usage.get(key) or 0)
                 self._usage = total
+            self._count_output(event)
         elif cls is ToolCallStart:
             assert isinstance(event, ToolCallStart)
             self._open_tool_calls[event.tool_call_id] = event.name
@@ -569,11 +571,34 @@ class Run:
                 return message["content"]
         return None
 
+    def _count_output(self, end: LLMEnd) -> None:
+        """Record when an ended LLM call was generating: from its first output to its end."""
+        if end.ttft_ms is not None and end.duration_ms > end.ttft_ms:
+            now = time.perf_counter()  # `llm_end` is emitted as the call ends
+            self._generating.append((now - (end.duration_ms - end.ttft_ms) / 1000, now))
+
+    def _generating_s(self) -> float:
+        """Seconds during which at least one LLM call was generating (overlaps counted once)."""
+        total, reach = 0.0, float("-inf")
+        for start, end in sorted(self._generating):
+            if end > reach:
+                total += end - max(start, reach)
+                reach = end
+        return total
+
     def _metrics(self) -> dict[str, Any]:
+        """The run's metrics (README, "Metrics", defines each one).
+
+        `tokens_per_s` is the models' generation speed: output tokens divided by the time the
+        LLM calls were generating (each call from its first output to its end; parallel calls'
+        overlap counted once). Waiting for a first token, tools and the runtime's own work are
+        left out, so tools or reasoning do not inflate or dilute it. Computed from the calls'
+        `llm_end` timings, with no work per token.
+        """
         end = time.perf_counter()
         tokens = self._usage["output_tokens"] if self._usage else self._tokens
         first = self._first_answer_token
-        generating = end - first if first is not None else 0.0
+        generating = self._generating_s()
         return {
             "tokens": tokens,
             "tool_calls": self._tool_calls,
