@@ -2,7 +2,7 @@
 
 from agentcast.runtime._log import EventLog, ResumeGap
 from agentcast.runtime.manager import DisconnectPolicy, ManagedRun, RunManager, SessionPolicy
-from agentcast.runtime.run import EventHandler, Run, RunResult, new_id
+from agentcast.runtime.run import EventHandler, Run, RunEvents, RunResult, new_id
 
 __all__ = (
     "DisconnectPolicy",
@@ -11,6 +11,7 @@ __all__ = (
     "ManagedRun",
     "ResumeGap",
     "Run",
+    "RunEvents",
     "RunManager",
     "RunResult",
     "SessionPolicy",

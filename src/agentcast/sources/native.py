@@ -9,8 +9,9 @@ of LLMs the tool calls back into the run (see `_nested`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
 import anyio
@@ -70,8 +71,12 @@ class NativeAgentSource:
         messages.append(HumanMessage(content=request.input))
         for step in range(1, self.max_steps + 1):
             turn: list[LLMCallResult] = []
-            async for _ in self._call_model(messages, sink, f"{sink.run_id}-llm-{step}", turn):
-                yield
+            # Inner generators are closed here, not left to the collector: closing this one
+            # must stop the model call and the tools before the run repairs and saves the turn.
+            call = self._call_model(messages, sink, f"{sink.run_id}-llm-{step}", turn)
+            async with contextlib.aclosing(call):
+                async for _ in call:
+                    yield
             result = turn[0]
             record: Message = {"role": "assistant", "content": result.text}
             if result.tool_calls:
@@ -94,8 +99,10 @@ class NativeAgentSource:
             if not result.tool_calls:
                 return
             yield
-            async for _ in self._run_tools(result, sink, messages):
-                yield
+            tools = self._run_tools(result, sink, messages)
+            async with contextlib.aclosing(tools):
+                async for _ in tools:
+                    yield
         raise MaxStepsExceeded(
             f"the agent made {self.max_steps} model calls without a final answer "
             "(raise max_steps if the task needs more)"
@@ -105,7 +112,7 @@ class NativeAgentSource:
 
     async def _call_model(
         self, messages: list[BaseMessage], sink: RunSink, call_id: str, out: list[LLMCallResult]
-    ) -> AsyncIterator[None]:
+    ) -> AsyncGenerator[None, None]:
         attempt = 0
         while True:
             stream = LLMCallStream(
@@ -116,10 +123,12 @@ class NativeAgentSource:
             )
             stream.start()
             feed = stream.feed
+            chunks = self._bound.astream(messages)
             try:
-                async for chunk in self._bound.astream(messages):
-                    feed(chunk)
-                    yield
+                async with contextlib.aclosing(chunks):  # type: ignore[type-var]
+                    async for chunk in chunks:
+                        feed(chunk)
+                        yield
             except Exception as exc:
                 stream.fail("error")
                 error = classify_provider_error(exc)
@@ -144,7 +153,7 @@ class NativeAgentSource:
 
     async def _run_tools(
         self, result: LLMCallResult, sink: RunSink, messages: list[BaseMessage]
-    ) -> AsyncIterator[None]:
+    ) -> AsyncGenerator[None, None]:
         """Run the turn's tool calls concurrently; yield whenever they pushed events."""
         outputs: dict[str, ToolMessage] = {}
         # Plain tasks, not a task group: this generator yields while they run, and a task
@@ -161,9 +170,7 @@ class NativeAgentSource:
                 await sink.wait_for_events(pending)
                 yield
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await _settle(tasks)
         for task in tasks:
             task.result()  # a bug in _run_tool surfaces here rather than vanishing
         # Keep the model's order, whatever order the tools finished in.
@@ -229,6 +236,26 @@ class NativeAgentSource:
             name=call.name,
             status="success" if status == "ok" else "error",
         )
+
+
+async def _settle(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel the tool tasks that are still running and wait until every one has ended.
+
+    Waits even while this task is being cancelled (shielded from the run's scope, and through
+    `asyncio.run`'s cancel round at exit): a tool that ends after the run repaired and saved the
+    turn would add a second result for its call. The cancellation is re-raised afterwards.
+    """
+    for task in tasks:
+        task.cancel()
+    interrupted = False
+    while not all(task.done() for task in tasks):
+        try:
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait(tasks)
+        except asyncio.CancelledError:
+            interrupted = True
+    if interrupted:
+        raise asyncio.CancelledError
 
 
 def _content_for_provider(result: LLMCallResult) -> str | list[str | dict[str, Any]]:
