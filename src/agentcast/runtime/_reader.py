@@ -59,17 +59,20 @@ class RunEvents:
         while True:
             seq = self._next
             if seq < log.next_seq:
-                # Every event logged since the last wake-up is returned without waiting.
-                if seq < log.first_seq:
+                # Every event logged since the last wake-up is returned without waiting. The
+                # log's fields are read directly: this runs once per event.
+                index = seq - log._first_seq  # noqa: SLF001
+                if index < 0:
                     raise ResumeGap(f"the reader fell behind the retained log at seq {seq}")
                 self._next = seq + 1
-                event = log.get(seq)
+                event = log._events[index]  # noqa: SLF001
                 if self._tokens or event.__class__ is not LLMToken:
                     return event
             elif self._closed or log.closed:
                 raise StopAsyncIteration
             else:
-                self._run._spawn()  # noqa: SLF001 - the iterator is the run's own reader
+                if not self._run.started:
+                    self._run._spawn()  # noqa: SLF001 - the iterator is the run's own reader
                 await log.waiter()
 
     async def aclose(self) -> None:

@@ -1,9 +1,9 @@
 """The native agent: a tool-calling loop over any LangChain chat model, with no middle layer.
 
 Tokens go from `model.astream()` chunks through `LLMCallStream` straight into the run's sink:
-no callback manager, no `astream_events`, no queue. Parallel tool calls run concurrently in a
-task group; each tool's task carries the scope that routes `agentcast.emit(...)` and the tokens
-of LLMs the tool calls back into the run (see `_nested`).
+no callback manager, no `astream_events`, no queue. Parallel tool calls run concurrently, each
+in a task of its own that carries the scope that routes `agentcast.emit(...)` and the tokens of
+LLMs the tool calls back into the run (see `_nested`).
 """
 
 from __future__ import annotations
@@ -99,10 +99,7 @@ class NativeAgentSource:
             if not result.tool_calls:
                 return
             yield
-            tools = self._run_tools(result, sink, messages)
-            async with contextlib.aclosing(tools):
-                async for _ in tools:
-                    yield
+            await self._run_tools(result, sink, messages)
         raise MaxStepsExceeded(
             f"the agent made {self.max_steps} model calls without a final answer "
             "(raise max_steps if the task needs more)"
@@ -126,9 +123,10 @@ class NativeAgentSource:
             chunks = self._bound.astream(messages)
             try:
                 async with contextlib.aclosing(chunks):  # type: ignore[type-var]
+                    # No yield per chunk: the run executes in a task of its own and readers are
+                    # woken by the log, so a yield here would only cost resumes per token.
                     async for chunk in chunks:
                         feed(chunk)
-                        yield
             except Exception as exc:
                 stream.fail("error")
                 error = classify_provider_error(exc)
@@ -153,22 +151,21 @@ class NativeAgentSource:
 
     async def _run_tools(
         self, result: LLMCallResult, sink: RunSink, messages: list[BaseMessage]
-    ) -> AsyncGenerator[None, None]:
-        """Run the turn's tool calls concurrently; yield whenever they pushed events."""
+    ) -> None:
+        """Run the turn's tool calls concurrently, until every one has ended.
+
+        Readers see the tools' events live from the run's log: nothing here needs to yield.
+        """
         outputs: dict[str, ToolMessage] = {}
-        # Plain tasks, not a task group: this generator yields while they run, and a task
-        # group's cancel scope must not stay open across a yield. `finally` owns them instead.
+        # Plain tasks rather than a task group: a group re-cancels its members at every turn of
+        # the loop, which (through the task LangChain runs a coroutine tool in) also pierces a
+        # tool's own shielded cleanup. `_settle` cancels each once and waits for it.
         tasks = [
             asyncio.create_task(self._run_tool(call, result.call_id, sink, outputs))
             for call in result.tool_calls
         ]
         try:
-            while True:
-                pending = [task for task in tasks if not task.done()]
-                if not pending:
-                    break
-                await sink.wait_for_events(pending)
-                yield
+            await asyncio.wait(tasks)
         finally:
             await _settle(tasks)
         for task in tasks:
@@ -239,11 +236,11 @@ class NativeAgentSource:
 
 
 async def _settle(tasks: list[asyncio.Task[None]]) -> None:
-    """Cancel the tool tasks that are still running and wait until every one has ended.
+    """Cancel the tool tasks still running, once, and wait until every one has ended.
 
     Waits even while this task is being cancelled (shielded from the run's scope, and through
     `asyncio.run`'s cancel round at exit): a tool that ends after the run repaired and saved the
-    turn would add a second result for its call. The cancellation is re-raised afterwards.
+    turn would add a second result for its call. Such a cancellation is re-raised afterwards.
     """
     for task in tasks:
         task.cancel()
