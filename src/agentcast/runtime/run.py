@@ -280,8 +280,8 @@ class Run:
         """Cancel the run from wherever its last reader was dropped (any thread, any time)."""
         loop = self._loop
         if loop is None or self._ended:
-            # Not started yet (it may be about to): a requested cancel stops it at its start.
-            self._cancel_requested = self._spawned
+            if self._spawned:  # its task is about to start: stop it there
+                self._cancel_requested = True
             return
         try:
             running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
