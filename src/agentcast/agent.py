@@ -5,26 +5,24 @@
         ...
     result = agent.invoke("What's my name?", session_id="s1")
 
-The run executes in its own task and writes to its log; the iterator reads the log. Breaking
-out of the loop (or cancelling the consuming task) cancels the run, which still ends with its
-closers and `agent_end(outcome="cancelled")`, and saves a valid history.
+The run executes in its own task and writes to its log; the iterator reads the log. Closing the
+iterator, or dropping it by leaving the loop early, cancels the run, which still ends with its
+closers and `agent_end(outcome="cancelled")`, and saves a valid history (see `RunEvents`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 
 from agentcast.errors import ConfigError, InvalidInput
-from agentcast.events import BaseEvent, LLMToken
 from agentcast.ids import check_id
 from agentcast.models import describe, resolve
-from agentcast.runtime import EventHandler, Run, RunResult, new_id
+from agentcast.runtime import EventHandler, Run, RunEvents, RunResult, new_id
 from agentcast.sessions import MemoryStore, SessionStore, open_store
 from agentcast.sources import RunRequest, Source
 from agentcast.sources.native import NativeAgentSource
@@ -131,14 +129,14 @@ class Runner:
         actor_id: str | None = None,
         custom_data: Any = None,
         callbacks: Sequence[EventHandler] = (),
-    ) -> AsyncGenerator[BaseEvent, None]:
+    ) -> RunEvents:
         """Run the agent; iterate the result for its events as they happen, to `agent_end`.
 
-        The run advances as you iterate, in your task (no hand-off between tasks per token).
-        Leaving the loop early cancels the run once the generator is closed: at once with
-        `await events.aclose()` or `contextlib.aclosing`, else when it is garbage-collected.
-        For a run that goes on whatever its readers do, use `start()` and `Run.execute()`.
-        `stream_tokens=False` leaves out `llm_token` events only.
+        The run starts at the first iteration and executes in a task of its own. Leaving the
+        loop early (`break`, an exception) cancels it as soon as the iterator is dropped;
+        `await events.aclose()` or `contextlib.aclosing` also waits until the cancelled run's
+        turn is saved. For a run that goes on whatever its readers do, use `start()` and
+        `Run.execute()`. `stream_tokens=False` leaves out `llm_token` events only.
 
         Raises:
             InvalidInput: the prompt is empty or not a string (at call time, before anything
@@ -151,8 +149,7 @@ class Runner:
             custom_data=custom_data,
             callbacks=callbacks,
         )
-        # Returned as is, not wrapped: each generator layer costs a resume per token.
-        return run.iterate() if stream_tokens else _without_tokens(run.iterate())
+        return run.iterate(tokens=stream_tokens)
 
     async def ainvoke(
         self,
@@ -237,15 +234,6 @@ class Agent(Runner):
         )
 
 
-async def _without_tokens(
-    events: AsyncGenerator[BaseEvent, None],
-) -> AsyncGenerator[BaseEvent, None]:
-    async with contextlib.aclosing(events):
-        async for event in events:
-            if event.__class__ is not LLMToken:
-                yield event
-
-
 def _check_prompt(prompt: Any) -> str:
     if not isinstance(prompt, str):
         raise InvalidInput(f"the prompt must be a string, got {type(prompt).__name__}")
@@ -284,27 +272,27 @@ def _payload(payload: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in payload.items() if k in _PAYLOAD_KEYS}
 
 
-async def stream_agent(
-    payload: Mapping[str, Any], agent: Agent | None = None
-) -> AsyncGenerator[BaseEvent, None]:
-    """Stream the run a payload describes.
+def stream_agent(payload: Mapping[str, Any], agent: Agent | None = None) -> RunEvents:
+    """Stream the run a payload describes (what `astream` returns, with the same guarantees).
 
     The payload is `{prompt, session_id, actor_id?, stream_tokens?, custom_data?}`.
 
     With no agent, the demo agent (offline model and demo tools) answers.
+
+    Raises:
+        InvalidInput: the payload is malformed (at call time, before anything runs).
     """
     args = _payload(payload)
     runner = wrap(agent) if agent is not None else default_agent()
-    events = runner.astream(
+    # Returned as is, not wrapped in a generator of our own: a generator layer would hold the
+    # iterator across the consumer's loop and be finalized wherever Python gets to it.
+    return runner.astream(
         args["prompt"],
         session_id=args.get("session_id"),
         stream_tokens=args.get("stream_tokens", True),
         actor_id=args.get("actor_id"),
         custom_data=args.get("custom_data"),
     )
-    async with contextlib.aclosing(events):
-        async for event in events:
-            yield event
 
 
 async def invoke_agent(payload: Mapping[str, Any], agent: Runner | Any = None) -> dict[str, Any]:
@@ -433,13 +421,13 @@ def load_agent(spec: str, **options: Any) -> Runner:
     return wrap(obj, **options)
 
 
-async def stream_callbacks(
+def stream_callbacks(
     run: Callable[[list[Any]], Any],
     prompt: str = "(callback bridge)",
     *,
     session_id: str | None = None,
     stream_tokens: bool = True,
-) -> AsyncGenerator[BaseEvent, None]:
+) -> RunEvents:
     """Stream the events of code that only accepts callbacks, as a complete agentcast run.
 
     Args:
@@ -451,9 +439,6 @@ async def stream_callbacks(
     """
     from agentcast.sources.bridge import BridgeSource
 
-    events = Runner(BridgeSource(run), label="callback bridge").astream(
+    return Runner(BridgeSource(run), label="callback bridge").astream(
         prompt, session_id=session_id, stream_tokens=stream_tokens
     )
-    async with contextlib.aclosing(events):
-        async for event in events:
-            yield event

@@ -83,14 +83,20 @@ def from_json(raw: bytes | str) -> BaseEvent:
     return from_dict(obj)
 
 
+_PLAIN = frozenset({str, int, float, bool})
+
+
 def json_safe(value: Any) -> Any:
     """Return `value` as JSON-safe builtins; anything unknown becomes its `str()`.
 
     Tool inputs and outputs are arbitrary Python objects; events must only carry data every
     transport can encode, so this is applied once where such values enter an event.
     """
-    if value is None or isinstance(value, (str, int, float, bool)):
+    if value is None or value.__class__ in _PLAIN:
         return value
+    if isinstance(value, str):
+        # A str subclass (LangChain's `.text` accessor) is not encodable by msgspec as it is.
+        return str.__str__(value)
     try:
         return msgspec.to_builtins(value, enc_hook=_fallback, str_keys=True)
     except (TypeError, ValueError, RecursionError, msgspec.EncodeError):

@@ -8,7 +8,7 @@ from agentcast.runtime.manager import (
     RunManager,
     SessionPolicy,
 )
-from agentcast.runtime.run import EventHandler, Run, RunResult, new_id
+from agentcast.runtime.run import EventHandler, Run, RunEvents, RunResult, new_id
 
 __all__ = (
     "CancelStatus",
@@ -18,6 +18,7 @@ __all__ = (
     "ManagedRun",
     "ResumeGap",
     "Run",
+    "RunEvents",
     "RunManager",
     "RunResult",
     "SessionPolicy",

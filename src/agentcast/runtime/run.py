@@ -6,10 +6,13 @@ a nested LLM's callbacks). It tracks what is open and, on error, timeout or canc
 before `agent_end` (invariant 2). It keeps the turn's messages and repairs them on a stop
 (invariant 9): every tool call gets a result, a partial answer is kept marked `interrupted`.
 
-Two drivers run the same source: `execute()` in a task of its own, independent of readers (they
-follow the log with `events()`), and `iterate()` in the reader's own task, the fast path for one
-in-process reader. A source is an async generator: it pushes events into the run (the sink) and
-yields whenever a reader should see them before it waits on something.
+One driver executes the source: `execute()`, in a task of its own, independent of readers (they
+follow the log with `events()`, or with `iterate()`, whose iterator also cancels the run when it
+is closed or dropped). Nothing of the run lives in a reader's task: no cancel scope, no store
+call, no source generator is held across a `yield` to a consumer, so a consumer that leaves early
+(even one Python finalizes at `asyncio.run`'s exit) leaves no cleanup to a foreign context. A
+source is an async generator: it pushes events into the run (the sink) and yields whenever a
+reader should see them before it waits on something.
 
 Flows:
 - normal end: the source finishes -> session saved -> `agent_end(success)`.
@@ -17,6 +20,7 @@ Flows:
 - `cancel()` or timeout: the source's cancel scope is cancelled (LLM request and tools stop)
   -> closers -> (timeout: `error`) -> session saved -> `agent_end(cancelled|timeout)`.
 - the task itself is cancelled from outside: the same closing, then the cancellation propagates.
+- the save fails: `error` (the store's code) -> `agent_end(error)`: the turn was not kept.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -54,11 +58,12 @@ from agentcast.events import (
 )
 from agentcast.runtime._display import TurnRecorder
 from agentcast.runtime._log import EventLog
+from agentcast.runtime._reader import RunEvents
 from agentcast.runtime._result import RunResult, new_id
 from agentcast.sessions import SessionStore
 from agentcast.sources._base import RunRequest, Source
 
-__all__ = ["Run", "RunResult", "new_id"]
+__all__ = ["Run", "RunEvents", "RunResult", "new_id"]
 
 logger = logging.getLogger("agentcast")
 
@@ -67,6 +72,9 @@ EventHandler = Callable[[BaseEvent], Awaitable[None] | None]
 
 
 _CUT_SHORT = frozenset({"error", "cancelled", "timeout"})
+
+_detached: set[asyncio.Task[RunResult]] = set()
+"""Runs executing in tasks of their own for an iterator: the loop holds tasks only weakly."""
 
 
 def _unfinished_tool(reason: str) -> str:
@@ -111,6 +119,8 @@ class Run:
         self.log = EventLog(log_limit)
         self._seq = 0
         self._ended = False
+        self._sealed = False  # the turn is being repaired and saved: no more messages
+        self._spawned = False
         self._cancel_requested = False
         self._scope: anyio.CancelScope | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -180,10 +190,28 @@ class Run:
         if running is loop:
             self.emit(event)
         else:
-            loop.call_soon_threadsafe(self.emit, event)
+            loop.call_soon_threadsafe(self._emit_from_thread, event)
+
+    def _emit_from_thread(self, event: BaseEvent) -> None:
+        # A worker thread can outlive its tool's task (a sync tool is not interrupted): once the
+        # run is closing, what it still sends would land after the closers.
+        if self._sealed:
+            logger.debug("dropped %s from a thread: %s is closing", event.type, self._run_id)
+            return
+        self.emit(event)
 
     def message(self, message: Message, *, node: str | None = None) -> None:
-        """Record a completed message of the turn and emit its `agent_step`."""
+        """Record a completed message of the turn and emit its `agent_step`.
+
+        Ignored once the run is closing: the turn is repaired and saved once, and a result
+        arriving after that (a tool that outlived the cancel) would contradict the repair.
+        """
+        if self._sealed:
+            logger.debug("dropped a %s message: %s is closing", message["role"], self._run_id)
+            return
+        self._record(message, node)
+
+    def _record(self, message: Message, node: str | None = None) -> None:
         self._messages.append(message)
         self._emit_step(message, node)
 
@@ -193,6 +221,11 @@ class Run:
     def done(self) -> bool:
         """Whether `agent_end` has been emitted."""
         return self._ended
+
+    @property
+    def started(self) -> bool:
+        """Whether the run was started (`execute()` called, or an iterator began reading)."""
+        return self._spawned or self._loop is not None
 
     def cancel(self) -> None:
         """Stop the run: the LLM request and the tools are cancelled; it ends `cancelled`."""
@@ -217,6 +250,8 @@ class Run:
         late, or leave. `cancel()` and the timeout apply. Never raises, except when the task
         is cancelled from outside (after the run was closed and saved).
         """
+        if self._loop is not None:
+            raise RuntimeError(f"run {self._run_id} was already started")
         self._loop = asyncio.get_running_loop()
         self._started = time.perf_counter()
         try:
@@ -225,62 +260,50 @@ class Run:
                     handlers_group.start_soon(self._feed_handler, handler)
                 await self._execute()
         finally:
+            if not self.log.closed:  # only after a bug in the runtime: readers must not hang
+                self.log.close()
             self._done.set()
         assert self.result is not None
         return self.result
 
-    async def iterate(self) -> AsyncGenerator[BaseEvent, None]:
-        """Execute the run in the caller's task, yielding each event as soon as it exists.
+    def iterate(self, *, tokens: bool = True) -> RunEvents:
+        """Read the run's events, executing it in a task of its own when nobody else does.
 
-        The fast path for a single in-process reader: the source advances as the caller
-        iterates, so a token reaches the caller without a hand-off between tasks (the cost that
-        dominates per-token overhead). Closing the generator (`break`, cancellation) cancels the
-        run, which still closes what is open, saves the session and logs `agent_end`. With a
-        timeout or handlers, the run executes in a task of its own and this reads its log.
+        The returned iterator owns the run: the run starts at the first `__anext__`, and
+        closing the iterator (`aclose()`, `contextlib.aclosing`) cancels a run that has not
+        ended and returns once it ended and its turn is saved. An iterator dropped without
+        being closed (`break`, an exception in the loop, garbage collection) cancels the run
+        too; the run's own task closes what is open, repairs and saves the turn, so nothing of
+        it runs where Python finalizes the iterator. `tokens=False` leaves out `llm_token`.
         """
-        if self._timeout is not None or self._handlers:
-            task = asyncio.create_task(self.execute())
-            try:
-                async for event in self.log.read():
-                    yield event
-            finally:
-                if not self._ended:
-                    self.cancel()
-                await asyncio.shield(task)
+        return RunEvents(self, tokens=tokens)
+
+    def _spawn(self) -> None:
+        """Start `execute()` in a task of its own, unless the run was already started."""
+        if self._spawned or self._loop is not None:
             return
-        self._loop = asyncio.get_running_loop()
-        self._started = time.perf_counter()
-        log = self.log
-        cursor = log.next_seq
-        stream: AsyncGenerator[Any, None] | None = None
-        failure: BaseException | None = None
+        self._spawned = True
+        task = asyncio.get_running_loop().create_task(self.execute(), name=self._run_id)
+        # The loop keeps only weak references to tasks: a run nobody reads any more must
+        # still get to its save.
+        _detached.add(task)
+        task.add_done_callback(_detached.discard)
+
+    def _abandon(self) -> None:
+        """Cancel the run from wherever its last reader was dropped (any thread, any time)."""
+        loop = self._loop
+        if loop is None or self._ended:
+            if self._spawned:  # its task is about to start: stop it there
+                self._cancel_requested = True
+            return
         try:
-            try:
-                request = await self._begin()
-                while cursor < log.next_seq:
-                    yield log.get(cursor)
-                    cursor += 1
-                # The source is iterated here, not through another generator layer: every
-                # layer costs a resume per token.
-                stream = self._source.stream(request, self)  # type: ignore[assignment]
-                async for _ in stream:  # type: ignore[union-attr]
-                    while cursor < log.next_seq:
-                        yield log.get(cursor)
-                        cursor += 1
-            except Exception as exc:  # noqa: BLE001 - every failure becomes an event
-                failure = exc
-        except BaseException:
-            # The caller left (GeneratorExit) or was cancelled: stop the source, close, save.
-            if stream is not None:
-                await stream.aclose()
-            await self._finish("cancelled", failure)
-            self._done.set()
-            raise
-        await self._finish(self._outcome(failure), failure)
-        self._done.set()
-        while cursor < log.next_seq:
-            yield log.get(cursor)
-            cursor += 1
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self.cancel()
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(self.cancel)
 
     async def _begin(self) -> RunRequest:
         """Log `agent_start`, load the history, record the user's message."""
@@ -296,18 +319,9 @@ class Run:
         self.message({"role": "user", "content": request.input})
         return request
 
-    async def _advance(self) -> AsyncGenerator[None, None]:
-        """Start the run and advance its source to the end."""
-        request = await self._begin()
-        stream = self._source.stream(request, self)
-        async with contextlib.aclosing(stream):  # type: ignore[type-var]
-            async for _ in stream:
-                yield
-
     async def _execute(self) -> None:
-        outcome: Outcome = "success"
         failure: BaseException | None = None
-        completed = False
+        outcome: Outcome = "cancelled"  # unless the source is seen through to its end
         try:
             with anyio.CancelScope() as scope:
                 self._scope = scope
@@ -316,19 +330,22 @@ class Run:
                 if self._timeout is not None:
                     scope.deadline = anyio.current_time() + self._timeout
                 try:
-                    async with contextlib.aclosing(self._advance()) as steps:
-                        async for _ in steps:
+                    request = await self._begin()
+                    # Iterated here, not through another generator layer: each costs a resume
+                    # per token.
+                    stream = self._source.stream(request, self)
+                    async with contextlib.aclosing(stream):  # type: ignore[type-var]
+                        async for _ in stream:
                             pass
                 except Exception as exc:  # noqa: BLE001 - every failure becomes an event
                     failure = exc
                 outcome = self._outcome(failure)
             if scope.cancelled_caught:
                 outcome = "cancelled" if self._cancel_requested else "timeout"
-            completed = True
         finally:
-            # Also reached when the task is cancelled from outside: close, save, then propagate.
-            if not completed:
-                outcome = "cancelled"
+            # Also reached when the task is cancelled from outside (by its owner, or by
+            # `asyncio.run` cancelling what is left at exit): close, save, then propagate.
+            self._scope = None
             await self._finish(outcome, failure)
 
     async def wait_for_events(self, pending: Collection[asyncio.Future[Any]]) -> None:
@@ -359,6 +376,7 @@ class Run:
         self.set_output(payload)
 
     async def _finish(self, outcome: Outcome, failure: BaseException | None) -> None:
+        self._sealed = True
         reason = {"error": "error", "timeout": "timeout"}.get(outcome, "cancelled")
         output = self._final_output()
         partial_output = self._close_open(reason)
@@ -381,10 +399,11 @@ class Run:
         if outcome not in ("success", "interrupted"):
             output = partial_output
         metrics = self._metrics()
-        errors = self._errors
-        await self._save(outcome, metrics)
-        if self._errors != errors:  # the save failed and said so: count that error too
-            metrics = self._metrics()
+        save_error, cancelled = await self._save(outcome, metrics)
+        if save_error is not None:
+            # The turn is lost: the outcome says so, whatever the run itself achieved.
+            outcome, error_message = "error", save_error
+            metrics = self._metrics()  # the failed save counts among the errors
         self.emit(AgentEnd(outcome=outcome, output=output, steps=self._steps, metrics=metrics))
         self._ended = True
         self.log.close()
@@ -398,6 +417,8 @@ class Run:
             error=error_message,
             error_code=self._error_code,
         )
+        if cancelled:
+            raise asyncio.CancelledError  # the task was cancelled while it saved: honour it
 
     # -- tracking -------------------------------------------------------------------------
 
@@ -498,7 +519,7 @@ class Run:
         for message in list(self._messages):
             for call in message.get("tool_calls", ()):
                 if call["id"] not in answered:
-                    self.message(
+                    self._record(
                         {
                             "role": "tool",
                             "content": _unfinished_tool(reason),
@@ -509,7 +530,7 @@ class Run:
                     )
                     answered.add(call["id"])
         if partial:
-            self.message({"role": "assistant", "content": partial, "status": "interrupted"})
+            self._record({"role": "assistant", "content": partial, "status": "interrupted"})
 
     def _emit_error(self, failure: BaseException) -> str:
         self._errors += 1
@@ -544,19 +565,50 @@ class Run:
             )
         )
 
-    async def _save(self, outcome: Outcome, metrics: dict[str, Any]) -> None:
-        if self._store is None or self.session_key is None or not self._messages:
-            return
+    async def _save(self, outcome: Outcome, metrics: dict[str, Any]) -> tuple[str | None, bool]:
+        """Save the turn; return why it was not saved, and whether the task was cancelled.
+
+        The append runs in a task of its own, awaited with `asyncio.wait`: anyio's shield
+        does not stop asyncio's `Task.cancel()` (`asyncio.run` cancels every task left at exit),
+        and a turn must not be lost half-way through its save.
+        """
+        store, session_key = self._store, self.session_key
+        if store is None or session_key is None or not self._messages:
+            return None, False
         self._display.annotate(
             self._messages, run_id=self._run_id, outcome=outcome, metrics=metrics
         )
-        with anyio.CancelScope(shield=True):
-            try:
-                await self._store.append(
-                    self.session_key, self._messages, actor_id=self.request.actor_id
-                )
-            except Exception as exc:  # noqa: BLE001 - a failed save is reported, not raised
-                self._emit_error(exc)
+        began = False
+
+        async def append() -> None:
+            nonlocal began
+            began = True
+            await store.append(session_key, self._messages, actor_id=self.request.actor_id)
+
+        cancelled = False
+        while True:
+            save = asyncio.ensure_future(append())
+            while not save.done():
+                try:
+                    await asyncio.wait((save,))  # never cancels `save`, never raises its error
+                except asyncio.CancelledError:
+                    cancelled = True
+            if not save.cancelled() or began:
+                break
+            # Cancelled before its first step (the round of cancels at `asyncio.run`'s exit):
+            # nothing was written, and a task created after that round is not in it.
+        if save.cancelled():
+            self._errors += 1
+            self._error_code = "session_error"
+            message = "the turn was not saved: its save was cancelled"
+            self.emit(Error(error=message, error_type="CancelledError", code="session_error"))
+            return message, cancelled
+        failure = save.exception()
+        if failure is None:
+            return None, cancelled
+        if not isinstance(failure, Exception):
+            raise failure
+        return self._emit_error(failure), cancelled
 
     def _outcome(self, failure: BaseException | None) -> Outcome:
         if failure is not None:

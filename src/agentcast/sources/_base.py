@@ -124,12 +124,12 @@ class Source(Protocol):
     """Anything that can execute a run by pushing events into a sink.
 
     `stream` is an async generator: it pushes events with `sink.emit` and yields (any value)
-    whenever a reader should see what it pushed, before it next waits; the runtime delivers
-    at each yield. That lets the runtime drive a source either in a task of its own or inline
-    in a single reader's task, where a token reaches the reader with no hand-off between tasks.
-    It raises on failure; the runtime turns the exception into an `error` event, closes
-    whatever the source left open, and ends the run. Closing the generator cancels the run:
-    the source must stop its own tasks in `finally`.
+    whenever a reader should see what it pushed, before it next waits. The runtime drives it
+    in a task of its own (readers follow the run's log from theirs). It raises on failure; the
+    runtime turns the exception into an `error` event, closes whatever the source left open,
+    and ends the run. Closing the generator cancels the run:
+    the source must stop its own tasks in `finally` and wait until they have ended (the run
+    repairs and saves the turn right after), and close the generators it iterates.
     """
 
     def stream(self, request: RunRequest, sink: RunSink) -> AsyncIterator[Any]:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import anyio
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
@@ -123,8 +124,15 @@ class LangGraphSource:
 
             path = agentcast_home() / "graphs.db"
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
+        opened = AsyncSqliteSaver.from_conn_string(str(path))
+        saver = await opened.__aenter__()
+        try:
             yield self.graph.copy(update={"checkpointer": saver})
+        finally:
+            # Shielded: closing under the cancelled run's scope would cancel aiosqlite's close
+            # and leave its worker thread calling back into a loop that may be closed by then.
+            with anyio.CancelScope(shield=True):
+                await opened.__aexit__(None, None, None)
 
 
 class _StreamState:

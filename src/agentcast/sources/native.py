@@ -1,16 +1,17 @@
 """The native agent: a tool-calling loop over any LangChain chat model, with no middle layer.
 
 Tokens go from `model.astream()` chunks through `LLMCallStream` straight into the run's sink:
-no callback manager, no `astream_events`, no queue. Parallel tool calls run concurrently in a
-task group; each tool's task carries the scope that routes `agentcast.emit(...)` and the tokens
-of LLMs the tool calls back into the run (see `_nested`).
+no callback manager, no `astream_events`, no queue. Parallel tool calls run concurrently, each
+in a task of its own that carries the scope that routes `agentcast.emit(...)` and the tokens of
+LLMs the tool calls back into the run (see `_nested`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
 import anyio
@@ -72,8 +73,12 @@ class NativeAgentSource:
         messages.append(HumanMessage(content=request.input))
         for step in range(1, self.max_steps + 1):
             turn: list[LLMCallResult] = []
-            async for _ in self._call_model(messages, sink, f"{sink.run_id}-llm-{step}", turn):
-                yield
+            # Inner generators are closed here, not left to the collector: closing this one
+            # must stop the model call and the tools before the run repairs and saves the turn.
+            call = self._call_model(messages, sink, f"{sink.run_id}-llm-{step}", turn)
+            async with contextlib.aclosing(call):
+                async for _ in call:
+                    yield
             result = turn[0]
             record: Message = {"role": "assistant", "content": result.text}
             if result.tool_calls:
@@ -96,8 +101,7 @@ class NativeAgentSource:
             if not result.tool_calls:
                 return
             yield
-            async for _ in self._run_tools(result, sink, messages):
-                yield
+            await self._run_tools(result, sink, messages)
         raise MaxStepsExceeded(
             f"the agent made {self.max_steps} model calls without a final answer "
             "(raise max_steps if the task needs more)"
@@ -107,7 +111,7 @@ class NativeAgentSource:
 
     async def _call_model(
         self, messages: list[BaseMessage], sink: RunSink, call_id: str, out: list[LLMCallResult]
-    ) -> AsyncIterator[None]:
+    ) -> AsyncGenerator[None, None]:
         attempt = 0
         while True:
             stream = LLMCallStream(
@@ -118,10 +122,13 @@ class NativeAgentSource:
             )
             stream.start()
             feed = stream.feed
+            chunks = self._bound.astream(messages)
             try:
-                async for chunk in self._bound.astream(messages):
-                    feed(chunk)
-                    yield
+                async with contextlib.aclosing(chunks):  # type: ignore[type-var]
+                    # No yield per chunk: the run executes in a task of its own and readers are
+                    # woken by the log, so a yield here would only cost resumes per token.
+                    async for chunk in chunks:
+                        feed(chunk)
             except Exception as exc:
                 stream.fail("error")
                 error = classify_provider_error(exc)
@@ -146,26 +153,23 @@ class NativeAgentSource:
 
     async def _run_tools(
         self, result: LLMCallResult, sink: RunSink, messages: list[BaseMessage]
-    ) -> AsyncIterator[None]:
-        """Run the turn's tool calls concurrently; yield whenever they pushed events."""
+    ) -> None:
+        """Run the turn's tool calls concurrently, until every one has ended.
+
+        Readers see the tools' events live from the run's log: nothing here needs to yield.
+        """
         outputs: dict[str, ToolMessage] = {}
-        # Plain tasks, not a task group: this generator yields while they run, and a task
-        # group's cancel scope must not stay open across a yield. `finally` owns them instead.
+        # Plain tasks rather than a task group: a group re-cancels its members at every turn of
+        # the loop, which (through the task LangChain runs a coroutine tool in) also pierces a
+        # tool's own shielded cleanup. `_settle` cancels each once and waits for it.
         tasks = [
             asyncio.create_task(self._run_tool(call, result.call_id, sink, outputs))
             for call in result.tool_calls
         ]
         try:
-            while True:
-                pending = [task for task in tasks if not task.done()]
-                if not pending:
-                    break
-                await sink.wait_for_events(pending)
-                yield
+            await asyncio.wait(tasks)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await _settle(tasks)
         for task in tasks:
             task.result()  # a bug in _run_tool surfaces here rather than vanishing
         # Keep the model's order, whatever order the tools finished in.
@@ -231,6 +235,26 @@ class NativeAgentSource:
             name=call.name,
             status="success" if status == "ok" else "error",
         )
+
+
+async def _settle(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel the tool tasks still running, once, and wait until every one has ended.
+
+    Waits even while this task is being cancelled (shielded from the run's scope, and through
+    `asyncio.run`'s cancel round at exit): a tool that ends after the run repaired and saved the
+    turn would add a second result for its call. Such a cancellation is re-raised afterwards.
+    """
+    for task in tasks:
+        task.cancel()
+    interrupted = False
+    while not all(task.done() for task in tasks):
+        try:
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait(tasks)
+        except asyncio.CancelledError:
+            interrupted = True
+    if interrupted:
+        raise asyncio.CancelledError
 
 
 def _content_for_provider(result: LLMCallResult) -> str | list[str | dict[str, Any]]:
