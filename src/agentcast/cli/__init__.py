@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from agentcast import __version__
@@ -522,12 +522,18 @@ def _runner() -> Any:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from agentcast.errors import StoreUnavailable
-    from agentcast.server import create_app, parse_api_keys, uvicorn_config
+    from agentcast.server import parse_api_keys
 
     raw_keys = [*args.api_key, *filter(None, os.environ.get("AGENTCAST_API_KEYS", "").split(","))]
     keys = parse_api_keys(raw_keys)  # before anything starts: a bad key list is exit 2
     listener = _listen(args.host, args.port)
+    with listener:  # closed on every way out (a store that does not answer is exit 2)
+        return _serve_on(listener, args, keys)
+
+
+def _serve_on(listener: Any, args: argparse.Namespace, keys: Mapping[str, str | None]) -> int:
+    from agentcast.server import create_app, uvicorn_config
+
     agent = _agent(args)
     app = create_app(
         agent,
