@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from agentcast import __version__
+from agentcast._version import __version__
 from agentcast.errors import AgentcastError, SessionError, StoreUnavailable, UserError
 
 __all__ = ["main"]
@@ -170,7 +170,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _agent(args: argparse.Namespace) -> Any:
-    from agentcast.agent import Agent, load_agent
+    from agentcast.agents import Agent, load_agent
     from agentcast.models import resolve
     from agentcast.models.demo_tools import demo_tools
     from agentcast.sessions import open_store
@@ -255,10 +255,10 @@ async def _animate(renderer: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from agentcast.agent import _check_prompt
+    from agentcast.agents import check_prompt
     from agentcast.runtime import new_id
 
-    prompt = _check_prompt(args.prompt)
+    prompt = check_prompt(args.prompt)
     agent = _agent(args)
     session_id = args.session or new_id("session")
     reasoning = not args.no_reasoning
