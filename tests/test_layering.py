@@ -218,15 +218,17 @@ def _allowed(file: str, prefixes: tuple[str, ...]) -> bool:
 
 
 def test_the_scanner_sees_the_source_tree():
-    assert {"agent.py", "events/_types.py", "sessions/sqlite.py", "runtime/run.py"} <= set(IMPORTS)
+    assert {"agents/_agent.py", "events/_types.py", "sessions/sqlite.py", "runtime/run.py"} <= set(
+        IMPORTS
+    )
     assert "aiosqlite" in IMPORTS["sessions/sqlite.py"]
-    assert "langchain_core.language_models.BaseChatModel" in IMPORTS["agent.py"]
+    assert "langchain_core.language_models.BaseChatModel" in IMPORTS["agents/_agent.py"]
     assert "agentcast.sources._base.Source" in IMPORTS["runtime/run.py"]
     assert "sessions/sqlite.py" in _importers("aiosqlite")
 
 
-def test_only_sources_models_testing_and_the_facade_import_langchain():
-    allowed = ("sources/", "models/", "testing/", "agent.py")
+def test_only_sources_models_testing_and_agents_import_langchain():
+    allowed = ("sources/", "models/", "testing/", "agents/")
     offenders = {f for f in _importers("langchain_core", "langgraph") if not _allowed(f, allowed)}
     assert offenders == set()
 
@@ -312,3 +314,175 @@ def test_runtime_depends_on_the_source_contract_only():
                 or m.startswith(f"agentcast.sources.{concrete}.")
                 for m in modules
             ), f"{file} imports agentcast.sources.{concrete}"
+
+
+# -- the layer order ---------------------------------------------------------------------------
+
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("cli", ("agentcast.cli", "agentcast.__main__")),
+    ("testing", ("agentcast.testing",)),
+    ("facade", ("agentcast",)),  # the package's `__init__` only (lazy re-exports), see _layer
+    ("server", ("agentcast.server",)),
+    ("client", ("agentcast.client",)),
+    ("agents", ("agentcast.agents",)),
+    ("encoders", ("agentcast.encoders",)),
+    ("console", ("agentcast.console",)),
+    ("runtime", ("agentcast.runtime",)),
+    ("sessions", ("agentcast.sessions",)),
+    ("sources", ("agentcast.sources",)),
+    ("models", ("agentcast.models",)),
+    ("events", ("agentcast.events",)),
+    ("ids", ("agentcast.ids",)),
+    ("errors", ("agentcast.errors",)),
+    ("version", ("agentcast._version",)),
+]
+"""agentcast's own layers, top to bottom: a module may import its own layer and those below.
+
+Every import counts, at any depth (inside functions too) and under `TYPE_CHECKING`: a type
+from a higher layer is knowledge of that layer all the same. The import-cycle check below
+leaves `TYPE_CHECKING` imports out, because they never execute: a type-only reference between
+two modules cannot make an import cycle.
+"""
+
+MODULES = {_module_name(SRC / file): file for file in IMPORTS}
+
+
+def _layer(module: str) -> int | None:
+    """The index in LAYERS of the layer `module` belongs to (None: in no layer).
+
+    A prefix covers its submodules, except the facade's `agentcast`: a module at the package
+    root must be listed (`agentcast._version`), so a new one cannot slip in unplaced.
+    """
+    best: tuple[int, int] | None = None  # (prefix length, index)
+    for index, (_, prefixes) in enumerate(LAYERS):
+        for prefix in prefixes:
+            covers = module == prefix or (prefix != "agentcast" and module.startswith(prefix + "."))
+            if covers and (best is None or len(prefix) > best[0]):
+                best = (len(prefix), index)
+    return None if best is None else best[1]
+
+
+def _target(imported: str) -> str | None:
+    """The agentcast module an imported name lives in (`a.b.Name` -> `a.b`)."""
+    name = imported
+    while name:
+        if name in MODULES:
+            return name
+        name = name.rpartition(".")[0]
+    return None
+
+
+def upward_imports(imports: dict[str, set[str]]) -> list[str]:
+    """Every `module imports higher-layer module` in a {module: imported names} map."""
+    found = []
+    for module, names in sorted(imports.items()):
+        here = _layer(module)
+        assert here is not None, f"{module} is in no layer of LAYERS"
+        for name in sorted(names):
+            layer = _layer(_target(name) or name) if name.startswith("agentcast") else None
+            if layer is not None and layer < here:
+                found.append(f"{module} ({LAYERS[here][0]}) imports {name} ({LAYERS[layer][0]})")
+    return found
+
+
+def _runtime_imports(path: Path) -> set[str]:
+    """The agentcast modules a file imports when it runs (`TYPE_CHECKING` blocks left out)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            node.body = []
+    package = _module_name(path)
+    if path.name != "__init__.py":
+        package = package.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            names = [f"{module}.{alias.name}" for alias in node.names]
+        found.update(t for t in map(_target, names) if t is not None)
+    return found
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The cycles of a {module: modules it imports} graph (one per strongly connected set)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:  # Tarjan's algorithm
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            members = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                members.append(member)
+                if member == node:
+                    break
+            if len(members) > 1 or node in graph.get(node, ()):
+                cycles.append(sorted(members))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return cycles
+
+
+AGENTCAST_IMPORTS = {
+    _module_name(SRC / file): {m for m in modules if m.startswith("agentcast")}
+    for file, modules in IMPORTS.items()
+}
+RUNTIME_GRAPH = {
+    _module_name(SRC / file): _runtime_imports(SRC / file) - {_module_name(SRC / file)}
+    for file in IMPORTS
+}
+
+
+def test_every_module_is_in_a_layer():
+    assert sorted(m for m in MODULES if _layer(m) is None) == []
+
+
+def test_no_module_imports_a_higher_layer():
+    assert upward_imports(AGENTCAST_IMPORTS) == []
+
+
+def test_the_layer_check_can_fail_on_an_upward_import():
+    # A synthetic source that imports the server from the sessions layer, lazily.
+    synthetic = {"agentcast.sessions.memory": {"agentcast.server.app.create_app"}}
+    assert upward_imports(synthetic) == [
+        "agentcast.sessions.memory (sessions) imports agentcast.server.app.create_app (server)"
+    ]
+    assert upward_imports({"agentcast.server.app": {"agentcast.sessions.SessionStore"}}) == []
+
+
+def test_the_scanner_sees_imports_inside_functions_and_type_checking():
+    assert "agentcast.server._state.ServerState" in IMPORTS["server/_ws.py"]  # TYPE_CHECKING
+    assert "agentcast.server._requests.InvokeRequest" in IMPORTS["server/_ws.py"]  # in a function
+    assert "agentcast.server._state" not in RUNTIME_GRAPH["agentcast.server._ws"]
+
+
+def test_there_is_no_import_cycle_between_modules():
+    assert import_cycles(RUNTIME_GRAPH) == []
+
+
+def test_the_cycle_check_can_fail():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert import_cycles(graph) == [["a", "b", "c"]]

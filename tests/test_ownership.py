@@ -15,7 +15,7 @@ import pytest
 from langchain_core.messages import AIMessageChunk
 from starlette.testclient import TestClient
 
-from agentcast import Agent
+from agentcast import Agent, wrap
 from agentcast.errors import ConfigError
 from agentcast.events import from_json
 from agentcast.models import OfflineChatModel
@@ -268,7 +268,7 @@ async def test_a_langgraph_agents_threads_are_scoped_by_owner_too():
     graph = create_agent(
         OfflineChatModel(token_delay=0), demo_tools(), checkpointer=InMemorySaver()
     )
-    app = create_app(graph, api_keys=KEYS)
+    app = create_app(wrap(graph), api_keys=KEYS)
     async with client(app) as c:
         await c.post("/invoke", json={"prompt": "My name is Alice", "session_id": "t"}, headers=A)
         bob = await c.post(

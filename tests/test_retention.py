@@ -6,7 +6,7 @@ import anyio
 import pytest
 from langchain_core.messages import AIMessageChunk
 
-from agentcast import Agent
+from agentcast import Agent, default_agent
 from agentcast.models import OfflineChatModel
 from agentcast.runtime import RunManager
 from agentcast.server import create_app
@@ -80,6 +80,6 @@ async def test_a_running_run_and_a_run_being_read_are_never_evicted():
 
 
 def test_the_server_config_sets_the_retention_caps():
-    app = create_app(max_retained_runs=7, max_retained_bytes=1234)
+    app = create_app(default_agent(), max_retained_runs=7, max_retained_bytes=1234)
     manager = app.state.agentcast.manager
     assert (manager.max_retained_runs, manager.max_retained_bytes) == (7, 1234)

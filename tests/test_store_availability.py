@@ -18,7 +18,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from agentcast import Agent
+from agentcast import Agent, default_agent
 from agentcast.cli import main
 from agentcast.errors import StoreUnavailable
 from agentcast.models import OfflineChatModel
@@ -168,7 +168,7 @@ def test_a_run_that_finds_the_store_down_makes_the_next_invoke_a_503():
 
 
 async def test_the_server_does_not_start_when_the_store_does_not_answer():
-    app = create_app(store=RedisStore(f"redis://127.0.0.1:{closed_port()}/0"))
+    app = create_app(default_agent(), store=RedisStore(f"redis://127.0.0.1:{closed_port()}/0"))
     with pytest.raises(StoreUnavailable):
         async with app.router.lifespan_context(app):
             pass

@@ -27,8 +27,7 @@ from agentcast.errors import (
 )
 
 if TYPE_CHECKING:
-    from agentcast._scope import emit
-    from agentcast.agent import (
+    from agentcast.agents import (
         Agent,
         Runner,
         default_agent,
@@ -37,7 +36,7 @@ if TYPE_CHECKING:
         stream_callbacks,
         wrap,
     )
-    from agentcast.callbacks import (
+    from agentcast.agents.callbacks import (
         CallbackHandler,
         ConsolePrinter,
         ProgressTracker,
@@ -60,9 +59,10 @@ if TYPE_CHECKING:
         ToolEnd,
         ToolStart,
     )
+    from agentcast.events._scope import emit
     from agentcast.runtime import Run, RunResult
 
-__version__ = "0.1.0"
+from agentcast._version import __version__ as __version__
 
 __all__ = (
     "Agent",
@@ -110,7 +110,7 @@ __all__ = (
 )
 
 _LAZY = {
-    "emit": "agentcast._scope",
+    "emit": "agentcast.events._scope",
     "AgentEnd": "agentcast.events",
     "AgentStart": "agentcast.events",
     "AgentStep": "agentcast.events",
@@ -126,17 +126,17 @@ _LAZY = {
     "ToolCallStart": "agentcast.events",
     "ToolEnd": "agentcast.events",
     "ToolStart": "agentcast.events",
-    "Agent": "agentcast.agent",
-    "Runner": "agentcast.agent",
-    "wrap": "agentcast.agent",
-    "stream_callbacks": "agentcast.agent",
-    "default_agent": "agentcast.agent",
-    "invoke_agent": "agentcast.agent",
-    "stream_agent": "agentcast.agent",
-    "CallbackHandler": "agentcast.callbacks",
-    "ConsolePrinter": "agentcast.callbacks",
-    "ProgressTracker": "agentcast.callbacks",
-    "TokenAccumulator": "agentcast.callbacks",
+    "Agent": "agentcast.agents",
+    "Runner": "agentcast.agents",
+    "wrap": "agentcast.agents",
+    "stream_callbacks": "agentcast.agents",
+    "default_agent": "agentcast.agents",
+    "invoke_agent": "agentcast.agents",
+    "stream_agent": "agentcast.agents",
+    "CallbackHandler": "agentcast.agents.callbacks",
+    "ConsolePrinter": "agentcast.agents.callbacks",
+    "ProgressTracker": "agentcast.agents.callbacks",
+    "TokenAccumulator": "agentcast.agents.callbacks",
     "Run": "agentcast.runtime",
     "RunResult": "agentcast.runtime",
 }

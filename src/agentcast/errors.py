@@ -4,6 +4,7 @@
 AgentcastError                  root; `code` is a stable machine-readable string
 ├── UserError                   the caller's mistake: fix the call or the configuration
 │   ├── InvalidInput            an empty prompt, a wrong type, a malformed payload
+│   │   └── ResumeGap           a reader asked for events the bounded run log no longer holds
 │   ├── ConfigError             an unknown model string, a bad store URL, a bad option
 │   ├── MissingDependency       an optional provider package is not installed
 │   └── MissingCredentials      a provider needs an API key that is not set
@@ -11,10 +12,22 @@ AgentcastError                  root; `code` is a stable machine-readable string
 │   ├── ProviderError           the model provider failed (`retryable` says if a retry may help)
 │   ├── ToolNotFound            the model asked for a tool that does not exist
 │   └── MaxStepsExceeded        the agent looped more than `max_steps` times
-└── SessionError                the session store failed or refused
-    ├── SessionBusy             a run is already active on the session (policy `reject`)
-    └── StoreUnavailable        the store cannot be reached, or did not answer in time
+├── SessionError                the session store failed or refused
+│   ├── SessionBusy             a run is already active on the session (policy `reject`)
+│   └── StoreUnavailable        the store cannot be reached, or did not answer in time
+└── ClientError                 the HTTP client: talking to an agentcast server failed
+    ├── ServerUnreachable       no connection to the server's URL (refused, DNS, connect timeout)
+    ├── ConnectionLost          a connection broke and the run's stream could not be resumed
+    ├── StreamError             not an agentcast event stream (`agentcast.client`: it is also
+    │                           an `httpx_sse.SSEError`, and this module imports no third party)
+    ├── ServerError             the server answered 5xx
+    ├── NotFound                404: no such run or session (also a UserError)
+    └── Unauthorized            401 / 403: a missing or wrong API key (also a UserError)
 ```
+
+The client maps the server's statuses onto the same tree: 400 / 413 / 422 and 410 (resume
+point no longer retained) are `InvalidInput`, 409 is `SessionBusy`; the server's error body
+`{"error": {"code", "message"}}` gives the error its `code` and message.
 
 External cancellation (`asyncio.CancelledError`) is never wrapped: it always propagates.
 A first-party stop (`Run.cancel()`) ends the run with `agent_end(outcome="cancelled")`.
@@ -24,17 +37,24 @@ from __future__ import annotations
 
 __all__ = [
     "AgentcastError",
+    "ClientError",
     "ConfigError",
+    "ConnectionLost",
     "InvalidInput",
     "MaxStepsExceeded",
     "MissingCredentials",
     "MissingDependency",
+    "NotFound",
     "ProviderError",
+    "ResumeGap",
     "RunError",
+    "ServerError",
+    "ServerUnreachable",
     "SessionBusy",
     "SessionError",
     "StoreUnavailable",
     "ToolNotFound",
+    "Unauthorized",
     "UserError",
 ]
 
@@ -65,6 +85,12 @@ class InvalidInput(UserError):
     """The input of a call is malformed (empty prompt, wrong type, bad payload)."""
 
     code = "invalid_input"
+
+
+class ResumeGap(InvalidInput):
+    """The reader asked for events the bounded log no longer holds."""
+
+    code = "resume_gap"
 
 
 class ConfigError(UserError):
@@ -141,3 +167,76 @@ class StoreUnavailable(SessionError):
 
     code = "store_unavailable"
     retryable = True
+
+
+class ClientError(AgentcastError):
+    """Talking to an agentcast server failed.
+
+    Attributes:
+        status_code: the HTTP status the server answered with, when it answered.
+        url: the URL of the request that failed.
+    """
+
+    code = "client_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status_code: int | None = None,
+        url: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.status_code = status_code
+        self.url = url
+
+
+class ServerUnreachable(ClientError):
+    """No connection could be made to the server (refused, unknown host, connect timeout)."""
+
+    code = "server_unreachable"
+
+
+class ConnectionLost(ClientError):
+    """A connection broke and the run's event stream could not be resumed.
+
+    Raised when the reconnect attempts are used up, when the server no longer knows the run,
+    or when the connection of `POST /invoke` broke before the server named the run.
+
+    Attributes:
+        run_id: the run whose stream was lost (None when the server never named it).
+        last_seq: the last event seq delivered before the loss (-1: none).
+    """
+
+    code = "connection_lost"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        run_id: str | None = None,
+        last_seq: int = -1,
+        url: str | None = None,
+    ) -> None:
+        super().__init__(message, url=url)
+        self.run_id = run_id
+        self.last_seq = last_seq
+
+
+class ServerError(ClientError):
+    """The server answered with a 5xx status."""
+
+    code = "server_error"
+
+
+class NotFound(ClientError, UserError):
+    """404: the server has no such run or session, or it belongs to another API key."""
+
+    code = "not_found"
+
+
+class Unauthorized(ClientError, UserError):
+    """401/403: the server requires an API key (`api_key=`) and got none or a wrong one."""
+
+    code = "unauthorized"

@@ -167,7 +167,7 @@ class AsyncClient:
             )
         if max_reconnects < 0 or backoff < 0 or max_backoff < 0:
             raise ConfigError("max_reconnects, backoff and max_backoff must not be negative")
-        from agentcast import __version__
+        from agentcast._version import __version__
 
         self.base_url = url
         self.max_reconnects = max_reconnects

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from langchain_core.tools import BaseTool, tool
 
-from agentcast._scope import emit
+from agentcast.events._scope import emit
 from agentcast.models._planner import CAT_PLACE
 
 __all__ = [

@@ -11,16 +11,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from agentcast.errors import InvalidInput
+from agentcast.errors import ResumeGap
 from agentcast.events import BaseEvent
 
 __all__ = ["EventLog", "ResumeGap"]
-
-
-class ResumeGap(InvalidInput):
-    """The reader asked for events the bounded log no longer holds."""
-
-    code = "resume_gap"
 
 
 class EventLog:

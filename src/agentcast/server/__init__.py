@@ -2,11 +2,18 @@
 
 from agentcast.server._auth import parse_api_keys
 from agentcast.server._transport import uvicorn_config
-from agentcast.server.app import AgentcastServer, InvokeRequest, ServerConfig, create_app
+from agentcast.server.app import (
+    AgentcastServer,
+    InvokeRequest,
+    ServedAgent,
+    ServerConfig,
+    create_app,
+)
 
 __all__ = (
     "AgentcastServer",
     "InvokeRequest",
+    "ServedAgent",
     "ServerConfig",
     "create_app",
     "parse_api_keys",

@@ -28,15 +28,15 @@ from agentcast.runtime import ManagedRun
 from agentcast.server._stream import HEARTBEAT, check_resume, read_events
 
 if TYPE_CHECKING:
-    from agentcast.server.app import AgentcastServer
+    from agentcast.server._state import ServerState
 
 __all__ = ["serve_websocket"]
 
 
-async def serve_websocket(ws: WebSocket, server: AgentcastServer, who: str | None) -> None:
+async def serve_websocket(ws: WebSocket, server: ServerState, who: str | None) -> None:
     """Serve one WebSocket connection until it closes."""
     from agentcast.encoders.sse import parse_last_event_id
-    from agentcast.server.app import InvokeRequest
+    from agentcast.server._requests import InvokeRequest
 
     await ws.accept()
     following: tuple[ManagedRun, asyncio.Task[None]] | None = None
@@ -93,7 +93,7 @@ async def serve_websocket(ws: WebSocket, server: AgentcastServer, who: str | Non
                         asyncio.create_task(follow(managed, -1, body.stream_tokens)),
                     )
                 elif kind == "resume":
-                    managed = server._run(str(message.get("run_id")), who)
+                    managed = server.find_run(str(message.get("run_id")), who)
                     after = parse_last_event_id(message.get("after"))
                     check_resume(managed.run.log, after)
                     stop_following()
@@ -107,7 +107,7 @@ async def serve_websocket(ws: WebSocket, server: AgentcastServer, who: str | Non
                     target = message.get("run_id") or (
                         following[0].run.run_id if following else None
                     )
-                    managed = server._run(str(target), who)
+                    managed = server.find_run(str(target), who)
                     status = server.manager.cancel(managed)
                     await ws.send_json(
                         {"type": "cancel_status", "run_id": managed.run.run_id, "status": status}

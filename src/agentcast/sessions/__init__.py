@@ -8,11 +8,16 @@ default, a file under the agentcast home), `postgresql://...` (or `postgres://`)
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from agentcast.errors import ConfigError, MissingDependency
-from agentcast.sessions._base import DEFAULT_TIMEOUT, SessionInfo, SessionStore, title_of
+from agentcast.sessions._base import (
+    DEFAULT_TIMEOUT,
+    SessionInfo,
+    SessionStore,
+    redact_url,
+    title_of,
+)
 from agentcast.sessions.memory import MemoryStore
 
 __all__ = (
@@ -81,17 +86,3 @@ def open_store(url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> S
         f"unknown session store {url!r}; use memory://, sqlite:///path/to/file.db,"
         " postgresql://user@host/database or redis://host:6379/0"
     )
-
-
-def redact_url(url: str) -> str:
-    """Return `url` with its password (in the user info or a `password=` parameter) as `***`."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    ends = [at for at in (rest.find(c) for c in "/?#") if at >= 0]
-    netloc, tail = rest[: min(ends, default=len(rest))], rest[min(ends, default=len(rest)) :]
-    userinfo, at, host = netloc.rpartition("@")
-    if ":" in userinfo:
-        userinfo = userinfo.partition(":")[0] + ":***"
-    tail = re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", tail)
-    return f"{scheme}://{userinfo}{at}{host}{tail}"

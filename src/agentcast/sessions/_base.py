@@ -145,3 +145,17 @@ def title_of(messages: Sequence[Message]) -> str:
             text = " ".join(_CONTROL.sub(" ", str(message.get("content", ""))).split())
             return text[:60] + ("..." if len(text) > 60 else "")
     return ""
+
+
+def redact_url(url: str) -> str:
+    """Return `url` with its password (in the user info or a `password=` parameter) as `***`."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    ends = [at for at in (rest.find(c) for c in "/?#") if at >= 0]
+    netloc, tail = rest[: min(ends, default=len(rest))], rest[min(ends, default=len(rest)) :]
+    userinfo, at, host = netloc.rpartition("@")
+    if ":" in userinfo:
+        userinfo = userinfo.partition(":")[0] + ":***"
+    tail = re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", tail)
+    return f"{scheme}://{userinfo}{at}{host}{tail}"

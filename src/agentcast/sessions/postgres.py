@@ -34,13 +34,13 @@ from psycopg.rows import TupleRow
 from agentcast.errors import SessionError, StoreUnavailable
 from agentcast.events import Message
 from agentcast.ids import check_session_key
-from agentcast.sessions import redact_url
 from agentcast.sessions._base import (
     DEFAULT_TIMEOUT,
     SessionInfo,
     answer_within,
     check_actor,
     check_turn,
+    redact_url,
     title_of,
 )
 

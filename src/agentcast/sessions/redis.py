@@ -37,13 +37,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from agentcast.errors import SessionError, StoreUnavailable
 from agentcast.events import Message
 from agentcast.ids import check_session_key
-from agentcast.sessions import redact_url
 from agentcast.sessions._base import (
     DEFAULT_TIMEOUT,
     SessionInfo,
     answer_within,
     check_actor,
     check_turn,
+    redact_url,
     title_of,
 )
 

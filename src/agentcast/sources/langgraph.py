@@ -35,9 +35,9 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
-from agentcast._scope import ToolScope, current_tool_scope
-from agentcast.errors import MissingDependency
+from agentcast.errors import ConfigError, MissingDependency
 from agentcast.events import Custom, Message, ToolEnd, ToolStart, json_safe
+from agentcast.events._scope import ToolScope, current_tool_scope
 from agentcast.sources._base import RunRequest, RunSink
 from agentcast.sources._calls import CallRegistry
 from agentcast.sources._tracking import RunTreeTracker, TrackedTool
@@ -53,7 +53,8 @@ class LangGraphSource:
 
     Args:
         graph: the compiled graph (a `Pregel`).
-        checkpoint_path: SQLite file for the checkpointer added when the graph has none.
+        checkpoint_path: SQLite file for the checkpointer added when the graph has none
+            (required then; `wrap` passes `agentcast_home() / "graphs.db"` by default).
         make_input: builds the graph input from the prompt (default: a `messages` state).
     """
 
@@ -120,9 +121,12 @@ class LangGraphSource:
             ) from None
         path = self.checkpoint_path
         if path is None:
-            from agentcast.sessions import agentcast_home
-
-            path = agentcast_home() / "graphs.db"
+            # The default file (under agentcast's home) is chosen by `wrap`, in the agents layer:
+            # sources sit below sessions and do not know where agentcast keeps its data.
+            raise ConfigError(
+                "a graph without a checkpointer needs checkpoint_path= (wrap() passes one under"
+                " agentcast's home folder), or compile the graph with a checkpointer"
+            )
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         opened = AsyncSqliteSaver.from_conn_string(str(path))
         saver = await opened.__aenter__()

@@ -21,9 +21,9 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 
-from agentcast._scope import ToolScope, current_tool_scope
 from agentcast.errors import MaxStepsExceeded
 from agentcast.events import Error, Message, ToolEnd, ToolStart, json_safe
+from agentcast.events._scope import ToolScope, current_tool_scope
 from agentcast.sources._base import RunRequest, RunSink
 from agentcast.sources._messages import to_langchain
 from agentcast.sources._nested import NestedLLMHandler, nested_handler_var

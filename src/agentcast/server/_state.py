@@ -1,0 +1,147 @@
+"""The server's state: the run manager, the store's health, metrics, and the shared lookups.
+
+Both the HTTP routes (`app`) and the WebSocket handler (`_ws`) take a `ServerState`; neither
+imports the other.
+
+Ownership (with API keys): every entry point resolves the caller's owner (`actor`) and passes
+it down; a session id names a session within that owner's namespace (`agentcast.ids`), and a
+run is found only by its owner (`find_run`). So another key's session or run is simply not
+there: the same 404, and no code path that reads the other key's data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import HTTPException
+
+from agentcast.errors import ConfigError
+from agentcast.ids import check_id, session_key
+from agentcast.runtime import ManagedRun, RunManager, RunResult
+from agentcast.server._auth import check_api_keys
+from agentcast.server._config import ServedAgent, ServerConfig
+from agentcast.server._health import StoreHealth
+from agentcast.server._metrics import ServerMetrics
+from agentcast.sessions import SessionStore
+
+__all__ = ["ServerState", "not_found"]
+
+# Young collections every 50,000 allocations rather than 700: a token allocates ~16 tracked
+# objects in LangChain's stream, so the default means a collection every ~40 tokens.
+_GC_FIRST_THRESHOLD = 50_000
+
+
+def not_found(kind: str, key: str) -> HTTPException:
+    """Return the 404 for a `kind` (run, session) the caller has no `key` of."""
+    return HTTPException(404, detail={"code": f"{kind}_not_found", "message": f"no {kind} {key!r}"})
+
+
+class ServerState:
+    """The server's state (runs, sessions, metrics) and the lookups every route shares.
+
+    Args:
+        runner: the agent to serve (an `agentcast.Runner`; see `ServedAgent`).
+        store: the session store (default: the agent's own).
+        config: behaviour (policies, auth, limits).
+    """
+
+    def __init__(
+        self,
+        runner: ServedAgent,
+        *,
+        store: SessionStore | None = None,
+        config: ServerConfig | None = None,
+    ) -> None:
+        self.config = config or ServerConfig()
+        self._owners = check_api_keys(self.config.api_keys)
+        if not isinstance(runner, ServedAgent):
+            raise ConfigError(
+                f"the server serves an agentcast Runner, got {type(runner).__name__}:"
+                " wrap it first (agentcast.wrap(...))"
+            )
+        self.runner = runner
+        if store is not None:
+            self.runner.store = store
+        self.store = self.runner.store
+        self.metrics = ServerMetrics()
+        self.manager = RunManager(
+            self.runner.start,
+            session_policy=self.config.session_policy,
+            disconnect=self.config.disconnect,
+            grace_period=self.config.grace_period,
+            retention=self.config.retention,
+            max_retained_runs=self.config.max_retained_runs,
+            max_retained_bytes=self.config.max_retained_bytes,
+            on_finish=self._run_finished,
+        )
+        self.health = StoreHealth(self.store)
+        self.metrics.watch(self.manager)
+
+    def _run_finished(self, result: RunResult) -> None:
+        self.metrics.run_finished(result)
+        self.health.run_finished(result)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
+        """Check the store and tune the GC at start-up; at shutdown, end every run first.
+
+        Raises:
+            StoreUnavailable: the session store does not answer (the server must not start).
+        """
+        await self.health.check()
+        if self.config.tune_gc:
+            gc.collect()
+            gc.freeze()
+            first, second, third = gc.get_threshold()
+            gc.set_threshold(max(first, _GC_FIRST_THRESHOLD), second, third)
+        try:
+            yield
+        finally:
+            await self.manager.aclose()
+
+    # -- auth and lookups ------------------------------------------------------------------
+
+    def actor(self, authorization: str | None) -> str | None:
+        """Return the caller's owner (None without API keys); 401 for a missing or bad key."""
+        keys = self._owners
+        if not keys:
+            return None
+        scheme, _, token = (authorization or "").partition(" ")
+        actor = keys.get(token.strip()) if scheme.lower() == "bearer" else None
+        if actor is None:
+            raise HTTPException(
+                401,
+                detail={
+                    "code": "unauthorized",
+                    "message": "a valid 'Authorization: Bearer <key>' is required",
+                },
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return actor
+
+    def session_store(self) -> SessionStore:
+        """Return the agentcast session store (404 when the agent keeps its own memory)."""
+        if self.store is None:
+            raise HTTPException(
+                404,
+                detail={
+                    "code": "no_store",
+                    "message": "this agent keeps no agentcast session store",
+                },
+            )
+        return self.store
+
+    @staticmethod
+    def session_key(session_id: str, who: str | None) -> str:
+        """Where the caller's session `session_id` is stored (400 for an id breaking the rule)."""
+        return session_key(check_id(session_id), who)
+
+    def find_run(self, run_id: str, who: str | None) -> ManagedRun:
+        """The caller's run `run_id`: another owner's is as unknown as a missing one (404)."""
+        managed = self.manager.get(check_id(run_id, "run_id"), owner=who)
+        if managed is None:
+            raise not_found("run", run_id)
+        return managed
