@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -57,7 +57,7 @@ from agentcast.events import (
     ToolStatus,
 )
 from agentcast.runtime._display import TurnRecorder
-from agentcast.runtime._log import EventLog
+from agentcast.runtime._log import EventLog, LogReader
 from agentcast.runtime._reader import RunEvents
 from agentcast.runtime._result import RunResult, new_id
 from agentcast.sessions import SessionStore
@@ -239,9 +239,14 @@ class Run:
         assert self.result is not None
         return self.result
 
-    def events(self, after: int = -1) -> AsyncIterator[BaseEvent]:
-        """Read the run's events with `seq > after`, live, until `agent_end`."""
-        return self.log.read(after)
+    def events(self, after: int = -1) -> LogReader:
+        """Read the run's events with `seq > after`, live, until `agent_end`.
+
+        Raises:
+            ResumeGap: `after` is older than what the run's bounded log still holds.
+            InvalidInput: `after` is past the run's last event.
+        """
+        return LogReader(self.log, after)
 
     async def execute(self) -> RunResult:
         """Execute the run to its end in the current task; readers follow with `events()`.
@@ -663,7 +668,7 @@ class Run:
         }
 
     async def _feed_handler(self, handler: EventHandler) -> None:
-        async for event in self.log.read():
+        async for event in LogReader(self.log):
             try:
                 result = handler(event)
                 if result is not None:
