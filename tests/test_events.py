@@ -494,3 +494,20 @@ def _cyclic():
 def test_json_safe_never_raises_on_hostile_values(make):
     result = json_safe(make())
     _assert_json(result)
+
+
+@pytest.mark.parametrize("name", list(SAMPLES))
+@pytest.mark.parametrize("session_id", [None, "s", 'q"\u2028é'])
+@pytest.mark.parametrize("envelope", [("", -1, 0), ('r"\\é', 12345678901, 1732170000000)])
+def test_to_json_writes_the_bytes_of_to_dict_encoded(name, session_id, envelope):
+    # `to_json` encodes the struct directly; its bytes are exactly those of the canonical dict.
+    run_id, seq, ts = envelope
+    event = msgspec.structs.replace(
+        SAMPLES[name], run_id=run_id, seq=seq, ts=ts, session_id=session_id
+    )
+    assert to_json(event) == msgspec.json.encode(to_dict(event))
+
+
+def test_to_json_of_an_event_with_only_default_payload_fields():
+    event = LLMToken(call_id="c", token="")
+    assert to_json(event) == msgspec.json.encode(to_dict(event))

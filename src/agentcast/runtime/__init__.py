@@ -1,6 +1,6 @@
 """The runtime: run lifecycle, seq numbering, the closure invariant, the per-run event log."""
 
-from agentcast.runtime._log import EventLog, ResumeGap
+from agentcast.runtime._log import HEARTBEAT, EventLog, LogReader, ResumeGap
 from agentcast.runtime.manager import (
     CancelStatus,
     DisconnectPolicy,
@@ -11,10 +11,12 @@ from agentcast.runtime.manager import (
 from agentcast.runtime.run import EventHandler, Run, RunEvents, RunResult, new_id
 
 __all__ = (
+    "HEARTBEAT",
     "CancelStatus",
     "DisconnectPolicy",
     "EventHandler",
     "EventLog",
+    "LogReader",
     "ManagedRun",
     "ResumeGap",
     "Run",

@@ -9,12 +9,15 @@ resolves, so a token reaches a reader in the same loop iteration: no polling, no
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from typing import Final
 
-from agentcast.errors import ResumeGap
-from agentcast.events import BaseEvent
+from agentcast.errors import InvalidInput, ResumeGap
+from agentcast.events import BaseEvent, LLMToken
 
-__all__ = ["EventLog", "ResumeGap"]
+__all__ = ["HEARTBEAT", "EventLog", "LogReader", "ResumeGap"]
+
+HEARTBEAT: Final = object()
+"""Returned by a `LogReader` with a heartbeat instead of an event when the run was silent."""
 
 
 class EventLog:
@@ -82,37 +85,117 @@ class EventLog:
         """Return the retained events."""
         return list(self._events)
 
-    async def read(self, after: int = -1) -> AsyncIterator[BaseEvent]:
-        """Yield every event with `seq > after`, live, until the log is closed.
+    def check_resume(self, after: int) -> None:
+        """Refuse a resume cursor this log cannot serve: the one decision for every reader.
+
+        A reader checks it when it is created, so a refused resume is a clear error (HTTP 410
+        or 400, a `ws_error` frame) rather than a stream that ends at once.
 
         Raises:
-            ResumeGap: events after `after` were already dropped from the bounded log.
+            ResumeGap: events after `after` are no longer retained.
+            InvalidInput: `after` is past the run's last event (once the run ended), or more
+                than one past it while it runs.
         """
-        position = after + 1
-        while True:
-            index = position - self._first_seq
-            if index < 0:
-                raise ResumeGap(
-                    f"events after seq {after} are no longer retained "
-                    f"(the oldest kept is {self._first_seq})"
-                )
-            events = self._events
-            while index < len(events):
-                yield events[index]
-                position += 1
-                # The log may have been trimmed while we were suspended in `yield`.
-                index = position - self._first_seq
-                events = self._events
-                if index < 0:
-                    raise ResumeGap(f"the reader fell behind the retained log at seq {position}")
-            if self._closed:
-                return
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            await waiter
+        if after + 1 < self._first_seq:
+            raise ResumeGap(
+                f"events after seq {after} are no longer retained "
+                f"(the oldest kept is {self._first_seq})"
+            )
+        if after >= self.next_seq and (self._closed or after > self.next_seq):
+            raise InvalidInput(f"seq {after} is past this run's last event ({self.next_seq - 1})")
 
     def _wake(self) -> None:
         for waiter in self._waiters:
             if not waiter.done():
                 waiter.set_result(None)
         self._waiters.clear()
+
+
+class LogReader:
+    """One reader of a log: its cursor, the resume check, the token filter, heartbeats.
+
+    Every consumer of a run's events reads through this (`Run.events()`, the iterator
+    `astream()` returns, event handlers, SSE and WebSocket). It is a plain async iterator,
+    not an async generator: it holds nothing across the consumer's loop, and costs no
+    generator resume per event.
+
+    Args:
+        log: the log to read.
+        after: return events with `seq > after`; checked with `EventLog.check_resume`.
+        tokens: False leaves out `llm_token` events.
+        heartbeat: seconds of silence after which `HEARTBEAT` is returned instead of an
+            event; None never returns it.
+
+    Raises:
+        ResumeGap: at creation, when `after` is older than what the log still holds.
+        InvalidInput: at creation, when `after` is past the run's last event.
+    """
+
+    __slots__ = ("_closed", "_heartbeat", "_log", "_next", "_tokens")
+
+    def __init__(
+        self,
+        log: EventLog,
+        after: int = -1,
+        *,
+        tokens: bool = True,
+        heartbeat: float | None = None,
+    ) -> None:
+        log.check_resume(after)
+        self._log = log
+        self._next = after + 1
+        self._tokens = tokens
+        self._heartbeat = heartbeat
+        self._closed = False
+
+    def __aiter__(self) -> LogReader:
+        return self
+
+    async def __anext__(self) -> BaseEvent:
+        """Return the next event; wait for it when the reader has caught up with the run."""
+        log = self._log
+        while True:
+            seq = self._next
+            if seq < log.next_seq:
+                # Every event logged since the last wake-up is returned without waiting. The
+                # log's fields are read directly: this runs once per event.
+                index = seq - log._first_seq  # noqa: SLF001
+                if index < 0:
+                    raise ResumeGap(f"the reader fell behind the retained log at seq {seq}")
+                self._next = seq + 1
+                event = log._events[index]  # noqa: SLF001
+                if self._tokens or event.__class__ is not LLMToken:
+                    return event
+            elif self._closed or log.closed:
+                raise StopAsyncIteration
+            else:
+                self._before_wait()
+                if self._heartbeat is None:
+                    await log.waiter()
+                elif await self._silent(self._heartbeat):
+                    # Only a reader created with a heartbeat (the server's) gets this.
+                    return HEARTBEAT  # type: ignore[return-value]
+
+    async def aclose(self) -> None:
+        """Stop reading: the next `__anext__` ends the iteration."""
+        self._closed = True
+
+    def _before_wait(self) -> None:
+        """Called each time the reader has caught up and is about to wait."""
+
+    async def _silent(self, heartbeat: float) -> bool:
+        """Wait for the next append or `heartbeat` seconds; return whether nothing came."""
+        log = self._log
+        waiter = log.waiter()
+        timer = asyncio.get_running_loop().call_later(heartbeat, _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            waiter.cancel()
+        return self._next >= log.next_seq and not log.closed and not self._closed
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

@@ -14,8 +14,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING
 
-from agentcast.events import BaseEvent, LLMToken
-from agentcast.runtime._log import ResumeGap
+from agentcast.runtime._log import LogReader
 
 if TYPE_CHECKING:
     from agentcast.runtime.run import Run
@@ -23,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["RunEvents"]
 
 
-class RunEvents:
+class RunEvents(LogReader):
     """The events of one run, in order, up to `agent_end`; closing it cancels the run.
 
     The run starts at the first `__anext__`. `aclose()` (or `contextlib.aclosing`) cancels a run
@@ -36,44 +35,20 @@ class RunEvents:
         tokens: False leaves out `llm_token` events.
     """
 
-    __slots__ = ("_closed", "_log", "_next", "_run", "_tokens")
+    __slots__ = ("_run",)
 
     def __init__(self, run: Run, *, tokens: bool = True) -> None:
+        super().__init__(run.log, run.log.first_seq - 1, tokens=tokens)
         self._run = run
-        self._log = run.log
-        self._next = run.log.first_seq
-        self._tokens = tokens
-        self._closed = False
 
     @property
     def run(self) -> Run:
         """The run this iterator reads."""
         return self._run
 
-    def __aiter__(self) -> RunEvents:
-        return self
-
-    async def __anext__(self) -> BaseEvent:
-        """Return the next event; wait for it when the reader has caught up with the run."""
-        log = self._log
-        while True:
-            seq = self._next
-            if seq < log.next_seq:
-                # Every event logged since the last wake-up is returned without waiting. The
-                # log's fields are read directly: this runs once per event.
-                index = seq - log._first_seq  # noqa: SLF001
-                if index < 0:
-                    raise ResumeGap(f"the reader fell behind the retained log at seq {seq}")
-                self._next = seq + 1
-                event = log._events[index]  # noqa: SLF001
-                if self._tokens or event.__class__ is not LLMToken:
-                    return event
-            elif self._closed or log.closed:
-                raise StopAsyncIteration
-            else:
-                if not self._run.started:
-                    self._run._spawn()  # noqa: SLF001 - the iterator is the run's own reader
-                await log.waiter()
+    def _before_wait(self) -> None:
+        if not self._run.started:
+            self._run._spawn()  # noqa: SLF001 - the iterator is the run's own reader
 
     async def aclose(self) -> None:
         """Stop reading; cancel the run if it has not ended, and wait until its turn is saved."""

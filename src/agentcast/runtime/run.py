@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -57,11 +57,11 @@ from agentcast.events import (
     ToolStatus,
 )
 from agentcast.runtime._display import TurnRecorder
-from agentcast.runtime._log import EventLog
+from agentcast.runtime._log import EventLog, LogReader
 from agentcast.runtime._reader import RunEvents
 from agentcast.runtime._result import RunResult, new_id
 from agentcast.sessions import SessionStore
-from agentcast.sources._base import RunRequest, Source
+from agentcast.sources._base import RunRequest, Source, cut_llm_end
 
 __all__ = ["Run", "RunEvents", "RunResult", "new_id"]
 
@@ -130,7 +130,8 @@ class Run:
         self._open_llm: dict[str, int] = {}  # call_id -> depth
         self._open_tool_calls: dict[str, str] = {}  # tool_call_id -> name
         self._open_tools: dict[str, str] = {}
-        self._partial_text: dict[str, list[str]] = {}  # top-level call_id -> text so far
+        # top-level call_id -> its text so far, read from the source's call (`track_text`)
+        self._text_of: dict[str, Callable[[], str]] = {}
         self._cut_text: list[str] = []  # text of top-level calls that ended in error/cancel
         # the turn
         self._messages: list[Message] = []
@@ -200,6 +201,11 @@ class Run:
             return
         self.emit(event)
 
+    def track_text(self, call_id: str, text: Callable[[], str]) -> None:
+        """Read an open answer call's text from `text()` if the call is cut short."""
+        # Callable from a worker thread: one dict store is atomic, and the loop only pops.
+        self._text_of[call_id] = text
+
     def message(self, message: Message, *, node: str | None = None) -> None:
         """Record a completed message of the turn and emit its `agent_step`.
 
@@ -239,9 +245,14 @@ class Run:
         assert self.result is not None
         return self.result
 
-    def events(self, after: int = -1) -> AsyncIterator[BaseEvent]:
-        """Read the run's events with `seq > after`, live, until `agent_end`."""
-        return self.log.read(after)
+    def events(self, after: int = -1) -> LogReader:
+        """Read the run's events with `seq > after`, live, until `agent_end`.
+
+        Raises:
+            ResumeGap: `after` is older than what the run's bounded log still holds.
+            InvalidInput: `after` is past the run's last event.
+        """
+        return LogReader(self.log, after)
 
     async def execute(self) -> RunResult:
         """Execute the run to its end in the current task; readers follow with `events()`.
@@ -425,10 +436,6 @@ class Run:
     def _on_token(self, event: LLMToken) -> None:
         self._tokens += 1
         if event.depth == 0 and event.kind == "text":
-            parts = self._partial_text.get(event.call_id)
-            if parts is None:
-                parts = self._partial_text[event.call_id] = []
-            parts.append(event.token)
             if self._first_answer_token is None:
                 self._first_answer_token = time.perf_counter()
         elif event.depth:
@@ -444,10 +451,10 @@ class Run:
         elif cls is LLMEnd:
             assert isinstance(event, LLMEnd)
             self._open_llm.pop(event.call_id, None)
-            parts = self._partial_text.pop(event.call_id, None)
-            if parts and event.finish_reason in _CUT_SHORT:
+            text = self._text_of.pop(event.call_id, None)
+            if text is not None and event.finish_reason in _CUT_SHORT:
                 # The source closed a call that failed mid-answer: keep what it said.
-                self._cut_text.extend(parts)
+                self._cut_text.append(text())
             if event.usage:
                 total = self._usage or {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
                 for key in total:
@@ -499,17 +506,10 @@ class Run:
                     error=_unfinished_tool(reason),
                 )
             )
-        partial = "".join(self._cut_text) + "".join(
-            "".join(parts) for parts in self._partial_text.values()
-        )
-        for call_id in list(self._open_llm):
-            self.emit(
-                LLMEnd(
-                    call_id=call_id,
-                    finish_reason=reason,
-                    role="answer" if self._open_llm.get(call_id, 0) == 0 else "internal",
-                )
-            )
+        # Each closer moves its call's text so far into `_cut_text` (`_track`, on `llm_end`).
+        for call_id, depth in list(self._open_llm.items()):
+            self.emit(cut_llm_end(call_id, depth, reason))
+        partial = "".join(self._cut_text)
         self._repair_history(reason, partial)
         return partial or None
 
@@ -663,7 +663,7 @@ class Run:
         }
 
     async def _feed_handler(self, handler: EventHandler) -> None:
-        async for event in self.log.read():
+        async for event in LogReader(self.log):
             try:
                 result = handler(event)
                 if result is not None:

@@ -7,7 +7,7 @@ in LangChain (see DESIGN.md, layers).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -63,6 +63,15 @@ class RunSink(Protocol):
 
     def emit_threadsafe(self, event: BaseEvent) -> None:
         """Like `emit`, callable from any thread; the event is stamped on the loop's thread."""
+        ...
+
+    def track_text(self, call_id: str, text: Callable[[], str]) -> None:
+        """Tell the run where an open answer call's text so far is (it keeps no copy).
+
+        A call cut short keeps that text in the turn, marked `interrupted`. A source calls this
+        for each depth-0 LLM call before its `llm_start`; `LLMCallStream` does it when given
+        `track_text`.
+        """
         ...
 
     def message(self, message: Message, *, node: str | None = None) -> None:

@@ -37,12 +37,18 @@ class CallRegistry:
 
     Args:
         emit: where the calls' events go.
+        track_text: `RunSink.track_text`, for the answer calls' text.
     """
 
-    __slots__ = ("_calls", "_emit", "_lock", "_made", "get")
+    __slots__ = ("_calls", "_emit", "_lock", "_made", "_track_text", "get")
 
-    def __init__(self, emit: Callable[[BaseEvent], Any]) -> None:
+    def __init__(
+        self,
+        emit: Callable[[BaseEvent], Any],
+        track_text: Callable[[str, Callable[[], str]], Any] | None = None,
+    ) -> None:
         self._emit = emit
+        self._track_text = track_text
         self._calls: dict[Hashable, LLMCallStream] = {}
         # tool_call_id -> name, in the order the models made them; a match by name takes one.
         self._made: dict[str, str] = {}
@@ -73,6 +79,7 @@ class CallRegistry:
             name=name,
             tags=tags,
             node=node,
+            track_text=self._track_text,
         )
         with self._lock:
             self._calls[key] = call
@@ -144,14 +151,19 @@ class LLMCallbacks(BaseCallbackHandler):
 
     Args:
         emit_threadsafe: pushes an event into the run from any thread.
+        track_text: `RunSink.track_text`, for the answer calls' text.
     """
 
     # Called inline, in order, on whichever thread reports: events must not be reordered.
     run_inline = True
     raise_error = False
 
-    def __init__(self, emit_threadsafe: Callable[[BaseEvent], None]) -> None:
-        self.calls = CallRegistry(emit_threadsafe)
+    def __init__(
+        self,
+        emit_threadsafe: Callable[[BaseEvent], None],
+        track_text: Callable[[str, Callable[[], str]], Any] | None = None,
+    ) -> None:
+        self.calls = CallRegistry(emit_threadsafe, track_text)
 
     def provenance(self, run_id: UUID, parent_run_id: UUID | None) -> tuple[str | None, int]:
         """The `parent_id` and `depth` of an LLM call that starts."""

@@ -41,11 +41,16 @@ class CallbackBridge(RunTreeTracker, LLMCallbacks):
 
     Args:
         emit_threadsafe: where events go (any thread).
+        track_text: `RunSink.track_text`, for the answer calls' text.
     """
 
-    def __init__(self, emit_threadsafe: Callable[[BaseEvent], None]) -> None:
+    def __init__(
+        self,
+        emit_threadsafe: Callable[[BaseEvent], None],
+        track_text: Callable[[str, Callable[[], str]], Any] | None = None,
+    ) -> None:
         RunTreeTracker.__init__(self)
-        LLMCallbacks.__init__(self, emit_threadsafe)
+        LLMCallbacks.__init__(self, emit_threadsafe, track_text)
         self._emit = emit_threadsafe
 
     def provenance(self, run_id: UUID, parent_run_id: UUID | None) -> tuple[str | None, int]:
@@ -84,7 +89,7 @@ class BridgeSource:
 
     async def stream(self, request: RunRequest, sink: RunSink) -> AsyncIterator[None]:
         """Run the code; yield whenever its callbacks pushed events."""
-        bridge = CallbackBridge(sink.emit_threadsafe)
+        bridge = CallbackBridge(sink.emit_threadsafe, sink.track_text)
         task = asyncio.ensure_future(self._call(bridge))
         try:
             while not task.done():

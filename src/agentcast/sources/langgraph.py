@@ -144,7 +144,7 @@ class _StreamState:
 
     def __init__(self, sink: RunSink) -> None:
         self.sink = sink
-        self.calls = CallRegistry(sink.emit)
+        self.calls = CallRegistry(sink.emit, sink.track_text)
         self.output: str | None = None
         self.interrupt: Any = None
         self.steps_seen: set[str] = set()

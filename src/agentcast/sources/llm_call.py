@@ -95,6 +95,7 @@ class LLMCallStream:
         "_refused",
         "_started",
         "_text_parts",
+        "_track_text",
         "_tools",
         "_usage",
         "call_id",
@@ -118,8 +119,10 @@ class LLMCallStream:
         tags: tuple[str, ...] = (),
         node: str | None = None,
         cumulative: bool = False,
+        track_text: Callable[[str, Callable[[], str]], Any] | None = None,
     ) -> None:
         self._emit = emit
+        self._track_text = track_text
         self.call_id = call_id
         self.depth = depth
         self.parent_id = parent_id
@@ -157,8 +160,11 @@ class LLMCallStream:
         return "".join(self._text_parts)
 
     def start(self) -> None:
-        """Emit `llm_start`."""
+        """Emit `llm_start` (and, for the agent's answer, show the run where its text is)."""
         self._started = time.perf_counter()
+        if self._track_text is not None and self.depth == 0:
+            # The run reads the text from here when the call is cut short: one copy of it.
+            self._track_text(self.call_id, lambda: "".join(self._text_parts))
         self._emit(
             LLMStart(
                 call_id=self.call_id,

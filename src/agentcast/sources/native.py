@@ -116,6 +116,7 @@ class NativeAgentSource:
         while True:
             stream = LLMCallStream(
                 sink.emit,
+                track_text=sink.track_text,
                 call_id=call_id if attempt == 0 else f"{call_id}-retry{attempt}",
                 model=self._model_name,
                 name=self._class_name,
