@@ -133,9 +133,16 @@ class SQLiteStore:
 
     async def _migrate(self, db: aiosqlite.Connection) -> None:
         latest = len(MIGRATIONS)
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")  # not inside a transaction
+        except aiosqlite.OperationalError as exc:
+            # The switch needs the file to itself and may not wait for it: another store
+            # object is using the file right now. WAL only lets readers run beside a writer;
+            # the next store's first use switches it.
+            if "locked" not in str(exc):
+                raise
         if await self._version(db) == latest:  # the usual case: no write lock taken
             return
-        await db.execute("PRAGMA journal_mode=WAL")  # not inside a transaction
         # DDL and user_version are transactional in SQLite: the steps and the version that
         # records them commit together, and IMMEDIATE makes a concurrent setup wait here.
         await db.execute("BEGIN IMMEDIATE")
