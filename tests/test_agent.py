@@ -9,7 +9,7 @@ from agentcast.errors import InvalidInput
 from agentcast.models import OfflineChatModel
 from agentcast.models.demo_tools import demo_tools
 from agentcast.sessions import MemoryStore
-from tests.invariants import check_invariants
+from agentcast.testing import check_invariants
 
 pytestmark = pytest.mark.anyio
 

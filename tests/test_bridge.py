@@ -12,7 +12,7 @@ from langchain_core.tools import tool
 
 from agentcast import stream_callbacks
 from agentcast.models import OfflineChatModel
-from tests.invariants import check_invariants
+from agentcast.testing import check_invariants
 
 pytestmark = pytest.mark.anyio
 

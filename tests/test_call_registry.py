@@ -17,7 +17,7 @@ from langchain_core.tools import ToolException, tool
 from agentcast import Agent, stream_callbacks, wrap
 from agentcast.models import OfflineChatModel
 from agentcast.models.demo_tools import demo_tools
-from tests.invariants import check_invariants
+from agentcast.testing import check_invariants
 
 pytestmark = pytest.mark.anyio
 

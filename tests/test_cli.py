@@ -26,7 +26,7 @@ import pytest
 import agentcast
 from agentcast.events import BaseEvent, from_json
 from agentcast.sessions.sqlite import SQLiteStore
-from tests.invariants import check_invariants
+from agentcast.testing import check_invariants
 
 pytestmark = pytest.mark.slow
 

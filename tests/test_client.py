@@ -53,7 +53,7 @@ from agentcast.models import OfflineChatModel
 from agentcast.models.demo_tools import demo_tools
 from agentcast.server import create_app
 from agentcast.sessions import MemoryStore
-from tests.invariants import check_invariants
+from agentcast.testing import check_invariants
 
 pytestmark = pytest.mark.anyio
 

@@ -18,8 +18,7 @@ from langchain_core.tools import tool
 from agentcast import Agent, stream_callbacks, wrap
 from agentcast.events import BaseEvent
 from agentcast.sessions import MemoryStore
-from agentcast.testing import ScriptedChatModel
-from tests.invariants import check_invariants
+from agentcast.testing import ScriptedChatModel, check_invariants
 
 pytestmark = pytest.mark.anyio
 

@@ -15,8 +15,7 @@ from agentcast.models.demo_tools import demo_tools
 from agentcast.sessions import MemoryStore
 from agentcast.sources._messages import to_langchain
 from agentcast.sources.retry import RetryPolicy
-from agentcast.testing import Fail, ScriptedChatModel
-from tests.invariants import check_invariants
+from agentcast.testing import Fail, ScriptedChatModel, check_invariants
 
 pytestmark = pytest.mark.anyio
 

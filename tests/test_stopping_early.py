@@ -28,8 +28,7 @@ from agentcast import Agent
 from agentcast.errors import StoreUnavailable
 from agentcast.sessions import MemoryStore
 from agentcast.sessions.sqlite import SQLiteStore
-from agentcast.testing import ScriptedChatModel
-from tests.invariants import check_invariants
+from agentcast.testing import ScriptedChatModel, check_invariants
 
 
 def without_metadata(message):

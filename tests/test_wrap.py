@@ -21,7 +21,7 @@ from agentcast import Agent, Runner, wrap
 from agentcast.errors import ConfigError
 from agentcast.models import OfflineChatModel
 from agentcast.models.demo_tools import demo_tools
-from tests.invariants import check_invariants
+from agentcast.testing import check_invariants
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,7 @@ from agentcast import Agent
 from agentcast.events import BaseEvent
 from agentcast.sessions import MemoryStore
 from agentcast.sources.retry import RetryPolicy
-from tests.invariants import check_invariants
+from agentcast.testing import check_invariants
 
 # The arguments of the split call: a string with an escaped quote and a non-ASCII letter that
 # json.dumps writes as a \u escape, and a multi-digit number.

@@ -25,6 +25,7 @@ import anyio
 import httpx
 from httpx_sse import EventSource
 
+from agentcast._backoff import backoff_delay
 from agentcast.client._errors import (
     ClientError,
     ConnectionLost,
@@ -389,7 +390,7 @@ class AsyncClient:
                     last_seq=stream.last_seq,
                     url=self.base_url,
                 ) from cause
-            await anyio.sleep(min(self.max_backoff, self.backoff * 2 ** (failures - 1)))
+            await anyio.sleep(backoff_delay(failures, base=self.backoff, cap=self.max_backoff))
             request = _join(stream.run_id, stream.stream_tokens)
             stream.reconnects += 1
 

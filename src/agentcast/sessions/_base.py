@@ -19,7 +19,7 @@ from typing import Protocol, runtime_checkable
 
 import anyio
 
-from agentcast.errors import StoreUnavailable
+from agentcast.errors import ConfigError, StoreUnavailable
 from agentcast.events import Message
 from agentcast.ids import check_id, check_session_key
 
@@ -29,6 +29,7 @@ __all__ = [
     "SessionStore",
     "answer_within",
     "check_actor",
+    "check_schema_version",
     "check_turn",
     "title_of",
 ]
@@ -63,6 +64,18 @@ class SessionInfo:
 @runtime_checkable
 class SessionStore(Protocol):
     """Loads and saves conversation history. Every method is safe to call concurrently."""
+
+    async def setup(self) -> None:
+        """Create or migrate the store's tables (or keys) to this version's schema.
+
+        Idempotent and safe when several processes start at once: each migration step is
+        applied once. Every other method runs it on first use, so calling it is optional; a
+        server calls it at start-up to fail early.
+
+        Raises:
+            ConfigError: the store was written by a newer agentcast (its schema is ahead).
+        """
+        ...
 
     async def load(self, session_id: str) -> list[Message]:
         """Return the session's messages, oldest first (empty for an unknown session)."""
@@ -112,6 +125,24 @@ def answer_within(seconds: float, store: str) -> Iterator[None]:
         yield
     if scope.cancelled_caught:
         raise StoreUnavailable(f"the session store {store} did not answer within {seconds:g} s")
+
+
+def check_schema_version(found: int, known: int, store: str) -> None:
+    """Refuse a store whose schema is newer than the migrations this code knows.
+
+    Args:
+        found: the schema version the store records.
+        known: the newest version this code migrates to.
+        store: how the error names the store (a redacted URL, a path).
+
+    Raises:
+        ConfigError: `found` is ahead of `known`.
+    """
+    if found > known:
+        raise ConfigError(
+            f"the session store {store} has schema version {found}, newer than the {known}"
+            " this agentcast knows: upgrade agentcast, or point it at another store"
+        )
 
 
 def check_turn(session_id: object, actor_id: object) -> None:

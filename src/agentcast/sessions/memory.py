@@ -23,6 +23,9 @@ class MemoryStore:
         self._messages: dict[str, list[bytes]] = {}
         self._meta: dict[str, tuple[str | None, int, int]] = {}
 
+    async def setup(self) -> None:
+        """Nothing to create: a dict has no schema."""
+
     async def load(self, session_id: str) -> list[Message]:
         """Return a copy of the session's messages."""
         check_session_key(session_id)

@@ -13,7 +13,12 @@ e.g. `?options=-csearch_path%3Dmyschema`):
 {prefix}sessions  session_id PK, actor_id, title, created_at, updated_at (epoch ms),
                   message_count, touched (a sequence number: the update order, for ties)
 {prefix}messages  (session_id, position) PK -> sessions ON DELETE CASCADE, body BYTEA
+{prefix}schema    version PK, applied_at (epoch ms): one row per applied migration step
 ```
+
+`setup()` (run on first use) applies the pending `MIGRATIONS`, each with its `schema` row, in
+one transaction under an advisory lock: a second process starting at the same moment waits for
+the lock, then reads the steps as applied (and the primary key would refuse a second row).
 """
 
 from __future__ import annotations
@@ -39,14 +44,45 @@ from agentcast.sessions._base import (
     SessionInfo,
     answer_within,
     check_actor,
+    check_schema_version,
     check_turn,
     redact_url,
     title_of,
 )
 
-__all__ = ["PostgresStore"]
+__all__ = ["MIGRATIONS", "PostgresStore"]
 
 _SETUP_LOCK = 0x6167656E74636173  # "agentcas": the advisory lock taken while creating tables
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: the tables of the first release. Tables from before versioning (no schema table:
+    # version 0) already exist; IF NOT EXISTS lets this step record them as version 1 untouched.
+    (
+        "CREATE TABLE IF NOT EXISTS {sessions} ("
+        " session_id TEXT PRIMARY KEY,"
+        " actor_id TEXT,"
+        " title TEXT NOT NULL DEFAULT '',"
+        " created_at BIGINT NOT NULL,"
+        " updated_at BIGINT NOT NULL,"
+        " message_count INTEGER NOT NULL DEFAULT 0,"
+        " touched BIGSERIAL NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS {messages} ("
+        " session_id TEXT NOT NULL REFERENCES {sessions}(session_id) ON DELETE CASCADE,"
+        " position INTEGER NOT NULL,"
+        " body BYTEA NOT NULL,"
+        " PRIMARY KEY (session_id, position))",
+        "CREATE INDEX IF NOT EXISTS {sessions_by_update} ON {sessions}"
+        " (updated_at DESC, touched DESC)",
+        "CREATE INDEX IF NOT EXISTS {sessions_by_actor} ON {sessions}"
+        " (actor_id, updated_at DESC, touched DESC)",
+    ),
+)
+"""The schema's migration steps, oldest first: step N brings the tables to version N.
+
+Statements name relations as `{sessions}`, `{messages}`, `{sessions_by_update}`,
+`{sessions_by_actor}` (the prefixed identifiers). A released step is never edited; a schema
+change is a new step appended here.
+"""
 
 _PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
 
@@ -80,37 +116,12 @@ class PostgresStore:
         self.table_prefix = table_prefix
         self.timeout = timeout
         self._ready = False
-        sessions = sql.Identifier(f"{table_prefix}sessions")
-        messages = sql.Identifier(f"{table_prefix}messages")
-        self._relations = [
-            f"{table_prefix}{name}"
+        self._names = {
+            name: sql.Identifier(f"{table_prefix}{name}")
             for name in ("sessions", "messages", "sessions_by_update", "sessions_by_actor")
-        ]
-        self._schema = [
-            sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {} ("
-                " session_id TEXT PRIMARY KEY,"
-                " actor_id TEXT,"
-                " title TEXT NOT NULL DEFAULT '',"
-                " created_at BIGINT NOT NULL,"
-                " updated_at BIGINT NOT NULL,"
-                " message_count INTEGER NOT NULL DEFAULT 0,"
-                " touched BIGSERIAL NOT NULL)"
-            ).format(sessions),
-            sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {} ("
-                " session_id TEXT NOT NULL REFERENCES {}(session_id) ON DELETE CASCADE,"
-                " position INTEGER NOT NULL,"
-                " body BYTEA NOT NULL,"
-                " PRIMARY KEY (session_id, position))"
-            ).format(messages, sessions),
-            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (updated_at DESC, touched DESC)").format(
-                sql.Identifier(self._relations[2]), sessions
-            ),
-            sql.SQL(
-                "CREATE INDEX IF NOT EXISTS {} ON {} (actor_id, updated_at DESC, touched DESC)"
-            ).format(sql.Identifier(self._relations[3]), sessions),
-        ]
+        }
+        self._version_table = f"{table_prefix}schema"
+        sessions, messages = self._names["sessions"], self._names["messages"]
         self._upsert = sql.SQL(
             "INSERT INTO {s} AS s (session_id, actor_id, title, created_at, updated_at,"
             " message_count) VALUES (%s, %s, %s, %s, %s, %s)"
@@ -170,7 +181,7 @@ class PostgresStore:
             raise self._error("cannot connect to the Postgres session store at", exc) from exc
         try:
             if not self._ready:
-                await self._create_tables(conn)
+                await self._migrate(conn)
                 self._ready = True
             yield conn
         except psycopg.Error as exc:
@@ -180,22 +191,56 @@ class PostgresStore:
             with anyio.CancelScope(shield=True):
                 await conn.close()
 
-    async def _create_tables(self, conn: psycopg.AsyncConnection[TupleRow]) -> None:
+    async def _version(self, conn: psycopg.AsyncConnection[TupleRow]) -> int | None:
+        """The recorded schema version; None when there is no schema table yet."""
         cursor = await conn.execute(
-            "SELECT bool_and(to_regclass(quote_ident(name)) IS NOT NULL)"
-            " FROM unnest(%s::text[]) AS name",
-            (self._relations,),
+            "SELECT to_regclass(quote_ident(%s)) IS NOT NULL", (self._version_table,)
         )
         row = await cursor.fetchone()
-        if row is not None and row[0]:  # the usual case: no lock, no DDL
+        if row is None or not row[0]:
+            return None
+        query = sql.SQL("SELECT coalesce(max(version), 0) FROM {}").format(
+            sql.Identifier(self._version_table)
+        )
+        row = await (await conn.execute(query)).fetchone()
+        found = 0 if row is None else int(row[0])
+        check_schema_version(found, len(MIGRATIONS), redact_url(self.url))
+        return found
+
+    async def _migrate(self, conn: psycopg.AsyncConnection[TupleRow]) -> None:
+        latest = len(MIGRATIONS)
+        if await self._version(conn) == latest:  # the usual case: no lock, no DDL
             await conn.rollback()
             return
         # Concurrent `CREATE TABLE IF NOT EXISTS` can fail with a unique violation in the
-        # catalog: whoever holds the lock creates, the others then find the tables there.
+        # catalog, and two processes must not both apply a step: whoever holds the lock
+        # migrates; the others then read (read committed) the version it committed.
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
-        for statement in self._schema:
-            await conn.execute(statement)
+        await conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} ("
+                " version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)"
+            ).format(sql.Identifier(self._version_table))
+        )
+        version = await self._version(conn) or 0
+        record = sql.SQL("INSERT INTO {} (version, applied_at) VALUES (%s, %s)").format(
+            sql.Identifier(self._version_table)
+        )
+        for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+            for statement in step:
+                await conn.execute(sql.SQL(statement).format(**self._names))  # type: ignore[arg-type]
+            await conn.execute(record, (number, time.time_ns() // 1_000_000))
         await conn.commit()
+
+    async def setup(self) -> None:
+        """Create the tables, or migrate them, to this version's schema.
+
+        Raises:
+            ConfigError: the tables were written by a newer agentcast.
+            StoreUnavailable: the server cannot be reached.
+        """
+        async with self._connect():
+            pass
 
     async def load(self, session_id: str) -> list[Message]:
         """Return the session's messages, oldest first."""

@@ -7,7 +7,13 @@ This module is the only importer of `redis`. Keys (the prefix defaults to `agent
 {prefix}session:{id}:meta       hash   created_at, updated_at (epoch ms), title, actor_id
 {prefix}sessions                zset   every session id, scored by updated_at
 {prefix}actor:{actor}           zset   the actor's session ids, scored by updated_at
+{prefix}schema_version          string the last applied migration step (absent: none, 0)
 ```
+
+The schema's version is the `schema_version` key. `setup()` (run on first use) applies each
+pending step of `MIGRATIONS` as one Lua script that also checks and bumps the version, so a
+step runs once however many processes start together. The layout of the first release is
+version 0: it has no step, and a store never migrated writes no version key.
 
 A turn is appended, and a session deleted, by one Lua script each: Redis runs a script
 atomically, so a turn is never split or interleaved with another, and its metadata and indexes
@@ -42,12 +48,33 @@ from agentcast.sessions._base import (
     SessionInfo,
     answer_within,
     check_actor,
+    check_schema_version,
     check_turn,
     redact_url,
     title_of,
 )
 
-__all__ = ["RedisStore"]
+__all__ = ["MIGRATIONS", "RedisStore"]
+
+MIGRATIONS: tuple[str, ...] = ()
+"""The schema's migration steps, oldest first, as Lua: step N brings the keys to version N.
+
+A step's script gets the key prefix as `ARGV[2]` and runs atomically with the version check
+(`_MIGRATE`). A released step is never edited; a layout change is a new step appended here.
+"""
+
+_MIGRATE = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if current ~= tonumber(ARGV[1]) - 1 then
+    return current
+end
+local function step()
+%s
+end
+step()
+redis.call('SET', KEYS[1], ARGV[1])
+return tonumber(ARGV[1])
+"""
 
 _APPEND = """
 local messages, meta, index = KEYS[1], KEYS[2], KEYS[3]
@@ -109,6 +136,8 @@ class RedisStore:
         self.prefix = prefix
         self.timeout = timeout
         self._index = f"{prefix}sessions"
+        self._version_key = f"{prefix}schema_version"
+        self._ready = False
         self._actor_prefix = f"{prefix}actor:"
 
     def __repr__(self) -> str:
@@ -154,6 +183,9 @@ class RedisStore:
         except (ValueError, RedisError) as exc:  # a malformed URL
             raise self._error("bad Redis session store URL", exc) from exc
         try:
+            if not self._ready:
+                await self._migrate(client)
+                self._ready = True
             yield client
         except (RedisConnectionError, RedisTimeoutError) as exc:
             what = "cannot connect to the Redis session store at"
@@ -163,6 +195,27 @@ class RedisStore:
         finally:
             with anyio.CancelScope(shield=True):
                 await client.aclose()
+
+    async def _migrate(self, client: redis.asyncio.Redis) -> None:
+        latest = len(MIGRATIONS)
+        raw = await client.get(self._version_key)
+        version = 0 if raw is None else int(raw)
+        check_schema_version(version, latest, redact_url(self.url))
+        for number in range(version + 1, latest + 1):
+            script = client.register_script(_MIGRATE % MIGRATIONS[number - 1])
+            # Another process may have applied this step (and later ones) first: fine.
+            found = int(await script(keys=[self._version_key], args=[number, self.prefix]))
+            check_schema_version(found, latest, redact_url(self.url))
+
+    async def setup(self) -> None:
+        """Apply the pending migration steps (none yet: the first layout is version 0).
+
+        Raises:
+            ConfigError: the keys were written by a newer agentcast.
+            StoreUnavailable: the server cannot be reached.
+        """
+        async with self._connect():
+            pass
 
     async def load(self, session_id: str) -> list[Message]:
         """Return the session's messages, oldest first."""

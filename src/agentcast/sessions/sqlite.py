@@ -2,6 +2,10 @@
 
 This module is the only importer of `aiosqlite`. Each turn is written in one transaction, so a
 crash never leaves half a turn; WAL mode lets several processes read while one writes.
+
+The schema's version is the file's `PRAGMA user_version`. `setup()` (run on first use) applies
+the pending `MIGRATIONS` and the new version in one `BEGIN IMMEDIATE` transaction: a second
+process starting at the same moment waits for the write lock, then finds the steps applied.
 """
 
 from __future__ import annotations
@@ -23,26 +27,38 @@ from agentcast.sessions._base import (
     SessionInfo,
     answer_within,
     check_actor,
+    check_schema_version,
     check_turn,
     title_of,
 )
 
-__all__ = ["SQLiteStore"]
+__all__ = ["MIGRATIONS", "SQLiteStore"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sessions (
-    session_id TEXT PRIMARY KEY,
-    actor_id   TEXT,
-    title      TEXT NOT NULL DEFAULT '',
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS messages (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
-    session_id TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
-    body       BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS messages_by_session ON messages(session_id, id);
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: the tables of the first release. A database from before versioning (user_version 0)
+    # already has them; IF NOT EXISTS lets this step stamp it as version 1 untouched.
+    (
+        "CREATE TABLE IF NOT EXISTS sessions ("
+        " session_id TEXT PRIMARY KEY,"
+        " actor_id   TEXT,"
+        " title      TEXT NOT NULL DEFAULT '',"
+        " created_at INTEGER NOT NULL,"
+        " updated_at INTEGER NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS messages ("
+        " id         INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " session_id TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,"
+        " body       BLOB NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS messages_by_session ON messages(session_id, id)",
+    ),
+    # 2: `list_sessions` orders (and filters by actor) without scanning every session.
+    (
+        "CREATE INDEX IF NOT EXISTS sessions_by_update ON sessions(updated_at DESC)",
+        "CREATE INDEX IF NOT EXISTS sessions_by_actor ON sessions(actor_id, updated_at DESC)",
+    ),
+)
+"""The schema's migration steps, oldest first: step N brings the file to `user_version` N.
+
+A released step is never edited; a schema change is a new step appended here.
 """
 
 
@@ -83,9 +99,7 @@ class SQLiteStore:
             async with self._setup_lock:
                 if not self._ready:
                     async with self._open() as db:
-                        await db.execute("PRAGMA journal_mode=WAL")
-                        await db.executescript(_SCHEMA)
-                        await db.commit()
+                        await self._migrate(db)
                     self._ready = True
         async with self._open() as db:
             yield db
@@ -116,6 +130,51 @@ class SQLiteStore:
         finally:
             with anyio.CancelScope(shield=True):
                 await db.close()
+
+    async def _migrate(self, db: aiosqlite.Connection) -> None:
+        latest = len(MIGRATIONS)
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")  # not inside a transaction
+        except aiosqlite.OperationalError as exc:
+            # The switch needs the file to itself and may not wait for it: another store
+            # object is using the file right now. WAL only lets readers run beside a writer;
+            # the next store's first use switches it.
+            if "locked" not in str(exc):
+                raise
+        if await self._version(db) == latest:  # the usual case: no write lock taken
+            return
+        # DDL and user_version are transactional in SQLite: the steps and the version that
+        # records them commit together, and IMMEDIATE makes a concurrent setup wait here.
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            version = await self._version(db)
+            check_schema_version(version, latest, str(self.path))
+            for step in MIGRATIONS[version:]:
+                for statement in step:
+                    await db.execute(statement)
+            await db.execute(f"PRAGMA user_version = {latest}")
+            await db.commit()
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await db.rollback()
+            raise
+
+    async def _version(self, db: aiosqlite.Connection) -> int:
+        async with db.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        found = 0 if row is None else int(row[0])
+        check_schema_version(found, len(MIGRATIONS), str(self.path))
+        return found
+
+    async def setup(self) -> None:
+        """Create the file and its tables, or migrate them, to this version's schema.
+
+        Raises:
+            ConfigError: the file was written by a newer agentcast.
+            StoreUnavailable: the file cannot be opened, or stays locked past the timeout.
+        """
+        async with self._connect():
+            pass
 
     async def load(self, session_id: str) -> list[Message]:
         """Return the session's messages, oldest first."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from agentcast.events import BaseEvent, LLMEnd, Message
@@ -36,7 +36,6 @@ class RunRequest:
     session_id: str | None = None
     actor_id: str | None = None
     custom_data: Any = None
-    options: dict[str, Any] = field(default_factory=dict)
     owner: str | None = None
 
     @property

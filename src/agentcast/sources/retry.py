@@ -7,9 +7,9 @@ streamed, a retry would show the user duplicated text, so the run ends with
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
+from agentcast._backoff import backoff_delay
 from agentcast.errors import AgentcastError, ProviderError
 
 __all__ = ["RetryPolicy", "classify_provider_error"]
@@ -62,10 +62,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before retry number `attempt` (1-based)."""
-        if self.base_delay <= 0:
-            return 0.0
-        base = float(min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1)))
-        return base * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not security
+        return backoff_delay(attempt, base=self.base_delay, cap=self.max_delay, jitter=True)
 
 
 def classify_provider_error(exc: BaseException) -> AgentcastError:

@@ -1,0 +1,183 @@
+"""Session-store schema versions: old layouts are migrated, each step once, newer ones refused."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import anyio
+import psycopg
+import pytest
+import redis.asyncio
+from psycopg import sql
+
+from agentcast.errors import ConfigError
+from agentcast.sessions import postgres as postgres_module
+from agentcast.sessions import redis as redis_module
+from agentcast.sessions import sqlite as sqlite_module
+from agentcast.sessions.postgres import PostgresStore
+from agentcast.sessions.redis import RedisStore
+from agentcast.sessions.sqlite import SQLiteStore
+from agentcast.testing.store_conformance import TURN, turn
+from tests.test_sessions import POSTGRES_URL, REDIS_URL, postgres_prefix, redis_prefix
+
+pytestmark = pytest.mark.anyio
+
+# The SQLite tables as the first release wrote them, before schema versions (user_version 0).
+SQLITE_V0 = """
+CREATE TABLE sessions (
+    session_id TEXT PRIMARY KEY,
+    actor_id   TEXT,
+    title      TEXT NOT NULL DEFAULT '',
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE messages (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
+    body       BLOB NOT NULL
+);
+CREATE INDEX messages_by_session ON messages(session_id, id);
+INSERT INTO sessions VALUES ('old', 'alice', 'old question', 1, 2);
+INSERT INTO messages(session_id, body) VALUES ('old', '{"role":"user","content":"old question"}');
+"""
+
+
+def _sqlite_state(path) -> tuple[int, set[str]]:
+    with sqlite3.connect(path) as db:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        indexes = {
+            row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='index'")
+        }
+    return version, indexes
+
+
+async def test_sqlite_database_from_before_versions_is_migrated_and_keeps_its_data(tmp_path):
+    path = tmp_path / "s.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(SQLITE_V0)
+    store = SQLiteStore(path)
+    assert await store.load("old") == [{"role": "user", "content": "old question"}]
+    [info] = await store.list_sessions(actor_id="alice")
+    assert (info.session_id, info.title, info.message_count) == ("old", "old question", 1)
+    version, indexes = _sqlite_state(path)
+    assert version == len(sqlite_module.MIGRATIONS) == 2
+    assert {"sessions_by_update", "sessions_by_actor"} <= indexes
+    await store.append("old", turn("new"))
+    assert len(await SQLiteStore(path).load("old")) == 1 + len(turn("new"))
+
+
+async def test_sqlite_concurrent_setup_applies_each_step_once(tmp_path, monkeypatch):
+    # A step that fails when applied twice (CREATE TABLE without IF NOT EXISTS) and counts.
+    probe = ("CREATE TABLE probe (n INTEGER)", "INSERT INTO probe VALUES (1)")
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", (*sqlite_module.MIGRATIONS, probe))
+    path = tmp_path / "s.db"
+    stores = [SQLiteStore(path) for _ in range(4)]
+    async with anyio.create_task_group() as tg:
+        for store in stores:
+            tg.start_soon(store.setup)
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM probe").fetchone()[0] == 1
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+
+
+async def test_sqlite_database_newer_than_the_code_is_refused(tmp_path):
+    path = tmp_path / "s.db"
+    await SQLiteStore(path).append("s", TURN)
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version = 99")
+    store = SQLiteStore(path)
+    with pytest.raises(ConfigError, match="schema version 99, newer than the 2"):
+        await store.setup()
+    with pytest.raises(ConfigError, match="upgrade agentcast"):
+        await store.load("s")
+    assert _sqlite_state(path)[0] == 99, "a refused database is left as it was"
+
+
+async def _postgres_versions(prefix: str) -> list[int]:
+    conn = await psycopg.AsyncConnection.connect(POSTGRES_URL, autocommit=True)
+    try:
+        table = sql.Identifier(f"{prefix}schema")
+        cursor = await conn.execute(sql.SQL("SELECT version FROM {} ORDER BY 1").format(table))
+        return [row[0] for row in await cursor.fetchall()]
+    finally:
+        await conn.close()
+
+
+async def _postgres_execute(query: sql.Composable) -> None:
+    conn = await psycopg.AsyncConnection.connect(POSTGRES_URL, autocommit=True)
+    try:
+        await conn.execute(query)
+    finally:
+        await conn.close()
+
+
+async def test_postgres_tables_from_before_versions_are_migrated_and_keep_their_data():
+    async with postgres_prefix() as prefix:
+        await PostgresStore(POSTGRES_URL, table_prefix=prefix).append("s", TURN, actor_id="ann")
+        # Without its schema table, the layout is the first release's: version 0.
+        await _postgres_execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(f"{prefix}schema")))
+        store = PostgresStore(POSTGRES_URL, table_prefix=prefix)
+        assert await store.load("s") == TURN
+        assert await _postgres_versions(prefix) == [1]
+
+
+async def test_postgres_concurrent_setup_applies_each_step_once(monkeypatch):
+    # Applied twice, ADD COLUMN fails (and so would the second version row).
+    probe = ("ALTER TABLE {sessions} ADD COLUMN probe INTEGER",)
+    monkeypatch.setattr(postgres_module, "MIGRATIONS", (*postgres_module.MIGRATIONS, probe))
+    async with postgres_prefix() as prefix:
+        stores = [PostgresStore(POSTGRES_URL, table_prefix=prefix) for _ in range(4)]
+        async with anyio.create_task_group() as tg:
+            for store in stores:
+                tg.start_soon(store.setup)
+        assert await _postgres_versions(prefix) == [1, 2]
+        await stores[0].append("s", TURN)
+        assert await stores[1].load("s") == TURN
+
+
+async def test_postgres_tables_newer_than_the_code_are_refused():
+    async with postgres_prefix() as prefix:
+        await PostgresStore(POSTGRES_URL, table_prefix=prefix).setup()
+        await _postgres_execute(
+            sql.SQL("INSERT INTO {} VALUES (99, 0)").format(sql.Identifier(f"{prefix}schema"))
+        )
+        store = PostgresStore(POSTGRES_URL, table_prefix=prefix)
+        with pytest.raises(ConfigError, match="schema version 99, newer than the 1"):
+            await store.load("s")
+
+
+async def _redis_get(key: str) -> bytes | None:
+    client = redis.asyncio.Redis.from_url(REDIS_URL)
+    try:
+        return await client.get(key)
+    finally:
+        await client.aclose()
+
+
+async def test_redis_concurrent_setup_applies_each_step_once_and_keeps_the_data(monkeypatch):
+    async with redis_prefix() as prefix:
+        await RedisStore(REDIS_URL, prefix=prefix).append("s", TURN)
+        assert await _redis_get(f"{prefix}schema_version") is None, "the first layout is 0"
+        probe = "redis.call('INCR', ARGV[2] .. 'probe')"
+        monkeypatch.setattr(redis_module, "MIGRATIONS", (*redis_module.MIGRATIONS, probe))
+        stores = [RedisStore(REDIS_URL, prefix=prefix) for _ in range(4)]
+        async with anyio.create_task_group() as tg:
+            for store in stores:
+                tg.start_soon(store.setup)
+        assert await _redis_get(f"{prefix}probe") == b"1"
+        assert await _redis_get(f"{prefix}schema_version") == b"1"
+        assert await stores[0].load("s") == TURN
+
+
+async def test_redis_keys_newer_than_the_code_are_refused():
+    async with redis_prefix() as prefix:
+        client = redis.asyncio.Redis.from_url(REDIS_URL)
+        try:
+            await client.set(f"{prefix}schema_version", 99)
+        finally:
+            await client.aclose()
+        store = RedisStore(REDIS_URL, prefix=prefix)
+        with pytest.raises(ConfigError, match="schema version 99, newer than the 0"):
+            await store.setup()
+        with pytest.raises(ConfigError):
+            await store.ping()
