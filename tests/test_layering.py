@@ -334,7 +334,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("events", ("agentcast.events",)),
     ("ids", ("agentcast.ids",)),
     ("errors", ("agentcast.errors",)),
-    ("version", ("agentcast._version",)),
+    ("base", ("agentcast._version", "agentcast._backoff")),  # standard library only
 ]
 """agentcast's own layers, top to bottom: a module may import its own layer and those below.
 

@@ -27,6 +27,7 @@ def test_recording_sink_has_every_run_sink_member():
         "message",
         "set_output",
         "interrupt",
+        "track_text",
         "wait_for_events",
     }
     assert all(hasattr(RecordingSink(), name) for name in members)
