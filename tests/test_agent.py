@@ -187,3 +187,27 @@ async def test_bad_payloads_raise_invalid_input(payload, message):
     with pytest.raises(InvalidInput, match=message):
         async for _ in stream_agent(payload):
             pass
+
+
+async def test_caller_held_history_is_answered_from_and_the_turn_is_still_saved():
+    # A front-end that holds the conversation (AG-UI, useChat) sends it with each request.
+    store = MemoryStore()
+    agent = Agent(OfflineChatModel(token_delay=0), demo_tools(), store=store)
+    await agent.ainvoke("My name is Alice.", session_id="t1")  # stored history says Alice
+    held = [
+        {"role": "user", "content": "My name is Bob."},
+        {"role": "assistant", "content": "Nice to meet you, Bob."},
+    ]
+    run = agent.start("What's my name?", session_id="t1", history=held)
+    result = await run.execute()
+    assert "Bob" in result.output and "Alice" not in result.output
+    saved = await store.load("t1")
+    assert [m["content"] for m in saved[-2:]] == ["What's my name?", result.output]
+
+
+async def test_without_caller_history_the_stored_history_is_used():
+    store = MemoryStore()
+    agent = Agent(OfflineChatModel(token_delay=0), demo_tools(), store=store)
+    await agent.ainvoke("My name is Alice.", session_id="t1")
+    result = await agent.start("What's my name?", session_id="t1", history=None).execute()
+    assert "Alice" in result.output

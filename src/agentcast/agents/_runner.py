@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from agentcast.errors import InvalidInput
+from agentcast.events import Message
 from agentcast.ids import check_id
 from agentcast.runtime import EventHandler, Run, RunEvents, RunResult, new_id
 from agentcast.sessions import SessionStore
@@ -60,6 +61,7 @@ class Runner:
         callbacks: Sequence[EventHandler] = (),
         run_id: str | None = None,
         owner: str | None = None,
+        history: Sequence[Message] | None = None,
     ) -> Run:
         """Create a run (not started yet): `await run.execute()` runs it; read `run.events()`.
 
@@ -72,6 +74,9 @@ class Runner:
             run_id: the run's id (None: a new one).
             owner: the namespace of the session (an API key's owner); the same `session_id`
                 of another owner is another session.
+            history: the conversation so far, when the caller holds it (a front-end protocol
+                sends it with every request): the run answers from it instead of the stored
+                history. None: the stored history. The turn is saved to the session either way.
 
         Raises:
             InvalidInput: the prompt is empty, or an id breaks the id rule (`agentcast.ids`).
@@ -94,6 +99,8 @@ class Runner:
                 actor_id=actor_id,
                 custom_data=custom_data,
                 owner=owner,
+                history=tuple(history) if history is not None else (),
+                history_from_caller=history is not None,
             ),
             store=self.store,
             timeout=self.timeout,

@@ -24,13 +24,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import msgspec
 
 from agentcast.errors import InvalidInput, SessionBusy
+from agentcast.events import Message
 from agentcast.ids import check_id
 from agentcast.runtime.run import Run, RunResult
 
@@ -64,6 +65,7 @@ class Starter(Protocol):
         actor_id: str | None = ...,
         custom_data: Any = ...,
         owner: str | None = ...,
+        history: Sequence[Message] | None = ...,
     ) -> Run:
         """Create the run."""
         ...
@@ -164,6 +166,7 @@ class RunManager:
         actor_id: str | None = None,
         custom_data: Any = None,
         owner: str | None = None,
+        history: Sequence[Message] | None = None,
     ) -> ManagedRun:
         """Start a run now (or queue it behind the session's active run, per policy).
 
@@ -178,7 +181,12 @@ class RunManager:
             check_id(session_id)  # before it is looked up: a bad id changes nothing
         self._expire()
         run = self._start(
-            prompt, session_id=session_id, actor_id=actor_id, custom_data=custom_data, owner=owner
+            prompt,
+            session_id=session_id,
+            actor_id=actor_id,
+            custom_data=custom_data,
+            owner=owner,
+            history=history,
         )
         key = run.session_key
         previous = self._active.get(key) if key else None

@@ -324,7 +324,11 @@ class Run:
                 input=request.input, actor_id=request.actor_id, custom_data=request.custom_data
             )
         )
-        if self._store is not None and self.session_key is not None:
+        if (
+            self._store is not None
+            and self.session_key is not None
+            and not request.history_from_caller
+        ):
             history = await self._store.load(self.session_key)
             request = replace(request, history=history)
         self.message({"role": "user", "content": request.input})

@@ -28,6 +28,9 @@ class RunRequest:
         custom_data: opaque data the caller attached.
         owner: the namespace the session lives in (an API key's owner), None for the shared
             one. Another owner's session with the same id is another session.
+        history_from_caller: the caller supplied `history` (a front-end that holds the
+            conversation, as AG-UI and `useChat` do): the run answers from it and does not
+            load the stored history; the turn is still saved to the session.
     """
 
     input: str
@@ -37,6 +40,7 @@ class RunRequest:
     actor_id: str | None = None
     custom_data: Any = None
     owner: str | None = None
+    history_from_caller: bool = False
 
     @property
     def session_key(self) -> str | None:
