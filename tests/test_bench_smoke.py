@@ -146,26 +146,51 @@ def _load_server_bench():
 
 
 @pytest.mark.slow
-def test_server_bench_streams_from_both_servers_and_reports(tmp_path, capsys):
+def test_server_bench_streams_from_every_server_and_reports(tmp_path, capsys):
     server = _load_server_bench()
     out = tmp_path / "server.json"
     argv = ["--streams", "2,3", "--tokens", "5", "--rate", "50", "--ramp", "0.05"]
     assert server.main([*argv, "--json", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "Per level" in printed and "agentcast ÷ plain" in printed
+    assert "Per level" in printed and "agentcast own ÷ floor" in printed
     data = json.loads(out.read_text())
     levels = data["levels"]
+    kinds = ("agentcast", "drain", "floor", "plain", "plain-gc")
     assert sorted((lv["server"], lv["streams"]) for lv in levels) == [
-        ("agentcast", 2),
-        ("agentcast", 3),
-        ("plain", 2),
-        ("plain", 3),
+        (kind, count) for kind in kinds for count in (2, 3)
     ]
     for level in levels:
         assert level["errors"] == 0 and level["dropped"] == 0, level["error_samples"]
         assert level["tokens"] == level["expected_tokens"] == level["streams"] * 5
-        assert level["p50_ms"] >= 0 and level["server_cpu_us_per_token"] > 0
-    assert set(data["verdict"]["cpu_ratios"]) == {"2", "3"}
+        assert level["server_cpu_us_per_token"] > 0
+        if level["server"] != "drain":  # the drain server delivers no token: no latency
+            assert level["p50_ms"] >= 0
+    [result] = data["verdicts"]
+    assert set(result["cpu_ratios"]) == set(result["own_floor_ratios"]) == {"2", "3"}
+    assert set(result["own_us"]) == {"agentcast", "plain", "plain-gc"}
+
+
+def test_server_bench_own_cost_is_cpu_minus_the_model_drained_alone():
+    server = _load_server_bench()
+
+    def level(kind, cpu):
+        return server.Level(
+            kind, 100, 10, 20.0, tokens=1000, expected_tokens=1000, server_cpu_us_per_token=cpu
+        )
+
+    levels = [
+        level("drain", 30.0),
+        level("floor", 10.0),
+        level("plain-gc", 90.0),
+        level("agentcast", 45.0),
+    ]
+    result = server.verdict(levels)
+    assert result.own_us == {"plain-gc": {100: 60.0}, "agentcast": {100: 15.0}}
+    assert result.own_floor_ratios == {100: 1.5}
+    assert result.own_plain_gc_ratios == {100: 0.25}
+    assert result.own_passed is True
+    levels[-1] = level("agentcast", 46.0)  # own 16 > 1.5 x the floor's 10
+    assert server.verdict(levels).own_passed is False
 
 
 def test_server_bench_verdict_bounds_the_capacity_ratio():
@@ -179,6 +204,9 @@ def test_server_bench_verdict_bounds_the_capacity_ratio():
     levels = [
         level("plain", 10, 5.0),
         level("plain", 100, 80.0),
+        level("plain-gc", 10, 5.0),
+        level("plain-gc", 100, 20.0),
+        level("plain-gc", 1000, 90.0),
         level("agentcast", 10, 2.0),
         level("agentcast", 100, 3.0),
         level("agentcast", 1000, 20.0),
@@ -189,6 +217,8 @@ def test_server_bench_verdict_bounds_the_capacity_ratio():
     assert result.ratio_low == 10.0 and result.ratio_high is None
     assert result.streams_passed is None  # plain holds 10..99: the ratio is 10..100+
     assert result.target_streams_passed is True
+    assert (result.plain_gc.held, result.plain_gc.failed) == (100, 1000)
+    assert result.tuned_ratio_low == 1.0 and result.tuned_streams_passed is None
     levels[-1] = level("agentcast", 1000, 60.0)
     result = server.verdict(levels)
     assert result.ratio_high == 100.0 and result.target_streams_passed is False

@@ -12,7 +12,6 @@ there: the same 404, and no code path that reads the other key's data.
 from __future__ import annotations
 
 import contextlib
-import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,15 +22,12 @@ from agentcast.ids import check_id, session_key
 from agentcast.runtime import ManagedRun, RunManager, RunResult
 from agentcast.server._auth import check_api_keys
 from agentcast.server._config import ServedAgent, ServerConfig
+from agentcast.server._gc import tune_gc
 from agentcast.server._health import StoreHealth
 from agentcast.server._metrics import ServerMetrics
 from agentcast.sessions import SessionStore
 
 __all__ = ["ServerState", "not_found"]
-
-# Young collections every 50,000 allocations rather than 700: a token allocates ~16 tracked
-# objects in LangChain's stream, so the default means a collection every ~40 tokens.
-_GC_FIRST_THRESHOLD = 50_000
 
 
 def not_found(kind: str, key: str) -> HTTPException:
@@ -93,10 +89,7 @@ class ServerState:
         """
         await self.health.check()
         if self.config.tune_gc:
-            gc.collect()
-            gc.freeze()
-            first, second, third = gc.get_threshold()
-            gc.set_threshold(max(first, _GC_FIRST_THRESHOLD), second, third)
+            tune_gc()
         try:
             yield
         finally:
