@@ -25,6 +25,7 @@ from agentcast.errors import MaxStepsExceeded
 from agentcast.events import Error, Message, ToolEnd, ToolStart, json_safe
 from agentcast.events._scope import ToolScope, current_tool_scope
 from agentcast.sources._base import RunRequest, RunSink
+from agentcast.sources._direct import stream_model
 from agentcast.sources._messages import to_langchain
 from agentcast.sources._nested import NestedLLMHandler, nested_handler_var
 from agentcast.sources.llm_call import LLMCallResult, LLMCallStream, ParsedToolCall
@@ -123,7 +124,7 @@ class NativeAgentSource:
             )
             stream.start()
             feed = stream.feed
-            chunks = self._bound.astream(messages)
+            chunks = stream_model(self._bound, messages)
             try:
                 async with contextlib.aclosing(chunks):  # type: ignore[type-var]
                     # No yield per chunk: the run executes in a task of its own and readers are
