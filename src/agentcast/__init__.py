@@ -60,7 +60,7 @@ if TYPE_CHECKING:
         ToolStart,
     )
     from agentcast.events._scope import emit
-    from agentcast.runtime import Run, RunResult
+    from agentcast.runtime import Run, RunResult, TokenBuffer
 
 from agentcast._version import __version__ as __version__
 
@@ -94,6 +94,7 @@ __all__ = (
     "SessionError",
     "StoreUnavailable",
     "TokenAccumulator",
+    "TokenBuffer",
     "ToolCallDelta",
     "ToolCallEnd",
     "ToolCallStart",
@@ -139,6 +140,7 @@ _LAZY = {
     "TokenAccumulator": "agentcast.agents.callbacks",
     "Run": "agentcast.runtime",
     "RunResult": "agentcast.runtime",
+    "TokenBuffer": "agentcast.runtime",
 }
 
 

@@ -1,5 +1,6 @@
 """The runtime: run lifecycle, seq numbering, the closure invariant, the per-run event log."""
 
+from agentcast.runtime._buffer import TokenBuffer, join_tokens
 from agentcast.runtime._log import HEARTBEAT, EventLog, LogReader, ResumeGap
 from agentcast.runtime.manager import (
     CancelStatus,
@@ -24,5 +25,7 @@ __all__ = (
     "RunManager",
     "RunResult",
     "SessionPolicy",
+    "TokenBuffer",
+    "join_tokens",
     "new_id",
 )
