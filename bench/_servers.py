@@ -5,8 +5,9 @@
     agentcast  `create_app(Agent(model))`, `POST /invoke` with `stream: true`
     floor      raw asyncio, no model: a task per stream writing one ~60-byte frame per token at
                the token's due time; what pure-Python delivery costs at best on this machine
-    drain      raw asyncio, the model drained through `model.astream` with nothing delivered
-               but one closing frame; the model's own cost, subtracted to get a server's own
+    drain      raw asyncio, the model's own `_astream` drained with nothing delivered but one
+               closing frame: the bare model's cost (fresh chunks, its pacing sleeps), which
+               is subtracted to get a server's own cost per token
 
 Every kind answers `GET /healthz` and `GET /_bench/gc` (its collections, for the report) and
 streams `POST /invoke {"prompt": ...}`.
@@ -26,6 +27,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from langchain_core.messages import HumanMessage
 from pydantic import BaseModel
 
 from _paced import PacedModel, plan_of
@@ -184,12 +186,13 @@ class RawServer(asyncio.Protocol):
         transport.close()
 
     async def _drain(self, prompt: str) -> None:
-        # The model's whole cost, as any LangChain caller pays it, with nothing delivered.
+        # The bare model: its own stream, no LangChain wrapper (no chunk retention, no
+        # callbacks), so whatever a server spends beyond this is the server's own.
         transport = self.transport
         assert transport is not None
         count = 0
-        async for chunk in self.model.astream(prompt):
-            count += 1 if chunk.content else 0  # LangChain ends with an empty chunk
+        async for _ in self.model._astream([HumanMessage(content=prompt)]):
+            count += 1
         transport.write(_STREAM_HEAD + b'event: agent_end\ndata: {"drained": %d}\n\n' % count)
         transport.close()
 
@@ -208,6 +211,9 @@ def _serve_raw(kind: str, sock: socket.socket, watch: GcWatch, gc_mode: str) -> 
         stop = loop.create_future()
         loop.add_signal_handler(signal.SIGINT, stop.set_result, None)
         _apply_gc(gc_mode)
+        from agentcast.server import tune_gc
+
+        tune_gc()  # the floor and the bare model get the GC tuning agentcast has
         print(f"READY {sock.getsockname()[1]} {os.getpid()}", flush=True)
         await stop
         server.close()
