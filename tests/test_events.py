@@ -511,3 +511,132 @@ def test_to_json_writes_the_bytes_of_to_dict_encoded(name, session_id, envelope)
 def test_to_json_of_an_event_with_only_default_payload_fields():
     event = LLMToken(call_id="c", token="")
     assert to_json(event) == msgspec.json.encode(to_dict(event))
+
+
+# -- the native SSE frame (seed 002's framing) ----------------------------------------------------
+
+# The bytes on the wire, pinned. Changed deliberately after 0.1.0: `event:` first and `data:`
+# second (the lines seed 002's clients read), `data:` the event's flat data object, `id:` last;
+# 0.1.0 wrote `id:`, `event:`, then `data:` with the full envelope (payload under "data").
+SSE_FRAMES_V1 = {
+    "llm_token": (
+        b'event: llm_token\ndata: {"run_id":"run_1","seq":7,"ts":1732170000000,"session_id":"s1",'
+        b'"call_id":"c1","token":"Hel\\nlo","kind":"text","depth":0}\nid: 7\n\n'
+    ),
+    "agent_step": (
+        b'event: agent_step\ndata: {"run_id":"run_1","seq":8,"ts":1732170000000,"session_id":null,'
+        b'"step":2,"node":null,"type":"ai","content":"25 * 4 = 100"}\nid: 8\n\n'
+    ),
+    "agent_end": (
+        b'event: agent_end\ndata: {"run_id":"run_1","seq":9,"ts":1732170000000,"session_id":"s1",'
+        b'"outcome":"success","output":"25 * 4 = 100","steps":2,"metrics":{"tokens":3}}\nid: 9\n\n'
+    ),
+}
+
+
+def test_sse_frame_snapshot():
+    from agentcast.encoders.sse import encode_event
+
+    at = {"run_id": "run_1", "ts": 1_732_170_000_000}
+    frames = {
+        "llm_token": LLMToken(**at, seq=7, session_id="s1", call_id="c1", token="Hel\nlo"),
+        "agent_step": AgentStep(**at, seq=8, step=2, content="25 * 4 = 100"),
+        "agent_end": AgentEnd(
+            **at, seq=9, session_id="s1", output="25 * 4 = 100", steps=2, metrics={"tokens": 3}
+        ),
+    }
+    assert {name: encode_event(event) for name, event in frames.items()} == SSE_FRAMES_V1
+
+
+def test_no_payload_field_takes_an_envelope_name():
+    # What lets the SSE data object hold the envelope fields and the payload side by side.
+    for name, fields in wire_schema().items():
+        assert not set(fields) & set(ENVELOPE_FIELDS), name
+
+
+@pytest.mark.parametrize("name", list(SAMPLES))
+def test_sse_frame_is_event_then_data_then_id_and_decodes_back(name):
+    from agentcast.encoders.sse import decode_event, encode_event
+
+    event = SAMPLES[name]
+    frame = encode_event(event)
+    assert frame.endswith(b"\n\n") and frame.count(b"\n") == 4  # three lines, NASTY text included
+    event_line, data_line, id_line = frame[:-2].decode().split("\n")
+    assert event_line == f"event: {name}"
+    assert id_line == f"id: {event.seq}"
+    assert data_line.startswith("data: ")
+    data = json.loads(data_line[len("data: ") :])
+    # The event's own data object: the envelope's fields, then the payload, as `to_dict` has them.
+    assert list(data) == [*ENVELOPE_FIELDS, *WIRE_SCHEMA_V1[name]]
+    assert data == {**ENVELOPE, **to_dict(event)["data"]}
+    assert decode_event(name, data_line[len("data: ") :]) == event
+    assert decode_event(name, data_line[len("data: ") :].encode()) == event
+
+
+def test_seed_002_reads_data_type_and_content_off_an_agent_step_frame():
+    from agentcast.encoders.sse import encode_event
+
+    lines = encode_event(AgentStep(step=1, message_type="ai", content="hi")).decode().split("\n")
+    data = json.loads(lines[1].removeprefix("data: "))
+    assert lines[0].removeprefix("event: ") == "agent_step"
+    assert (data["type"], data["content"]) == ("ai", "hi")
+
+
+@pytest.mark.parametrize(
+    ("event_type", "raw", "fragment"),
+    [
+        ("llm_tokens", '{"call_id":"c","token":"x"}', "unknown event type 'llm_tokens'"),
+        ("llm_token", '{"call_id":"c","token":', "must be JSON"),
+        ("llm_token", '{"call_id":"c","token":5}', "invalid llm_token event"),
+        ("llm_token", '["c","x"]', "invalid llm_token event"),
+        ("agent_end", '{"outcome":"finished"}', "invalid agent_end event"),
+    ],
+)
+def test_decode_event_refuses_what_is_not_that_event(event_type, raw, fragment):
+    from agentcast.encoders.sse import decode_event
+
+    with pytest.raises(InvalidInput, match=fragment):
+        decode_event(event_type, raw)
+
+
+def test_decode_event_ignores_fields_a_later_version_adds():
+    from agentcast.encoders.sse import decode_event
+
+    event = decode_event("llm_token", '{"seq":3,"call_id":"c","token":"x","v":2,"future":[1]}')
+    assert event == LLMToken(seq=3, call_id="c", token="x")
+
+
+# -- `event.data`: seed 002's Python code on agentcast's events ------------------------------------
+
+
+@pytest.mark.parametrize("name", [name for name in SAMPLES if name != "custom"])
+def test_data_is_the_payload_dict_of_to_dict(name):
+    event = SAMPLES[name]
+    assert event.data == to_dict(event)["data"]
+    assert list(event.data) == WIRE_SCHEMA_V1[name]
+
+
+def test_data_is_built_on_access_and_never_stored():
+    event = SAMPLES["llm_token"]
+    assert "data" not in {field.name for field in msgspec.structs.fields(event)}
+    first = event.data
+    first["token"] = "changed"
+    assert event.data["token"] == NASTY and event.token == NASTY
+    assert event.data is not event.data
+
+
+def test_seed_002s_event_data_lookups_work():
+    token = LLMToken(call_id="c", token="Hel")
+    end = AgentEnd(output="Hello", metrics={"tokens": 2, "tool_calls": 0})
+    assert (token.type, token.data["token"]) == ("llm_token", "Hel")
+    assert end.type == "agent_end"
+    assert (end.data["metrics"]["tokens"], end.data["output"]) == (2, "Hello")
+
+
+def test_a_custom_events_data_is_its_own_payload_field():
+    # `custom` has a payload field named `data` (what emit() was given); it keeps that name.
+    event = SAMPLES["custom"]
+    assert event.data == NESTED  # the field, not the payload dict
+    payload = {"name": "progress 📈", "data": NESTED, "tool_call_id": "call_ä"}
+    assert to_dict(event)["data"] == payload
+    assert Custom(name="n", data=[1, 2]).data == [1, 2]

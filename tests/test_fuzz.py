@@ -18,8 +18,8 @@ from schemathesis.specs.openapi.checks import (
 from starlette.testclient import TestClient
 
 from agentcast import Agent
-from agentcast.encoders.sse import PING, encode_comment, encode_event
-from agentcast.events import EVENT_TYPES, Custom, LLMToken, from_json
+from agentcast.encoders.sse import PING, decode_event, encode_comment, encode_event
+from agentcast.events import EVENT_TYPES, Custom, LLMToken
 from agentcast.models import OfflineChatModel
 from agentcast.models.demo_tools import demo_tools
 from agentcast.server import create_app
@@ -143,5 +143,5 @@ def test_sse_framing_decodes_to_the_same_events_under_any_chunk_split(items, cut
     decoded = [
         sse for sse in httpx_sse.EventSource(response).iter_sse() if sse.event in EVENT_TYPES
     ]
-    assert [from_json(sse.data) for sse in decoded] == events
+    assert [decode_event(sse.event, sse.data) for sse in decoded] == events
     assert [(int(sse.id), sse.event) for sse in decoded] == [(e.seq, e.type) for e in events]

@@ -13,6 +13,7 @@ from langchain_core.messages import AIMessageChunk
 from starlette.testclient import TestClient
 
 from agentcast import Agent
+from agentcast.encoders.sse import decode_event
 from agentcast.events import from_json
 from agentcast.models import OfflineChatModel
 from agentcast.models.demo_tools import demo_tools
@@ -33,6 +34,15 @@ def client(app) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
 
 
+def parse_frame(block: str):
+    """Decode one SSE message, checking its framing: `event:`, then `data:`, then `id:`."""
+    lines = block.split("\n")
+    assert [line.partition(": ")[0] for line in lines] == ["event", "data", "id"], block
+    event = decode_event(lines[0][len("event: ") :], lines[1][len("data: ") :])
+    assert (int(lines[2][len("id: ") :]), lines[0][len("event: ") :]) == (event.seq, event.type)
+    return event
+
+
 def parse_sse(text: str):
     """Parse a whole SSE body into (events, comments); checks the framing of every message."""
     events, comments = [], []
@@ -43,11 +53,7 @@ def parse_sse(text: str):
         if all(line.startswith(":") for line in lines):
             comments.extend(lines)
             continue
-        fields = dict(line.split(": ", 1) for line in lines)
-        assert set(fields) == {"id", "event", "data"}, block
-        event = from_json(fields["data"])
-        assert (int(fields["id"]), fields["event"]) == (event.seq, event.type)
-        events.append(event)
+        events.append(parse_frame(block))
     return events, comments
 
 
@@ -365,7 +371,7 @@ class Reader:
                     if on_comment:
                         return events
                     continue
-                event = from_json(dict(line.split(": ", 1) for line in block.split("\n"))["data"])
+                event = parse_frame(block)
                 events.append(event)
                 if predicate(event):
                     return events

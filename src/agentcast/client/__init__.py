@@ -4,10 +4,11 @@
 their events with transparent resume after a broken connection (`Last-Event-ID`, bounded
 retries, no lost or duplicated event), cancel runs, and read or delete session history.
 
-This layer imports httpx, httpx-sse, anyio, `agentcast.events` and `agentcast.errors` only.
+This layer imports httpx, httpx-sse, anyio, `agentcast.encoders` (the SSE codec),
+`agentcast.events` and `agentcast.errors` only.
 """
 
-from agentcast.client._async import AsyncClient, EventStream
+from agentcast.client._async import AsyncClient
 from agentcast.client._errors import (
     ClientError,
     ConnectionLost,
@@ -17,6 +18,7 @@ from agentcast.client._errors import (
     StreamError,
     Unauthorized,
 )
+from agentcast.client._stream import EventStream
 from agentcast.client._sync import Client, SyncEventStream
 
 __all__ = (

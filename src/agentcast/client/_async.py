@@ -5,126 +5,24 @@
             async for event in events:
                 ...
 
-Events arrive as SSE messages (`id: <seq>`, `event: <type>`, `data: <canonical JSON>`) and are
-decoded with `agentcast.events.from_json`, so each is the very dataclass `Agent.astream`
-yields. A connection that breaks mid-run (a reset, a proxy timeout, a stream that ends
-without `agent_end`) is resumed at `GET /runs/{run_id}/stream` with `Last-Event-ID` set to the
-last seq delivered. Reconnects are bounded, with exponential backoff, and events are deduped
-by seq. The consumer sees every event once, in order, up to `agent_end`.
+The client's three parts: this module holds the API (runs, sessions, health), `_stream` reads
+one run's events and resumes a broken stream (`EventStream`), `_http` is the connection they
+share (timeouts, the error each failed request is).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote
 
-import anyio
 import httpx
-from httpx_sse import EventSource
 
-from agentcast._backoff import backoff_delay
-from agentcast.client._errors import (
-    ClientError,
-    ConnectionLost,
-    NotFound,
-    ServerError,
-    ServerUnreachable,
-    StreamError,
-    Unauthorized,
-)
-from agentcast.errors import AgentcastError, ConfigError, InvalidInput, SessionBusy
-from agentcast.events import EVENT_TYPES, BaseEvent, from_json
+from agentcast.client._http import Connection, quote
+from agentcast.client._stream import EventStream, Reconnect, StreamRequest, join_request
+from agentcast.errors import ConfigError
 
 __all__ = ["AsyncClient", "EventStream"]
-
-# A stream that breaks with one of these is resumed; anything else is not a network accident.
-_RESUMABLE = (httpx.NetworkError, httpx.RemoteProtocolError, httpx.TimeoutException)
-_UNREACHABLE = (httpx.ConnectError, httpx.ConnectTimeout)
-_RETRY_STATUSES = frozenset({502, 503, 504})  # a proxy or load balancer between us and a worker
-
-
-@dataclass(frozen=True)
-class _Request:
-    method: str
-    path: str
-    body: dict[str, Any] | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-
-
-class _RetryableStatus(Exception):
-    """A resume request got a 502/503/504: worth another attempt."""
-
-    def __init__(self, error: AgentcastError) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-
-class EventStream:
-    """The events of one run read from a server: an async iterator and async context manager.
-
-    Nothing is sent before the first event is awaited. `run_id` and `session_id` are set as
-    soon as the server has answered (from `X-Run-Id` / `X-Session-Id`). Leaving early does not
-    stop the run on the server: call `cancel()` for that (the server's disconnect policy
-    cancels a run nobody reads after a grace period).
-
-    Attributes:
-        run_id: the run, once known.
-        session_id: the run's session, once known.
-        last_seq: the seq of the last event delivered (-1: none yet); the resume cursor.
-        reconnects: how many times the stream was resumed after a broken connection.
-        stream_tokens: False when `llm_token` events are left out.
-    """
-
-    def __init__(
-        self,
-        client: AsyncClient,
-        request: _Request,
-        *,
-        run_id: str | None = None,
-        after: int = -1,
-        stream_tokens: bool = True,
-    ) -> None:
-        self.run_id = run_id
-        self.session_id: str | None = None
-        self.last_seq = after
-        self.reconnects = 0
-        self.stream_tokens = stream_tokens
-        self._client = client
-        self._events = client._follow(self, request)
-
-    def __aiter__(self) -> EventStream:
-        return self
-
-    async def __anext__(self) -> BaseEvent:
-        return await self._events.__anext__()
-
-    async def aclose(self) -> None:
-        """Close the connection (the run goes on on the server)."""
-        await self._events.aclose()
-
-    async def cancel(self) -> dict[str, Any]:
-        """Cancel the run on the server; keep iterating to receive its closers and `agent_end`.
-
-        Raises:
-            ClientError: the server has not named the run yet.
-        """
-        if self.run_id is None:
-            raise ClientError("the server has not started the run yet: nothing to cancel")
-        return await self._client.cancel(self.run_id)
-
-    async def __aenter__(self) -> EventStream:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 class AsyncClient:
@@ -161,28 +59,20 @@ class AsyncClient:
         headers: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        url = base_url.strip().rstrip("/")
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError(
-                f"the server URL must start with http:// or https://, got {base_url!r}"
-            )
+        self._connection = Connection(
+            base_url,
+            api_key=api_key,
+            timeout=timeout,
+            read_timeout=read_timeout,
+            headers=headers,
+            transport=transport,
+        )
         if max_reconnects < 0 or backoff < 0 or max_backoff < 0:
             raise ConfigError("max_reconnects, backoff and max_backoff must not be negative")
-        from agentcast._version import __version__
-
-        self.base_url = url
+        self.base_url = self._connection.base_url
         self.max_reconnects = max_reconnects
         self.backoff = backoff
         self.max_backoff = max_backoff
-        sent = {"User-Agent": f"agentcast-client/{__version__}", **(headers or {})}
-        if api_key:
-            sent["Authorization"] = f"Bearer {api_key}"
-        self._timeout = httpx.Timeout(timeout)
-        self._stream_timeout = httpx.Timeout(timeout, read=read_timeout)
-        self._run_timeout = httpx.Timeout(timeout, read=None)  # invoke waits for the whole run
-        self._http = httpx.AsyncClient(
-            base_url=url, headers=sent, timeout=self._timeout, transport=transport
-        )
 
     # -- runs ---------------------------------------------------------------------------------
 
@@ -216,7 +106,9 @@ class AsyncClient:
             "stream_tokens": stream_tokens,
             "custom_data": custom_data,
         }
-        return EventStream(self, _Request("POST", "/invoke", body), stream_tokens=stream_tokens)
+        return self._event_stream(
+            StreamRequest("POST", "/invoke", body), stream_tokens=stream_tokens
+        )
 
     def join(self, run_id: str, *, after: int = -1, stream_tokens: bool = True) -> EventStream:
         """Attach to a running or finished run and iterate its events with `seq > after`.
@@ -225,9 +117,8 @@ class AsyncClient:
             NotFound: the server has no such run (unknown, expired, another key's).
             InvalidInput: `after` is past the run's end, or no longer retained (410).
         """
-        return EventStream(
-            self,
-            _join(run_id, stream_tokens),
+        return self._event_stream(
+            join_request(run_id, stream_tokens),
             run_id=run_id,
             after=after,
             stream_tokens=stream_tokens,
@@ -254,7 +145,7 @@ class AsyncClient:
             "stream": False,
             "custom_data": custom_data,
         }
-        response = await self._send("POST", "/invoke", json=body, limits=self._run_timeout)
+        response = await self._connection.send("POST", "/invoke", json=body, whole_run=True)
         result: dict[str, Any] = response.json()
         return result
 
@@ -264,7 +155,7 @@ class AsyncClient:
         Returns:
             `{run_id, status}`: status "cancelling", or "finished" when it had ended already.
         """
-        response = await self._send("POST", f"/runs/{_quote(run_id)}/cancel")
+        response = await self._connection.send("POST", f"/runs/{quote(run_id)}/cancel")
         result: dict[str, Any] = response.json()
         return result
 
@@ -275,7 +166,7 @@ class AsyncClient:
             `{run_id, session_id, status ("running"/"finished"), last_seq, readers, outcome,
             output, metrics}`.
         """
-        response = await self._send("GET", f"/runs/{_quote(run_id)}")
+        response = await self._connection.send("GET", f"/runs/{quote(run_id)}")
         result: dict[str, Any] = response.json()
         return result
 
@@ -287,7 +178,7 @@ class AsyncClient:
         Raises:
             NotFound: the session has no history (or belongs to another key).
         """
-        response = await self._send("GET", f"/sessions/{_quote(session_id)}")
+        response = await self._connection.send("GET", f"/sessions/{quote(session_id)}")
         messages: list[dict[str, Any]] = response.json()["messages"]
         return messages
 
@@ -297,17 +188,17 @@ class AsyncClient:
         Raises:
             NotFound: no such session.
         """
-        await self._send("DELETE", f"/sessions/{_quote(session_id)}")
+        await self._connection.send("DELETE", f"/sessions/{quote(session_id)}")
 
     async def sessions(self, limit: int = 100) -> list[dict[str, Any]]:
         """Return the sessions, most recent first."""
-        response = await self._send("GET", "/sessions", params={"limit": limit})
+        response = await self._connection.send("GET", "/sessions", params={"limit": limit})
         found: list[dict[str, Any]] = response.json()["sessions"]
         return found
 
     async def health(self) -> dict[str, Any]:
         """Return `GET /healthz`: `{status, active_runs, agent}`."""
-        response = await self._send("GET", "/healthz")
+        response = await self._connection.send("GET", "/healthz")
         result: dict[str, Any] = response.json()
         return result
 
@@ -315,7 +206,7 @@ class AsyncClient:
 
     async def aclose(self) -> None:
         """Close the connections."""
-        await self._http.aclose()
+        await self._connection.aclose()
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -330,190 +221,20 @@ class AsyncClient:
 
     # -- internals ----------------------------------------------------------------------------
 
-    async def _follow(
-        self, stream: EventStream, first: _Request
-    ) -> AsyncGenerator[BaseEvent, None]:
-        request = first
-        failures = 0  # attempts in a row that delivered no event
-        while True:
-            resuming = request is not first
-            cause: BaseException | None = None
-            try:
-                async with self._http.stream(
-                    request.method,
-                    request.path,
-                    json=request.body,
-                    params=request.params,
-                    headers=_cursor(request, stream.last_seq),
-                    timeout=self._stream_timeout,
-                ) as response:
-                    await self._check_stream(response, stream, resuming=resuming)
-                    stream.run_id = response.headers.get("x-run-id") or stream.run_id
-                    stream.session_id = response.headers.get("x-session-id") or stream.session_id
-                    async for sse in EventSource(response).aiter_sse():
-                        # httpx-sse also dispatches a blank "message" after a heartbeat comment,
-                        # and a newer server may send types this client does not know: skip both.
-                        if sse.event not in EVENT_TYPES:
-                            continue
-                        event = _decode(sse.data, response)
-                        if event.seq <= stream.last_seq:
-                            continue  # delivered before the reconnect
-                        stream.last_seq = event.seq
-                        failures = 0
-                        yield event
-                        if event.type == "agent_end":
-                            return
-            except _UNREACHABLE as exc:
-                if not resuming:  # nothing reached the server: no run was started
-                    raise self._unreachable(exc) from exc
-                cause = exc
-            except _RESUMABLE as exc:
-                cause = exc
-            except _RetryableStatus as exc:
-                cause = exc.error
-            if cause is None and await self._ended_before(stream):
-                return  # joined at or after the end of a finished run: nothing more to come
-            # The connection broke, or the stream ended without `agent_end`: resume it.
-            if stream.run_id is None:
-                raise ConnectionLost(
-                    f"the connection to {self.base_url} broke before the server named the run"
-                    f" ({_reason(cause)}); the run may have started: see GET /sessions",
-                    url=self.base_url,
-                ) from cause
-            failures += 1
-            if failures > self.max_reconnects:
-                raise ConnectionLost(
-                    f"the event stream of run {stream.run_id} broke after seq {stream.last_seq}"
-                    f" and {self.max_reconnects} reconnect attempts to {self.base_url} failed"
-                    f" ({_reason(cause)})",
-                    run_id=stream.run_id,
-                    last_seq=stream.last_seq,
-                    url=self.base_url,
-                ) from cause
-            await anyio.sleep(backoff_delay(failures, base=self.backoff, cap=self.max_backoff))
-            request = _join(stream.run_id, stream.stream_tokens)
-            stream.reconnects += 1
-
-    async def _ended_before(self, stream: EventStream) -> bool:
-        """Whether the run has ended and `stream` has every event up to its last."""
-        if stream.run_id is None:
-            return False
-        try:
-            status = await self.run(stream.run_id)
-        except AgentcastError:
-            return False  # the resume attempt will tell what is wrong
-        return bool(status.get("status") == "finished" and status["last_seq"] <= stream.last_seq)
-
-    async def _check_stream(
-        self, response: httpx.Response, stream: EventStream, *, resuming: bool
-    ) -> None:
-        if response.is_error:
-            await response.aread()
-            error = self._http_error(response)
-            if not resuming:
-                raise error
-            if response.status_code in _RETRY_STATUSES:
-                raise _RetryableStatus(error)
-            raise ConnectionLost(
-                f"the event stream of run {stream.run_id} broke after seq {stream.last_seq}"
-                f" and cannot be resumed: {error.message}",
-                run_id=stream.run_id,
-                last_seq=stream.last_seq,
-                url=str(response.request.url),
-            ) from error
-        content_type = response.headers.get("content-type", "").partition(";")[0].strip()
-        if content_type != "text/event-stream":
-            raise StreamError(
-                f"expected an event stream (text/event-stream) from {response.request.url},"
-                f" got {content_type or 'no content type'!r}",
-                status_code=response.status_code,
-                url=str(response.request.url),
-            )
-
-    async def _send(
+    def _event_stream(
         self,
-        method: str,
-        path: str,
+        request: StreamRequest,
         *,
-        json: Any = None,
-        params: Mapping[str, Any] | None = None,
-        limits: httpx.Timeout | None = None,
-    ) -> httpx.Response:
-        try:
-            response = await self._http.request(
-                method, path, json=json, params=params, timeout=limits or self._timeout
-            )
-        except _UNREACHABLE as exc:
-            raise self._unreachable(exc) from exc
-        except httpx.TransportError as exc:
-            raise ConnectionLost(
-                f"{method} {self.base_url}{path} failed: {_reason(exc)}", url=self.base_url
-            ) from exc
-        if response.is_error:
-            raise self._http_error(response)
-        return response
-
-    def _unreachable(self, exc: Exception) -> ServerUnreachable:
-        return ServerUnreachable(
-            f"cannot reach the agentcast server at {self.base_url} ({_reason(exc)})",
-            url=self.base_url,
+        run_id: str | None = None,
+        after: int = -1,
+        stream_tokens: bool,
+    ) -> EventStream:
+        reconnect = Reconnect(self.max_reconnects, self.backoff, self.max_backoff)
+        return EventStream(
+            self._connection,
+            reconnect,
+            request,
+            run_id=run_id,
+            after=after,
+            stream_tokens=stream_tokens,
         )
-
-    def _http_error(self, response: httpx.Response) -> AgentcastError:
-        status = response.status_code
-        code, message = _error_body(response)
-        url = str(response.request.url)
-        if status == 409:
-            return SessionBusy(message, code=code)
-        if status in (400, 410, 413, 422):
-            return InvalidInput(message, code=code)
-        if status in (401, 403):
-            return Unauthorized(message, code=code, status_code=status, url=url)
-        if status == 404:
-            return NotFound(f"{message} on {self.base_url}", code=code, status_code=status, url=url)
-        if status >= 500:
-            return ServerError(
-                f"the server failed ({status}): {message}", code=code, status_code=status, url=url
-            )
-        return ClientError(f"HTTP {status}: {message}", code=code, status_code=status, url=url)
-
-
-def _join(run_id: str, stream_tokens: bool) -> _Request:
-    params = {} if stream_tokens else {"stream_tokens": "false"}
-    return _Request("GET", f"/runs/{_quote(run_id)}/stream", None, params)
-
-
-def _cursor(request: _Request, last_seq: int) -> dict[str, str]:
-    # POST /invoke starts a run: there is nothing to resume from.
-    return {"Last-Event-ID": str(last_seq)} if request.method == "GET" and last_seq >= 0 else {}
-
-
-def _quote(key: str) -> str:
-    return quote(key, safe="")
-
-
-def _decode(data: str, response: httpx.Response) -> BaseEvent:
-    try:
-        return from_json(data)
-    except InvalidInput as exc:
-        raise StreamError(
-            f"undecodable event from {response.request.url}: {exc.message}",
-            url=str(response.request.url),
-        ) from exc
-
-
-def _error_body(response: httpx.Response) -> tuple[str, str]:
-    fallback = f"http_{response.status_code}"
-    try:
-        error = response.json()["error"]
-        return str(error.get("code") or fallback), str(error["message"])
-    except Exception:  # noqa: BLE001 - not agentcast's error body (a proxy's page, plain text)
-        text = response.text.strip()[:200]
-        return fallback, text or response.reason_phrase or fallback
-
-
-def _reason(exc: BaseException | None) -> str:
-    if exc is None:
-        return "the stream ended before agent_end"
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

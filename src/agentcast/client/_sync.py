@@ -20,7 +20,8 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import httpx
 
-from agentcast.client._async import AsyncClient, EventStream
+from agentcast.client._async import AsyncClient
+from agentcast.client._stream import EventStream
 from agentcast.events import BaseEvent
 
 __all__ = ["Client", "SyncEventStream"]

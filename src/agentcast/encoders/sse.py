@@ -1,10 +1,19 @@
-"""Server-Sent Events framing of agentcast events (sans I/O).
+"""Server-Sent Events framing of agentcast events (sans I/O): the native stream's one codec.
 
-Each event is one SSE message: `id: <seq>` (the resume cursor a browser's EventSource and
-agentcast's client send back as `Last-Event-ID`), `event: <type>`, and `data: <canonical
-JSON>`. The JSON never contains a raw newline (it is escaped inside strings), so one `data:`
-line always suffices and any text, blank lines, `data:` or a lone `:` included, is framed safely.
-Heartbeats are comment lines, which every SSE parser ignores.
+Each event is one SSE message of three lines, in this order:
+
+    event: llm_token
+    data: {"run_id":"run_1","seq":7,"ts":1732170000000,"session_id":"s1","call_id":"c1",...}
+    id: 7
+
+`event:` first and `data:` second, because seed 002's clients read exactly those lines, and
+`data:` is the event's own data object, its flat JSON (`agentcast.events.to_flat_json`: the
+payload fields with `run_id`, `seq`, `ts` and `session_id` beside them), which they read as
+`data.content`, `data.output`, `data.token`. `id:` is the `seq`, the resume cursor a browser's
+EventSource and agentcast's client send back as `Last-Event-ID`. The JSON never contains a raw
+newline (it is escaped inside strings), so one `data:` line always suffices and any text, blank
+lines, `data:` or a lone `:` included, is framed safely. Heartbeats are comment lines, which
+every SSE parser ignores. The WebSocket and `to_json` carry the full envelope instead.
 """
 
 from __future__ import annotations
@@ -12,14 +21,30 @@ from __future__ import annotations
 import re
 
 from agentcast.errors import InvalidInput
-from agentcast.events import BaseEvent, to_json
+from agentcast.events import BaseEvent, from_flat_json, to_flat_json
 
-__all__ = ["PING", "encode_comment", "encode_event", "parse_last_event_id"]
+__all__ = ["PING", "decode_event", "encode_comment", "encode_event", "parse_last_event_id"]
 
 
 def encode_event(event: BaseEvent) -> bytes:
-    """Return the SSE message of an event."""
-    return b"id: %d\nevent: %s\ndata: %s\n\n" % (event.seq, event.type.encode(), to_json(event))
+    """Return the SSE message of an event: `event:`, `data:` (its flat JSON), `id:`."""
+    return b"event: %s\ndata: %s\nid: %d\n\n" % (
+        event.type.encode(),
+        to_flat_json(event),
+        event.seq,
+    )
+
+
+def decode_event(event_type: str, data: str | bytes) -> BaseEvent:
+    """Return the event of one SSE message, from its `event:` and `data:` fields.
+
+    The one decoder of the native stream for Python consumers (agentcast's client reads the
+    messages with httpx-sse and decodes each here).
+
+    Raises:
+        InvalidInput: the type is unknown or the data is not that event's JSON.
+    """
+    return from_flat_json(event_type, data)
 
 
 def encode_comment(text: str) -> bytes:

@@ -36,7 +36,16 @@ from agentcast.events._types import (
     ToolStart,
     ToolStatus,
 )
-from agentcast.events.codec import from_dict, from_json, json_safe, to_dict, to_json, wire_schema
+from agentcast.events.codec import (
+    from_dict,
+    from_flat_json,
+    from_json,
+    json_safe,
+    to_dict,
+    to_flat_json,
+    to_json,
+    wire_schema,
+)
 
 __all__ = (
     "ENVELOPE_FIELDS",
@@ -69,9 +78,11 @@ __all__ = (
     "ToolExecutor",
     "ToolStatus",
     "from_dict",
+    "from_flat_json",
     "from_json",
     "json_safe",
     "to_dict",
+    "to_flat_json",
     "to_json",
     "wire_schema",
 )

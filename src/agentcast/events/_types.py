@@ -59,6 +59,27 @@ class BaseEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     ts: int = 0
     session_id: str | None = None
 
+    @property
+    def data(self) -> dict[str, Any]:
+        """The payload as a dict, the same as `to_dict(event)["data"]`: `event.data["token"]`.
+
+        Built on each access and never stored, so an event costs nothing more to make. On a
+        `custom` event `data` is that event's own payload field (what was given to `emit()`);
+        its payload dict is `to_dict(event)["data"]` there.
+        """
+        return payload_dict(self)
+
+
+def payload_dict(event: BaseEvent) -> dict[str, Any]:
+    """Return an event's payload fields as JSON-safe builtins, under their wire names."""
+    payload: dict[str, Any] = msgspec.to_builtins(event)
+    for name in ENVELOPE_FIELDS:
+        del payload[name]
+    for key, value in payload.items():
+        if type(value) is tuple:  # the dict must equal the parsed JSON, where tuples are lists
+            payload[key] = list(value)
+    return payload
+
 
 class AgentStart(BaseEvent, frozen=True, kw_only=True, gc=False):
     """The run started. Always the first event (`seq` 0).

@@ -9,6 +9,13 @@ The payload is nested rather than flattened because two payloads have a field ca
 (`agent_step.type`, `error.type`) that would collide with the event's own `type`.
 `from_dict(to_dict(e)) == e` for every event; unknown payload fields are ignored, so a consumer
 keeps working when a later protocol version adds optional fields.
+
+The flat form is the event's own fields in one object, the envelope's first, without `v` or
+`type`: `{"run_id": "...", "seq": 7, "ts": ..., "session_id": "...", "call_id": "...",
+"token": "Hel", ...}`. It is what an SSE message's `data:` line carries (seed 002's clients
+read `data.type === "ai"` on `agent_step` and `data.output` on `agent_end`), its `event:` line
+naming the type; none of the payload field names is an envelope name (`wire_schema()`), so
+nothing collides. `from_flat_json(e.type, to_flat_json(e)) == e` for every event.
 """
 
 from __future__ import annotations
@@ -18,23 +25,34 @@ from typing import Any
 import msgspec
 
 from agentcast.errors import InvalidInput
-from agentcast.events._types import ENVELOPE_FIELDS, EVENT_TYPES, PROTOCOL_VERSION, BaseEvent
+from agentcast.events._types import (
+    ENVELOPE_FIELDS,
+    EVENT_TYPES,
+    PROTOCOL_VERSION,
+    BaseEvent,
+    payload_dict,
+)
 
-__all__ = ["from_dict", "from_json", "json_safe", "to_dict", "to_json", "wire_schema"]
+__all__ = [
+    "from_dict",
+    "from_flat_json",
+    "from_json",
+    "json_safe",
+    "to_dict",
+    "to_flat_json",
+    "to_json",
+    "wire_schema",
+]
 
 _encoder = msgspec.json.Encoder()
 
 
 def to_dict(event: BaseEvent) -> dict[str, Any]:
     """Return the canonical, JSON-safe dict of an event."""
-    flat = msgspec.to_builtins(event)
-    for key, value in flat.items():
-        if type(value) is tuple:  # the dict must equal the parsed JSON, where tuples are lists
-            flat[key] = list(value)
     envelope: dict[str, Any] = {"v": PROTOCOL_VERSION, "type": event.type}
     for name in ENVELOPE_FIELDS:
-        envelope[name] = flat.pop(name)
-    envelope["data"] = flat
+        envelope[name] = getattr(event, name)
+    envelope["data"] = payload_dict(event)
     return envelope
 
 
@@ -68,6 +86,38 @@ def to_json(event: BaseEvent) -> bytes:
 _encode = _encoder.encode
 # `{` + `"run_id":` + `,"seq":` + `,"ts":` + `,"session_id":`
 _ENVELOPE_KEYS_LEN = 1 + len('"run_id":,"seq":,"ts":,"session_id":')
+
+
+def to_flat_json(event: BaseEvent) -> bytes:
+    """Return the flat JSON of an event (see the module's docstring), as UTF-8 bytes.
+
+    `{"run_id":R,"seq":S,"ts":T,"session_id":X,<payload>}`: the struct as msgspec encodes it,
+    one call and no copy, which is also the cheapest form to write per token.
+    """
+    return _encode(event)
+
+
+def from_flat_json(event_type: str, raw: bytes | str) -> BaseEvent:
+    """Decode an event of type `event_type` from its flat JSON (an SSE message's `data:`).
+
+    Raises:
+        InvalidInput: the type is unknown, the text is not JSON, or its fields are invalid.
+    """
+    decoder = _FLAT_DECODERS.get(event_type)
+    if decoder is None:
+        raise InvalidInput(f"unknown event type {event_type!r}")
+    try:
+        event: BaseEvent = decoder.decode(raw)
+    except msgspec.ValidationError as exc:  # a DecodeError too: caught first
+        raise InvalidInput(f"invalid {event_type} event: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise InvalidInput(f"an event must be JSON: {exc}") from None
+    return event
+
+
+_FLAT_DECODERS: dict[str, msgspec.json.Decoder[BaseEvent]] = {
+    name: msgspec.json.Decoder(cls) for name, cls in EVENT_TYPES.items()
+}
 
 
 def from_dict(obj: dict[str, Any]) -> BaseEvent:
