@@ -1,4 +1,4 @@
-"""Seed 002's three clients, run unchanged against agentcast's `POST /invoke` stream.
+"""Seed 002's three clients, as the seed wrote them, against agentcast's `POST /invoke` stream.
 
 The clients (tests/seed002/) read a native SSE frame the way seed 002 wrote them: `event:` from
 the first line, `data:` from the second, and that JSON as the event's own data object
@@ -11,13 +11,16 @@ the browser can reach nothing else.
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
 pytest.importorskip("playwright", reason="install the dev extra: pip install -e '.[dev]'")
@@ -33,7 +36,7 @@ from agentcast.models.demo_tools import demo_tools  # noqa: E402
 from agentcast.server import create_app  # noqa: E402
 from agentcast.sessions import MemoryStore  # noqa: E402
 from agentcast.testing import check_invariants  # noqa: E402
-from tests.seed002 import httpx_client  # noqa: E402
+from tests.seed002 import seed_clients  # noqa: E402
 from tests.test_web import CHROMIUM, CHROMIUM_ARGS, TIMEOUT, LiveServer, offline_page  # noqa: E402
 
 SEED = Path(__file__).parent / "seed002"
@@ -41,6 +44,8 @@ NODE_MODULES = Path(__file__).parent / "js" / "seed" / "node_modules"
 
 MATH = "What is 25 * 4?"
 MATH_ANSWER = "25 * 4 = **100**."
+ADD_ANSWER = "2 + 2 = **4**."  # the seed's httpx example asks "What is 2+2?"
+MULTIPLY_ANSWER = "15 * 8 = **120**."  # its browser snippet asks "Calculate 15 * 8"
 
 
 @contextmanager
@@ -79,21 +84,29 @@ def browser() -> Iterator[Browser]:
 # -- the httpx example -----------------------------------------------------------------------
 
 
-def test_the_httpx_example_prints_the_tokens_the_ai_step_and_the_output(server, capsys):
-    assert httpx_client.main([server.url, MATH, "seed-py"]) == 0
+def test_the_httpx_example_prints_every_event_with_its_own_data(server, capsys):
+    anyio.run(seed_clients.stream_request, server.url + "/invoke")
     lines = capsys.readouterr().out.splitlines()
-    assert lines[:4] == [
-        "[tool] multiply -> 100",
-        MATH_ANSWER,  # the tokens, printed as they came
-        f"[ai] {MATH_ANSWER}",
-        f"[output] {MATH_ANSWER}",
+    # The seed prints f"[{event_type}] {data}" for every frame: the type from the first line,
+    # the event's own data object from the second.
+    types = [line[1 : line.index("]")] for line in lines]
+    assert types[0] == "agent_start" and types[-1] == "agent_end"
+    assert "tool_start" in types and "llm_token" in types
+    end = ast.literal_eval(lines[-1].removeprefix("[agent_end] "))
+    assert end["output"] == ADD_ANSWER and end["metrics"]["tool_calls"] == 1
+    steps = [
+        ast.literal_eval(x.removeprefix("[agent_step] ")) for x in lines if "[agent_step]" in x
     ]
-    metrics = json.loads(lines[-1].removeprefix("[metrics] "))
-    assert metrics["tool_calls"] == 1 and metrics["llm_calls"] == 2
+    assert [s["content"] for s in steps if s["type"] == "ai"][-1] == ADD_ANSWER
 
 
 def test_parse_sse_event_reads_each_event_as_agentcasts_client_decodes_it(server):
-    seed = list(httpx_client.stream_invoke(server.url, MATH, "seed-same"))
+    with httpx.stream(
+        "POST", server.url + "/invoke", json={"prompt": MATH, "stream": True}, timeout=30
+    ) as response:
+        raw = response.read().decode()
+    frames = [f for f in raw.split("\n\n") if f.startswith("event:")]
+    seed = [seed_clients.parse_sse_event(frame) for frame in frames]
     run_id = seed[0]["data"]["run_id"]
 
     async def joined() -> list[Any]:
@@ -118,46 +131,61 @@ def test_parse_sse_event_reads_each_event_as_agentcasts_client_decodes_it(server
 # -- the browser fetch loop ------------------------------------------------------------------
 
 
-def test_the_browser_fetch_loop_shows_the_ai_step_and_the_output(browser, server):
+def run_fetch_loop(browser: Browser, server: LiveServer, page: str) -> tuple[list[Any], list[str]]:
     context, tab, blocked, errors = offline_page(browser, server, {"width": 900, "height": 700})
-    tab.goto(server.url + "/seed002/fetch_loop.html")
-    tab.locator("#prompt").fill(MATH)
-    tab.locator("#send").click()
-    expect(tab.locator("body")).to_have_attribute("data-done", "true", timeout=TIMEOUT)
-    expect(tab.locator("#output")).to_have_text(MATH_ANSWER)
-    expect(tab.locator("#tokens")).to_have_text(MATH_ANSWER)
-    expect(tab.locator("#steps li")).to_have_text([MATH_ANSWER])
-    metrics = json.loads(tab.locator("#metrics").text_content() or "{}")
-    assert metrics["tool_calls"] == 1
-    assert blocked == [] and errors == []
-    context.close()
+    messages: list[Any] = []
+    tab.on("console", lambda message: messages.append(message))
+    tab.goto(server.url + f"/seed002/{page}")
+    try:
+        # the page's harness sets data-done: "true" when the loop ended, "error" when it threw
+        expect(tab.locator("body")).to_have_attribute("data-done", re.compile("."), timeout=TIMEOUT)
+        logged = [[arg.json_value() for arg in message.args] for message in messages]
+    finally:
+        context.close()
+    assert blocked == []
+    return logged, errors
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="seed 002's browser snippet declares `const eventType` inside the `event:` branch, so"
+    " its `data:` branch's console.log(eventType, data) throws ReferenceError in every browser,"
+    " whatever the server sends (tests/seed002/README.md); the hoisted copy below runs",
+)
+def test_the_browser_fetch_loop_as_written_logs_every_event(browser, server):
+    logged, errors = run_fetch_loop(browser, server, "fetch_loop.html")
+    assert errors == [] and logged
+
+
+def test_the_browser_fetch_loop_logs_every_event_with_its_own_data(browser, server):
+    logged, errors = run_fetch_loop(browser, server, "fetch_loop_hoisted.html")
+    assert errors == []
+    types = [entry[0] for entry in logged]
+    assert types[0] == "agent_start" and types[-1] == "agent_end"
+    end = logged[-1][1]
+    assert end["output"] == MULTIPLY_ANSWER and end["metrics"]["tool_calls"] == 1
+    ai = [data["content"] for kind, data in logged if kind == "agent_step" and data["type"] == "ai"]
+    assert ai[-1] == MULTIPLY_ANSWER
 
 
 # -- the React component ---------------------------------------------------------------------
 
 
-def test_the_react_component_holds_a_conversation(browser, server):
+def test_the_react_component_shows_each_answer(browser, server):
     if not (NODE_MODULES / "react" / "umd").is_dir():
         pytest.fail("tests/js/seed/node_modules is missing: run scripts/install (npm ci there)")
     context, tab, blocked, errors = offline_page(browser, server, {"width": 900, "height": 700})
     tab.goto(server.url + "/seed002/react_chat.html")
-    prompt = tab.locator("#prompt")
-    expect(prompt).to_be_visible(timeout=TIMEOUT)  # React rendered (after the JSX transform)
-
-    def ask(text: str) -> None:
-        prompt.fill(text)
-        tab.locator("#send").click()
-        expect(tab.locator("#send")).to_be_enabled(timeout=TIMEOUT)
-
-    ask("My name is Alice")
-    ask(MATH)
-    ask("What's my name?")
-    replies = tab.locator('[data-role="assistant"]')
-    expect(replies).to_have_count(3)
-    expect(replies.nth(1)).to_have_text(MATH_ANSWER)
-    expect(replies.nth(2)).to_contain_text("Alice")
-    expect(tab.locator('[data-role="user"]')).to_have_text(
-        ["My name is Alice", MATH, "What's my name?"]
-    )
+    tab.wait_for_function("typeof window.sendMessage === 'function'", timeout=TIMEOUT)
+    tab.evaluate("window.sendMessage('My name is Alice')")
+    answers = tab.locator("#root > div > div:not(.streaming)")
+    expect(answers).to_have_count(1, timeout=TIMEOUT)
+    tab.evaluate("window.sendMessage(" + json.dumps(MATH) + ")")
+    expect(answers).to_have_count(2, timeout=TIMEOUT)
+    tab.evaluate('window.sendMessage("What\'s my name?")')
+    expect(answers).to_have_count(3, timeout=TIMEOUT)
+    expect(answers.nth(1)).to_have_text(MATH_ANSWER)
+    expect(answers.nth(2)).to_contain_text("Alice")  # one session: the seed's 'react-session'
+    expect(tab.locator(".streaming")).to_have_count(0)
     assert blocked == [] and errors == []
     context.close()
