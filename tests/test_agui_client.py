@@ -11,6 +11,7 @@ LangGraph graph that interrupts.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -168,3 +169,86 @@ def test_every_scenario_of_the_script_is_checked() -> None:
         if line.startswith("  async ") and line.rstrip().endswith("() {")
     ]
     assert defined == SCENARIOS
+
+
+# -- examples/agui: the HttpAgent page in headless Chromium ----------------------------------
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "agui"
+CHROMIUM = "/usr/bin/chromium"
+CAT = "What items are located where the cat is hiding?"
+CAT_ANSWER = (
+    "The cat is hiding **under the bed**. Items located there: socks, a pair of shoes and some"
+    " dust bunnies."
+)
+
+
+class PageServer:
+    """The example's own `node serve.mjs` (what `npm start` runs), on an ephemeral port."""
+
+    def __enter__(self) -> PageServer:
+        self._process = subprocess.Popen(
+            ["node", "serve.mjs"],
+            cwd=EXAMPLE,
+            env={**os.environ, "PORT": "0"},
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        self.url = self._process.stdout.readline().strip().rstrip("/")
+        if not self.url.startswith("http://127.0.0.1:"):
+            self._process.kill()
+            raise RuntimeError(f"serve.mjs did not start: {self.url!r}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._process.terminate()
+        self._process.wait(timeout=10)
+        assert self._process.stdout is not None
+        self._process.stdout.close()
+
+
+@pytest.mark.slow
+def test_the_example_page_chats_through_agui_in_chromium() -> None:
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (scripts/install does)")
+    need_node()
+    if not (EXAMPLE / "node_modules" / "@ag-ui" / "client").exists():
+        pytest.fail("run `npm ci` in examples/agui (scripts/install does it)")
+    agent = Agent(OfflineChatModel(token_delay=0.005), demo_tools(), store=MemoryStore())
+    with PageServer() as page_server:
+        app = create_app(agent, tune_gc=False, cors_origins=[page_server.url])
+        with LiveServer(app) as api, playwright_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"], headless=True
+            )
+            page = browser.new_page()
+            problems: list[str] = []
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            page.on(
+                "console",
+                lambda m: problems.append(m.text) if m.type in ("error", "warning") else None,
+            )
+            page.goto(f"{page_server.url}/index.html?server={api.url}")
+            expect = playwright_api.expect
+            expect(page.locator("#url")).to_have_text(f"{api.url}/agui")
+
+            def ask(prompt: str) -> None:
+                page.get_by_test_id("prompt").fill(prompt)
+                page.get_by_test_id("send").click()
+                expect(page.get_by_test_id("status")).to_have_text("success", timeout=15_000)
+                expect(page.get_by_test_id("send")).to_be_enabled()
+
+            ask(CAT)
+            expect(page.get_by_test_id("answer").last).to_have_text(CAT_ANSWER)
+            items = page.locator('[data-testid="tool-call"][data-tool-name="get_items"]')
+            expect(items.locator(".subagent")).to_have_text(
+                "socks, a pair of shoes and some dust bunnies"
+            )
+            expect(items.locator(".result")).to_contain_text("socks")
+            ask("My name is Dana.")
+            ask("What's my name?")  # the client holds the thread; never refused as busy
+            expect(page.get_by_test_id("answer").last).to_have_text("Your name is Dana.")
+            expect(page.get_by_test_id("user-message")).to_have_count(3)
+            browser.close()
+    assert not problems, problems
