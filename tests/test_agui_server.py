@@ -8,8 +8,10 @@ thread. Every stream read here passes the AG-UI rule checker.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
+import anyio
 import httpx
 import pytest
 from langchain_core.messages import AIMessage, AIMessageChunk, AnyMessage, HumanMessage, ToolMessage
@@ -325,3 +327,32 @@ async def test_cancel_by_the_runs_endpoint_finishes_the_stream_with_the_cancelle
         events = agui_events((await r.aread()).decode())
     assert events[-1]["outcome"] == {"type": "cancelled"}
     assert answer(events) == "a"
+
+
+@pytest.mark.slow
+async def test_heartbeats_while_the_run_is_silent_are_comments_the_client_ignores(tmp_path):
+    gate = Gate(at=1)
+    model = ScriptedChatModel(
+        turns=[[AIMessageChunk(content=t) for t in ("a", "b")]], before_chunk=gate
+    )
+    app = create_app(Agent(model, store=MemoryStore()), tune_gc=False, heartbeat=0.02)
+    async with (
+        Served(app) as served,
+        httpx.AsyncClient(base_url=served.url) as c,
+        c.stream("POST", "/agui", json=run_input("go")) as r,
+    ):
+        text = ""
+        chunks = r.aiter_text()
+        while ": ping\n\n" not in text:  # the model is blocked: only a heartbeat can come
+            text += await chunks.__anext__()
+        gate.release.set()
+        async for chunk in chunks:
+            text += chunk
+    assert answer(agui_events(text)) == "ab"
+    # The real client's SSE parser, schemas and verifyEvents on these very bytes.
+    path = tmp_path / "stream.json"
+    path.write_text(json.dumps([text]))
+    js = Path(__file__).parent / "js" / "agui"
+    done = await anyio.run_process(["node", "verify.mjs", str(path)], cwd=js)
+    [result] = json.loads(done.stdout)
+    assert result["ok"], result
