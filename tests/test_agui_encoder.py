@@ -68,7 +68,7 @@ def E(kind: str, **fields: Any) -> dict[str, Any]:
     return {"type": kind, **fields}
 
 
-START = E("RUN_STARTED", threadId="thread-1", runId="run-1")
+START = E("RUN_STARTED", threadId="thread-1", runId="run-1", protocolVersion="1.0")
 IDS = {"threadId": "thread-1", "runId": "run-1"}
 
 

@@ -6,7 +6,8 @@ one: `data: <json>` and a blank line, LF only: all `@ag-ui/client`'s SSE parser 
 
 What maps to what:
 
-- `agent_start` -> `RUN_STARTED` (the request's `threadId` and `runId`, echoed);
+- `agent_start` -> `RUN_STARTED` (the request's `threadId` and `runId`, echoed, and
+  `protocolVersion` 1.0);
 - an LLM call's text -> one assistant message, `TEXT_MESSAGE_START/CONTENT/END`, opened at its
   first output; its tool calls -> `TOOL_CALL_START/ARGS/END` under that message
   (`parentMessageId`), several open at once, interleaved as the model wrote them;
@@ -112,7 +113,13 @@ class AGUIEncoder(ProtocolEncoder[Chunk]):
 
     def _start_run(self, event: BaseEvent | None) -> Chunk:
         self._run_started = True
-        return chunk("RUN_STARTED", event, threadId=self.thread_id, runId=self.run_id)
+        return chunk(
+            "RUN_STARTED",
+            event,
+            threadId=self.thread_id,
+            runId=self.run_id,
+            protocolVersion=AGUI_PROTOCOL_VERSION,  # absent would read as an older producer
+        )
 
     # -- the run -----------------------------------------------------------------------------
 
