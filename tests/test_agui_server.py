@@ -356,3 +356,29 @@ async def test_heartbeats_while_the_run_is_silent_are_comments_the_client_ignore
     done = await anyio.run_process(["node", "verify.mjs", str(path)], cwd=js)
     [result] = json.loads(done.stdout)
     assert result["ok"], result
+
+
+async def test_the_request_limits_apply():
+    async with client(demo_app(max_body_bytes=2_000)) as c:
+        big = run_input("x" * 3_000)
+        r = await c.post("/agui", json=big)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+
+
+async def test_a_langgraph_agent_streams_valid_agui_with_its_nested_llm_as_a_subagent():
+    from langchain.agents import create_agent
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    graph = create_agent(
+        OfflineChatModel(token_delay=0), demo_tools(), checkpointer=InMemorySaver()
+    )
+    app = create_app(wrap(graph), store=MemoryStore(), tune_gc=False)
+    async with client(app) as c:
+        r = await c.post("/agui", json=run_input("What items are located where the cat is hiding?"))
+    events = agui_events(r.text)
+    [started] = [e for e in events if e["type"] == "SUBAGENT_STARTED"]
+    calls = {e["toolCallId"]: e["toolCallName"] for e in events if e["type"] == "TOOL_CALL_START"}
+    assert calls[started["parentToolCallId"]] == "get_items"
+    assert answer(events).endswith(
+        "Items located there: socks, a pair of shoes and some dust bunnies."
+    )
