@@ -81,6 +81,13 @@ class Messages:
 
     def text(self, call: Call, event: BaseEvent, delta: str) -> list[Chunk]:
         """A piece of the call's answer text."""
+        if call.open and call.reasoning is None:  # per token: built directly, same fields
+            content: Chunk = {"type": "TEXT_MESSAGE_CONTENT", "messageId": call.message_id}
+            content["delta"] = delta
+            if call.subagent is not None:
+                content["subagentRunId"] = call.subagent
+            content["timestamp"] = int(event.ts)
+            return [content]
         chunks = self.open_message(call, event)
         chunks.append(
             self._tagged("TEXT_MESSAGE_CONTENT", event, call, call.message_id, delta=delta)

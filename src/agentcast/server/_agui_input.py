@@ -3,12 +3,14 @@
 The AG-UI client holds the conversation and sends all of it with every run (`messages`), so
 the run answers from those messages (`RunManager.start(history=...)`), not from the stored
 session; the turn is still saved under the `threadId`. (A LangGraph graph keeps its own
-conversation, its checkpoint under the `threadId`, and reads no history from the caller.) What comes back from the client is
-what the encoder sent it, so the conversion accepts every shape the encoder produces:
-assistant messages with `content: ""` and `toolCalls`, `reasoning` messages (dropped: agentcast
-does not send reasoning back to a model), the messages of subagents (dropped: they are a
-tool's own work, already summed up in its result) and `activity` messages (dropped: display
-state). Checked against `@ag-ui/core` 1.0's schemas (`RunAgentInputSchema`, `MessageSchema`).
+conversation, its checkpoint under the `threadId`, and reads no history from the caller.)
+
+What comes back from the client is what the encoder sent it, so the conversion accepts every
+shape the encoder produces: assistant messages with `content: ""` and `toolCalls`,
+`reasoning` messages (dropped: agentcast does not send reasoning back to a model), the
+messages of subagents (dropped: they are a tool's own work, already summed up in its result)
+and `activity` messages (dropped: display state). Checked against `@ag-ui/core` 1.0's schemas
+(`RunAgentInputSchema`, `MessageSchema`).
 """
 
 from __future__ import annotations
