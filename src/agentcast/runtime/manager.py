@@ -66,6 +66,7 @@ class Starter(Protocol):
         custom_data: Any = ...,
         owner: str | None = ...,
         history: Sequence[Message] | None = ...,
+        run_id: str | None = ...,
     ) -> Run:
         """Create the run."""
         ...
@@ -167,8 +168,16 @@ class RunManager:
         custom_data: Any = None,
         owner: str | None = None,
         history: Sequence[Message] | None = None,
+        run_id: str | None = None,
     ) -> ManagedRun:
         """Start a run now (or queue it behind the session's active run, per policy).
+
+        `run_id` names the run (a front-end protocol sends its own, as AG-UI does); an id the
+        manager already knows, of any owner, is not reused: the run gets a new one, so a
+        caller can neither reach nor detect another owner's run through it.
+
+        A session is busy until its run has logged `agent_end` (the turn is saved by then):
+        a reader that saw the end may start the next turn at once, under every policy.
 
         Raises:
             SessionBusy: a run is active on the owner's session and the policy is `reject`.
@@ -187,10 +196,11 @@ class RunManager:
             custom_data=custom_data,
             owner=owner,
             history=history,
+            run_id=run_id if run_id is not None and run_id not in self._runs else None,
         )
         key = run.session_key
         previous = self._active.get(key) if key else None
-        if previous is not None and previous.finished_at is not None:
+        if previous is not None and (previous.finished_at is not None or previous.run.done):
             previous = None
         if previous is not None and self.session_policy == "reject":
             raise SessionBusy(

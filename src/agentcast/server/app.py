@@ -23,6 +23,7 @@ from starlette.middleware.cors import CORSMiddleware
 from agentcast.encoders.sse import PING, encode_event, parse_last_event_id
 from agentcast.ids import session_id_in
 from agentcast.runtime import ManagedRun
+from agentcast.server._agui import agui_router
 from agentcast.server._config import ServedAgent, ServerConfig
 from agentcast.server._errors import error_responses, install_error_handlers
 from agentcast.server._limits import RequestLimits
@@ -204,6 +205,7 @@ class AgentcastServer(ServerState):
             body, content_type = server.metrics.render()
             return Response(body, media_type=content_type)
 
+        router.include_router(agui_router(server))
         router.include_router(pages_router())
         return router
 

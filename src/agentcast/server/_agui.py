@@ -1,0 +1,98 @@
+"""`POST /agui`: AG-UI's `RunAgentInput` in, AG-UI events out as SSE (`@ag-ui/client` 1.0).
+
+The route goes through what `/invoke` goes through: the caller's API-key owner
+(`RunManager.start(owner=...)`), the id rule on `threadId` and `runId`, the request limits
+and the one error shape, the session policy, the store's health, and the disconnect policy
+(the run outlives a dropped connection per `ServerConfig.disconnect`). It reads the run's
+events with the same `LogReader` as the native stream and frames them with
+`agentcast.encoders.agui`.
+
+`threadId` is the session id; the AG-UI `runId` is the agentcast run id too (unless the server
+already knows that id: then the run gets a fresh one, sent in `X-Run-Id`), so
+`POST /runs/{runId}/cancel` stops the run the client is reading.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
+
+from agentcast.encoders.agui import AGUIEncoder, frame
+from agentcast.encoders.sse import PING
+from agentcast.ids import check_id
+from agentcast.runtime import ManagedRun, ResumeGap
+from agentcast.server._agui_input import AguiRunInput, custom_data_of, turn_of
+from agentcast.server._errors import error_responses
+from agentcast.server._state import ServerState
+from agentcast.server._stream import HEARTBEAT, read_events
+
+__all__ = ["agui_router"]
+
+_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
+
+_EVENT_STREAM: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "AG-UI events, one `data: <json>` SSE message each.",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+
+
+def agui_router(server: ServerState) -> APIRouter:
+    """Return the router holding `POST /agui` for `server`."""
+    router = APIRouter()
+
+    async def actor(request: Request) -> str | None:
+        return server.actor(request.headers.get("authorization"))
+
+    @router.post(
+        "/agui",
+        summary="Run the agent for an AG-UI client (RunAgentInput in, AG-UI events out)",
+        response_class=StreamingResponse,
+        responses={**_EVENT_STREAM, **error_responses(400, 401, 408, 409, 413, 422, 503)},
+    )
+    async def agui(body: AguiRunInput, who: str | None = Depends(actor)) -> StreamingResponse:
+        thread_id = check_id(body.thread_id, "threadId")
+        run_id = check_id(body.run_id, "runId")
+        prompt, history = turn_of(body)
+        await server.health.ensure()
+        managed = server.manager.start(
+            prompt,
+            session_id=thread_id,
+            actor_id=who,
+            custom_data=custom_data_of(body),
+            owner=who,
+            history=history,
+            run_id=run_id,
+        )
+        return _stream(server, managed, AGUIEncoder(thread_id, run_id))
+
+    return router
+
+
+def _stream(server: ServerState, managed: ManagedRun, encoder: AGUIEncoder) -> StreamingResponse:
+    manager, log, heartbeat = server.manager, managed.run.log, server.config.heartbeat
+
+    async def body() -> AsyncIterator[bytes]:
+        # Counted from inside the body, as for /invoke: whatever ends it uncounts the reader
+        # and applies the disconnect policy.
+        with manager.reader(managed):
+            try:
+                async for item in read_events(log, after=-1, heartbeat=heartbeat):
+                    if item is HEARTBEAT:
+                        yield PING
+                        continue
+                    chunks = encoder.encode(item)  # type: ignore[arg-type]
+                    if chunks:
+                        yield b"".join(map(frame, chunks))
+            except ResumeGap:
+                pass  # this reader fell behind the bounded log: close() ends it with RUN_ERROR
+            tail = encoder.close()
+            if tail:
+                yield b"".join(map(frame, tail))
+
+    headers = dict(_HEADERS, **{"X-Run-Id": managed.run.run_id, "X-Session-Id": encoder.thread_id})
+    return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
