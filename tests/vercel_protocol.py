@@ -170,3 +170,41 @@ def run_node(script: str, *args: str, stdin: str | None = None, timeout: float =
     )
     assert done.returncode == 0, f"node {script} failed:\n{done.stderr[-4000:]}"
     return json.loads(done.stdout)
+
+
+class LiveServer:
+    """A real uvicorn server on an ephemeral 127.0.0.1 port, in a background thread."""
+
+    def __init__(self, app: Any) -> None:
+        import socket
+        import threading
+
+        import uvicorn
+
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+        started = threading.Event()
+
+        class Server(uvicorn.Server):
+            async def startup(self, sockets: Any = None) -> None:
+                await super().startup(sockets)
+                started.set()
+
+        config = uvicorn.Config(app, log_level="warning", lifespan="on", ws="none")
+        self._started = started
+        self._server = Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+
+    def __enter__(self) -> LiveServer:
+        self._thread.start()
+        if not self._started.wait(20) or not self._server.started:
+            raise RuntimeError("the test server did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._socket.close()
