@@ -95,6 +95,19 @@ async def test_the_stream_has_the_protocol_header_one_done_and_the_run_as_messag
     assert session["messages"][0] == {"role": "user", "content": "What is 25 * 4?"}
 
 
+async def test_openapi_declares_both_routes_with_the_error_model():
+    async with client(demo_app()) as c:
+        schema = (await c.get("/openapi.json")).json()
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    for method, path, statuses in [
+        ("post", "/api/chat", {"400", "401", "408", "413", "422", "503"}),
+        ("get", "/api/chat/{chat_id}/stream", {"400", "401", "410", "422"}),
+    ]:
+        responses = schema["paths"][path][method]["responses"]
+        assert {s for s in responses if not s.startswith("2")} == statuses
+        assert "204" in responses or method == "post"
+
+
 BAD = [
     (b"not json", 422),
     (b'{"messages": []}', 422),

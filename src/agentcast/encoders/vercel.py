@@ -322,20 +322,7 @@ class VercelEncoder(ProtocolEncoder[Chunk]):
             return self._nested_tool(
                 call_id, event.tool_call_id, name=event.name, args=event.input, status="running"
             )
-        if event.tool_call_id in self._announced:
-            return []
-        self._announced.add(event.tool_call_id)
-        chunks = self._ensure_step()
-        chunk: Chunk = {
-            "type": "tool-input-available",
-            "toolCallId": event.tool_call_id,
-            "toolName": event.name,
-            "input": event.input if event.input is not None else {},
-        }
-        if event.executor == "provider":
-            chunk["providerExecuted"] = True
-        chunks.append(chunk)
-        return chunks
+        return self._announce(event.tool_call_id, event.name, event.input, event.executor)
 
     def on_tool_end(self, event: ToolEnd) -> Iterable[Chunk]:
         """`tool-output-available` (ok) or `tool-output-error` (error, cancelled)."""
@@ -345,19 +332,7 @@ class VercelEncoder(ProtocolEncoder[Chunk]):
                 return []
             result = {"output": event.output} if event.status == "ok" else {"error": event.error}
             return self._nested_tool(call_id, event.tool_call_id, status=event.status, **result)
-        chunks: list[Chunk] = []
-        if event.tool_call_id not in self._announced:
-            # A tool the client never saw the input of: announce it first.
-            self._announced.add(event.tool_call_id)
-            chunks.extend(self._ensure_step())
-            chunks.append(
-                {
-                    "type": "tool-input-available",
-                    "toolCallId": event.tool_call_id,
-                    "toolName": event.name,
-                    "input": {},
-                }
-            )
+        chunks = self._announce(event.tool_call_id, event.name, None, event.executor)
         if event.tool_call_id in self._answered:
             return chunks
         self._answered.add(event.tool_call_id)
@@ -379,6 +354,24 @@ class VercelEncoder(ProtocolEncoder[Chunk]):
         return [{"type": f"data-{event.name}", "data": event.data}]
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _announce(self, tool_call_id: str, name: str, args: Any, executor: str) -> list[Chunk]:
+        # A tool whose call was never streamed (some sources report only the execution):
+        # the client needs its input before its output. Nothing for a known call.
+        if tool_call_id in self._announced:
+            return []
+        self._announced.add(tool_call_id)
+        chunks = self._ensure_step()
+        chunk: Chunk = {
+            "type": "tool-input-available",
+            "toolCallId": tool_call_id,
+            "toolName": name,
+            "input": args if args is not None else {},
+        }
+        if executor == "provider":
+            chunk["providerExecuted"] = True
+        chunks.append(chunk)
+        return chunks
 
     def _new_id(self, kind: str) -> str:
         self._counter += 1
