@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 
+from agentcast.encoders.sse import PING
 from agentcast.encoders.vercel import DONE, NESTED_PART, VercelEncoder, frame
 from agentcast.events import (
     AgentEnd,
@@ -399,7 +400,8 @@ def test_the_ai_packages_accept_a_few_hundred_generated_streams() -> None:
     @given(events=agent_streams())
     def collect(events: list[BaseEvent]) -> None:
         chunks = list(VercelEncoder(message_id="run_1").encode_all(events))
-        body = b"".join(frame(c) for c in chunks) + DONE
+        # Every other stream with the server's heartbeat comment between its chunks.
+        body = (PING if len(lines) % 2 else b"").join(frame(c) for c in chunks) + DONE
         errors = [c["errorText"] for c in chunks if c["type"] == "error"]
         lines.append(json.dumps({"body": body.decode(), "errors": errors}))
 
