@@ -32,7 +32,7 @@ import msgspec
 
 from agentcast.errors import InvalidInput, SessionBusy
 from agentcast.events import Message
-from agentcast.ids import check_id
+from agentcast.ids import check_id, session_key
 from agentcast.runtime.run import Run, RunResult
 
 __all__ = [
@@ -158,6 +158,15 @@ class RunManager:
         if managed is None or (owner is not None and managed.owner != owner):
             return None
         return managed
+
+    def active(self, session_id: str, *, owner: str | None = None) -> ManagedRun | None:
+        """Return the run in progress on the owner's session `session_id`, if any.
+
+        What a client that holds only the session id (the Vercel AI SDK's resume) reconnects
+        to; another owner's session of the same id is another session (None here).
+        """
+        managed = self._active.get(session_key(check_id(session_id), owner))
+        return managed if managed is not None and managed.finished_at is None else None
 
     def start(
         self,

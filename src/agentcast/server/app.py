@@ -31,6 +31,7 @@ from agentcast.server._pages import docs_app, pages_router
 from agentcast.server._requests import InvokeRequest
 from agentcast.server._state import ServerState, not_found
 from agentcast.server._stream import HEARTBEAT, check_resume, read_events
+from agentcast.server._vercel import vercel_router
 from agentcast.server._ws import serve_websocket
 from agentcast.sessions import SessionStore
 
@@ -207,6 +208,7 @@ class AgentcastServer(ServerState):
 
         router.include_router(agui_router(server))
         router.include_router(pages_router())
+        router.include_router(vercel_router(server))
         return router
 
     def _sse(self, managed: ManagedRun, *, after: int, stream_tokens: bool) -> StreamingResponse:
