@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import queue
+import re
 import select
 import signal
 import socket
@@ -335,9 +336,12 @@ async def test_a_cut_connection_is_resumed_with_every_event_once(cut_at: int) ->
     assert proxy.resume_cursors() == ([] if before_cut == -1 else [str(before_cut)])
 
 
-def end_first_response_early(app: Any, *, after_chunks: int, seen: list[str]) -> Any:
+def end_first_response_early(
+    app: Any, *, after_chunks: int, seen: list[str], sent: list[bytes] | None = None
+) -> Any:
     """ASGI middleware: the first `POST /invoke` response ends cleanly after `after_chunks`
-    body chunks (the rest is swallowed); records the Last-Event-ID of each resume request."""
+    body chunks (the rest is swallowed); records the Last-Event-ID of each resume request,
+    and in `sent` the body bytes the client did get."""
     armed = [True]
 
     async def middleware(scope: Any, receive: Any, send: Any) -> None:
@@ -359,6 +363,8 @@ def end_first_response_early(app: Any, *, after_chunks: int, seen: list[str]) ->
                 return  # the response is over as far as the client knows
             if message["type"] == "http.response.body":
                 chunks += 1
+                if sent is not None:
+                    sent.append(message.get("body", b""))
                 if chunks >= after_chunks:
                     message = {**message, "more_body": False}
             await send(message)
@@ -370,10 +376,11 @@ def end_first_response_early(app: Any, *, after_chunks: int, seen: list[str]) ->
 
 async def test_a_stream_that_ends_without_agent_end_is_resumed() -> None:
     seen: list[str] = []
+    sent: list[bytes] = []
     gate = anyio.Event()
 
     def middleware(app: Any) -> Any:
-        return end_first_response_early(app, after_chunks=3, seen=seen)
+        return end_first_response_early(app, after_chunks=3, seen=seen, sent=sent)
 
     async with (
         serving(gated_agent(gate), middleware=middleware) as served,
@@ -385,7 +392,10 @@ async def test_a_stream_that_ends_without_agent_end_is_resumed() -> None:
                 events.append(event)
                 if event.type == "tool_start":
                     gate.set()  # the resumed stream is live: let the run finish
-    assert seen == ["2"], "resumed after the third event (seq 2)"
+    # A body chunk may hold several events (one write per wake-up): the client resumes after
+    # the last `id:` it received.
+    last_id = re.findall(rb"\nid: (\d+)\n", b"".join(sent))[-1].decode()
+    assert seen == [last_id], "resumed after the last event the cut stream delivered"
     assert [e.seq for e in events] == list(range(len(events)))
     assert events[-1].type == "agent_end" and events[-1].outcome == "success"
     assert stream.reconnects == 1

@@ -82,3 +82,60 @@ async def test_a_reader_waiting_on_the_log_wakes_at_the_append():
         log.append(token(0))
         log.close()
     assert seen == [0]
+
+
+async def test_take_ready_returns_what_is_logged_without_waiting_and_moves_the_cursor():
+    from agentcast.events import LLMStart
+
+    log = EventLog()
+    log.append(LLMStart(call_id="c", seq=0))
+    for seq in range(1, 4):
+        log.append(token(seq))
+    reader = LogReader(log, after=0, tokens=False)
+    assert reader.take_ready() == []  # only tokens were logged after the cursor: filtered
+    assert reader.take_ready() == []  # and the cursor moved past them
+    everything = LogReader(log)
+    first = await everything.__anext__()
+    assert [first, *everything.take_ready()] == log.snapshot()
+    log.append(token(4))
+    assert everything.take_ready() == [token(4)]
+
+
+async def test_take_ready_refuses_a_reader_that_fell_behind():
+    log = EventLog(limit=2)
+    reader = LogReader(log)
+    for seq in range(6):
+        log.append(token(seq))
+    with pytest.raises(ResumeGap):
+        reader.take_ready()
+
+
+async def test_one_write_carries_every_event_a_wake_up_found():
+    # A model that never suspends logs its whole answer before the reader wakes: the server
+    # sends those frames in one body chunk, and they are all there, in order.
+    import httpx
+
+    from agentcast.server import create_app
+    from agentcast.sessions import MemoryStore
+
+    app = create_app(Agent(ScriptedChatModel(turns=[text(*"abcdefgh")]), store=MemoryStore()))
+    chunks: list[bytes] = []
+
+    async def recording(scope, receive, send):  # type: ignore[no-untyped-def]
+        async def keep(message):  # type: ignore[no-untyped-def]
+            if message["type"] == "http.response.body" and message.get("body"):
+                chunks.append(message["body"])
+            await send(message)
+
+        await app(scope, receive, keep)
+
+    transport = httpx.ASGITransport(app=recording)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.post("/invoke", json={"prompt": "hi", "stream": True})
+    frames = [f for f in response.text.split("\n\n") if f.startswith("event:")]
+    assert frames[-1].startswith("event: agent_end")
+    ids = [int(f.rsplit("\nid: ", 1)[1]) for f in frames]
+    assert ids == list(range(len(frames)))
+    per_chunk = [chunk.count(b"\nid: ") for chunk in chunks]
+    assert sum(per_chunk) == len(frames)
+    assert max(per_chunk) > 1, per_chunk

@@ -55,13 +55,8 @@ __all__ = ["DONE", "HEADERS", "NESTED_PART", "Chunk", "VercelEncoder", "frame"]
 Chunk = dict[str, Any]
 """One UI message chunk (JSON object)."""
 
-HEADERS = {
-    "x-vercel-ai-ui-message-stream": "v1",
-    "Cache-Control": "no-cache",
-    "Connection": "keep-alive",
-    "X-Accel-Buffering": "no",
-}
-"""The response headers of a UI message stream (the protocol header is required)."""
+HEADERS = {"x-vercel-ai-ui-message-stream": "v1"}
+"""The header a UI message stream must carry (besides every event stream's no-cache ones)."""
 
 DONE = b"data: [DONE]\n\n"
 """The stream's terminator, sent once after the last chunk."""

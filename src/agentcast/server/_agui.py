@@ -14,24 +14,20 @@ already knows that id: then the run gets a fresh one, sent in `X-Run-Id`), so
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from agentcast.encoders.agui import AGUIEncoder, frame
-from agentcast.encoders.sse import PING
 from agentcast.ids import check_id
-from agentcast.runtime import ManagedRun, ResumeGap
+from agentcast.runtime import ManagedRun
 from agentcast.server._agui_input import AguiRunInput, custom_data_of, turn_of
 from agentcast.server._errors import error_responses
 from agentcast.server._state import ServerState
-from agentcast.server._stream import HEARTBEAT, read_events
+from agentcast.server._stream import EncoderProjection, event_stream
 
 __all__ = ["agui_router"]
-
-_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
 
 _EVENT_STREAM: dict[int | str, dict[str, Any]] = {
     200: {
@@ -74,25 +70,11 @@ def agui_router(server: ServerState) -> APIRouter:
 
 
 def _stream(server: ServerState, managed: ManagedRun, encoder: AGUIEncoder) -> StreamingResponse:
-    manager, log, heartbeat = server.manager, managed.run.log, server.config.heartbeat
-
-    async def body() -> AsyncIterator[bytes]:
-        # Counted from inside the body, as for /invoke: whatever ends it uncounts the reader
-        # and applies the disconnect policy.
-        with manager.reader(managed):
-            try:
-                async for item in read_events(log, after=-1, heartbeat=heartbeat):
-                    if item is HEARTBEAT:
-                        yield PING
-                        continue
-                    chunks = encoder.encode(item)  # type: ignore[arg-type]
-                    if chunks:
-                        yield b"".join(map(frame, chunks))
-            except ResumeGap:
-                pass  # this reader fell behind the bounded log: close() ends it with RUN_ERROR
-            tail = encoder.close()
-            if tail:
-                yield b"".join(map(frame, tail))
-
-    headers = dict(_HEADERS, **{"X-Run-Id": managed.run.run_id, "X-Session-Id": encoder.thread_id})
-    return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
+    # A reader that falls behind the bounded log ends with the encoder's RUN_ERROR.
+    return event_stream(
+        server.manager,
+        managed,
+        EncoderProjection(encoder, frame),
+        heartbeat=server.config.heartbeat,
+        headers={"X-Run-Id": managed.run.run_id, "X-Session-Id": encoder.thread_id},
+    )

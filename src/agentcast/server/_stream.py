@@ -1,23 +1,108 @@
-"""Reading a run's log for one connection: the runtime's `LogReader`, with heartbeats.
+"""One way to stream a run over HTTP: the log's reader, one projection, one write per wake-up.
 
-Shared by the SSE and WebSocket routes; the cursor, resume check, token filter and heartbeat
-are the runtime's (`agentcast.runtime.LogReader`), so every consumer reads the log one way.
+Every SSE route (`/invoke`, `/runs/{id}/stream`, `/agui`, `/api/chat`) streams through
+`event_stream`: the runtime's `LogReader` (cursor, resume check, token filter, heartbeat), the
+manager's reader accounting (`RunManager.reader`: the disconnect policy), and a `Projection`
+that turns events into the protocol's bytes. When a wake-up finds several events logged
+(a fast model, a busy loop), their frames go out in one write: one transport send instead of
+one per event.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from typing import Any, Protocol
 
+from fastapi.responses import StreamingResponse
+
+from agentcast.encoders import PING, ProtocolEncoder, encode_event
+from agentcast.errors import ResumeGap
 from agentcast.events import BaseEvent
-from agentcast.runtime import HEARTBEAT, EventLog, LogReader
+from agentcast.runtime import HEARTBEAT, EventLog, LogReader, ManagedRun, RunManager
 
-__all__ = ["HEARTBEAT", "check_resume", "read_events"]
+__all__ = [
+    "HEARTBEAT",
+    "SSE_HEADERS",
+    "EncoderProjection",
+    "Projection",
+    "check_resume",
+    "event_stream",
+    "native_projection",
+    "read_events",
+]
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
+"""Headers of every event stream: no caching, no proxy buffering."""
+
+
+class Projection(Protocol):
+    """Turns a run's events into one protocol's bytes, for `event_stream`."""
+
+    closes_on_gap: bool
+    """Whether a reader that fell behind the bounded log ends the stream with `end()` (a
+    protocol with a terminal error chunk) rather than breaking the connection (native SSE,
+    whose client resumes with `Last-Event-ID` and gets the 410)."""
+
+    def frames(self, event: BaseEvent) -> bytes:
+        """The bytes of one event (empty when the protocol shows nothing for it)."""
+        ...
+
+    def end(self) -> bytes:
+        """The bytes that end the stream, once, after the log's last event."""
+        ...
+
+
+class _Native:
+    closes_on_gap = False
+
+    def frames(self, event: BaseEvent) -> bytes:
+        return encode_event(event)
+
+    def end(self) -> bytes:
+        return b""
+
+
+def native_projection() -> Projection:
+    """Agentcast's own SSE frames (`encoders.sse`)."""
+    return _Native()
+
+
+class EncoderProjection:
+    """A `ProtocolEncoder`'s chunks, each framed by `frame`, plus a fixed trailer at the end.
+
+    Args:
+        encoder: the protocol encoder (one per stream: it holds what is open).
+        frame: the SSE message of one chunk.
+        trailer: bytes after the encoder's closing chunks (the UI message stream's `[DONE]`).
+    """
+
+    closes_on_gap = True
+
+    def __init__(
+        self, encoder: ProtocolEncoder[Any], frame: Callable[[Any], bytes], trailer: bytes = b""
+    ) -> None:
+        self.encoder = encoder
+        self._frame = frame
+        self._trailer = trailer
+
+    def frames(self, event: BaseEvent) -> bytes:
+        """The framed chunks of one event."""
+        return self._join(self.encoder.encode(event))
+
+    def end(self) -> bytes:
+        """The framed closing chunks, then the trailer."""
+        return self._join(self.encoder.close()) + self._trailer
+
+    def _join(self, chunks: Iterable[Any]) -> bytes:
+        return b"".join(map(self._frame, chunks))
 
 
 def read_events(
     log: EventLog, *, after: int, heartbeat: float, stream_tokens: bool = True
 ) -> AsyncIterator[BaseEvent | object]:
     """Return the log's events with `seq > after` (and `HEARTBEAT`s while idle) until it closes.
+
+    For transports that send one message per event (the WebSocket).
 
     Raises:
         ResumeGap: `after` is older than what the bounded log still holds.
@@ -34,3 +119,53 @@ def check_resume(log: EventLog, after: int) -> None:
         InvalidInput: `after` is past the run's last event.
     """
     log.check_resume(after)
+
+
+def event_stream(
+    manager: RunManager,
+    managed: ManagedRun,
+    projection: Projection,
+    *,
+    heartbeat: float,
+    after: int = -1,
+    stream_tokens: bool = True,
+    headers: Mapping[str, str] = {},
+) -> StreamingResponse:
+    """Return the SSE response of a run's events after `after`, through `projection`.
+
+    The resume cursor is checked here, before any byte is sent.
+
+    Raises:
+        ResumeGap: `after` is older than what the bounded log still holds.
+        InvalidInput: `after` is past the run's last event.
+    """
+    log = managed.run.log
+    check_resume(log, after)
+
+    async def body() -> AsyncIterator[bytes]:
+        # The reader is counted from inside the body: nothing is counted for a response that
+        # fails or is never sent, and whatever ends the body uncounts it (disconnect policy).
+        with manager.reader(managed):
+            reader = LogReader(log, after, tokens=stream_tokens, heartbeat=heartbeat)
+            frames = projection.frames
+            try:
+                async for item in reader:
+                    if item is HEARTBEAT:
+                        yield PING
+                        continue
+                    ready = reader.take_ready()
+                    data = frames(item)
+                    if ready:
+                        data = b"".join([data, *map(frames, ready)])
+                    if data:
+                        yield data
+            except ResumeGap:
+                if not projection.closes_on_gap:
+                    raise
+            tail = projection.end()
+            if tail:
+                yield tail
+
+    return StreamingResponse(
+        body(), media_type="text/event-stream", headers=dict(SSE_HEADERS, **headers)
+    )

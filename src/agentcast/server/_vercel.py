@@ -19,21 +19,19 @@ Security is the rest of the API's: the caller's owner (`ServerState.actor`), the
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentcast.encoders.sse import PING
 from agentcast.encoders.vercel import DONE, HEADERS, VercelEncoder, frame
 from agentcast.encoders.vercel_input import TRIGGERS, chat_turn
 from agentcast.ids import ID_ALPHABET, check_id
 from agentcast.runtime import ManagedRun
 from agentcast.server._errors import error_responses
 from agentcast.server._state import ServerState
-from agentcast.server._stream import HEARTBEAT, check_resume, read_events
+from agentcast.server._stream import EncoderProjection, event_stream
 
 __all__ = ["ChatRequest", "vercel_router"]
 
@@ -109,21 +107,13 @@ def vercel_router(server: ServerState) -> APIRouter:
 
 def _stream(server: ServerState, managed: ManagedRun) -> StreamingResponse:
     """The run's events from its start, as the UI message stream."""
-    run, manager, heartbeat = managed.run, server.manager, server.config.heartbeat
-    check_resume(run.log, -1)
+    run = managed.run
     metadata = {"runId": run.run_id, "sessionId": run.session_id}
-
-    async def body() -> AsyncIterator[bytes]:
-        encoder = VercelEncoder(message_id=run.run_id, metadata=metadata)
-        with manager.reader(managed):
-            async for item in read_events(run.log, after=-1, heartbeat=heartbeat):
-                if item is HEARTBEAT:
-                    yield PING  # an SSE comment: the SDK's parser skips it
-                    continue
-                chunks = encoder.encode(item)  # type: ignore[arg-type]
-                if chunks:
-                    yield b"".join(frame(chunk) for chunk in chunks)
-        yield b"".join(frame(chunk) for chunk in encoder.close()) + DONE
-
-    headers = dict(HEADERS, **{"X-Run-Id": run.run_id})
-    return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
+    encoder = VercelEncoder(message_id=run.run_id, metadata=metadata)
+    return event_stream(
+        server.manager,
+        managed,
+        EncoderProjection(encoder, frame, trailer=DONE),
+        heartbeat=server.config.heartbeat,
+        headers=dict(HEADERS, **{"X-Run-Id": run.run_id}),
+    )

@@ -13,14 +13,13 @@ Runs live in a `RunManager`, independent of the connections that read them.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, WebSocket
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.middleware.cors import CORSMiddleware
 
-from agentcast.encoders.sse import PING, encode_event, parse_last_event_id
+from agentcast.encoders.sse import parse_last_event_id
 from agentcast.ids import session_id_in
 from agentcast.runtime import ManagedRun
 from agentcast.server._agui import agui_router
@@ -30,14 +29,12 @@ from agentcast.server._limits import RequestLimits
 from agentcast.server._pages import docs_app, pages_router
 from agentcast.server._requests import InvokeRequest
 from agentcast.server._state import ServerState, not_found
-from agentcast.server._stream import HEARTBEAT, check_resume, read_events
+from agentcast.server._stream import event_stream, native_projection
 from agentcast.server._vercel import vercel_router
 from agentcast.server._ws import serve_websocket
 from agentcast.sessions import SessionStore
 
 __all__ = ["AgentcastServer", "InvokeRequest", "ServedAgent", "ServerConfig", "create_app"]
-
-_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
 
 
 class AgentcastServer(ServerState):
@@ -212,24 +209,19 @@ class AgentcastServer(ServerState):
         return router
 
     def _sse(self, managed: ManagedRun, *, after: int, stream_tokens: bool) -> StreamingResponse:
-        log = managed.run.log
-        check_resume(log, after)
-        manager, heartbeat = self.manager, self.config.heartbeat
-
-        async def body() -> AsyncIterator[bytes]:
-            # The reader is counted from inside the body: nothing is counted for a response
-            # that fails or is never sent, and whatever ends the body uncounts it.
-            with manager.reader(managed):
-                async for item in read_events(
-                    log, after=after, heartbeat=heartbeat, stream_tokens=stream_tokens
-                ):
-                    yield PING if item is HEARTBEAT else encode_event(item)  # type: ignore[arg-type]
-
         # Ids follow the id rule (ASCII), so these headers always encode.
-        headers = dict(_SSE_HEADERS, **{"X-Run-Id": managed.run.run_id})
+        headers = {"X-Run-Id": managed.run.run_id}
         if managed.run.session_id:
             headers["X-Session-Id"] = managed.run.session_id
-        return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
+        return event_stream(
+            self.manager,
+            managed,
+            native_projection(),
+            heartbeat=self.config.heartbeat,
+            after=after,
+            stream_tokens=stream_tokens,
+            headers=headers,
+        )
 
 
 def create_app(runner: ServedAgent, *, store: SessionStore | None = None, **config: Any) -> FastAPI:
