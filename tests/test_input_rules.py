@@ -115,7 +115,7 @@ async def test_a_non_latin1_session_id_on_a_real_server_is_a_400_and_runs_nothin
 
 
 async def test_a_response_that_fails_to_build_counts_no_reader(monkeypatch):
-    import agentcast.server.app as server_app
+    import agentcast.server._stream as server_stream
 
     app, _ = demo()
     async with client(app) as c:
@@ -124,7 +124,7 @@ async def test_a_response_that_fails_to_build_counts_no_reader(monkeypatch):
     def broken(*args, **kwargs):
         raise UnicodeEncodeError("latin-1", "漢", 0, 1, "ordinal not in range(256)")
 
-    monkeypatch.setattr(server_app, "StreamingResponse", broken)
+    monkeypatch.setattr(server_stream, "StreamingResponse", broken)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         assert (await c.get(f"/runs/{run_id}/stream")).status_code == 500

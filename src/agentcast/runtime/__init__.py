@@ -1,6 +1,6 @@
 """The runtime: run lifecycle, seq numbering, the closure invariant, the per-run event log."""
 
-from agentcast.runtime._buffer import TokenBuffer, join_tokens
+from agentcast.runtime._buffer import TokenBuffer, coalesce, join_tokens
 from agentcast.runtime._log import HEARTBEAT, EventLog, LogReader, ResumeGap
 from agentcast.runtime.manager import (
     CancelStatus,
@@ -26,6 +26,7 @@ __all__ = (
     "RunResult",
     "SessionPolicy",
     "TokenBuffer",
+    "coalesce",
     "join_tokens",
     "new_id",
 )

@@ -24,7 +24,7 @@ import msgspec
 from agentcast.errors import InvalidInput
 from agentcast.events import BaseEvent, LLMToken
 
-__all__ = ["TokenBuffer", "join_tokens"]
+__all__ = ["TokenBuffer", "coalesce", "join_tokens"]
 
 
 def join_tokens(tokens: Sequence[LLMToken]) -> LLMToken:
@@ -41,6 +41,30 @@ def join_tokens(tokens: Sequence[LLMToken]) -> LLMToken:
     if any(t.call_id != last.call_id or t.kind != last.kind for t in tokens):
         raise ValueError("only tokens of one LLM call and kind are joined")
     return msgspec.structs.replace(last, token="".join(t.token for t in tokens))
+
+
+def coalesce(events: Sequence[BaseEvent]) -> list[BaseEvent]:
+    """Return `events` with every run of adjacent tokens of one call and kind joined.
+
+    What a reader that fell behind is sent (`agentcast.server` does it when a wake-up finds
+    a long backlog): the same text in fewer events, every other event as it was.
+    """
+    out: list[BaseEvent] = []
+    run: list[LLMToken] = []
+    for event in events:
+        if type(event) is LLMToken:
+            if run and (run[-1].call_id != event.call_id or run[-1].kind != event.kind):
+                out.append(join_tokens(run))
+                run = []
+            run.append(event)
+            continue
+        if run:
+            out.append(join_tokens(run))
+            run = []
+        out.append(event)
+    if run:
+        out.append(join_tokens(run))
+    return out
 
 
 class TokenBuffer:

@@ -5,7 +5,9 @@ Every SSE route (`/invoke`, `/runs/{id}/stream`, `/agui`, `/api/chat`) streams t
 manager's reader accounting (`RunManager.reader`: the disconnect policy), and a `Projection`
 that turns events into the protocol's bytes. When a wake-up finds several events logged
 (a fast model, a busy loop), their frames go out in one write: one transport send instead of
-one per event.
+one per event; when it finds a long backlog (a client that reads slower than the model
+writes), adjacent tokens of one LLM call are joined first, so a slow reader catches up with
+the same text in fewer frames and the run never waits for it (the log absorbs the lag).
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ from fastapi.responses import StreamingResponse
 from agentcast.encoders import PING, ProtocolEncoder, encode_event
 from agentcast.errors import ResumeGap
 from agentcast.events import BaseEvent
-from agentcast.runtime import HEARTBEAT, EventLog, LogReader, ManagedRun, RunManager
+from agentcast.runtime import (
+    HEARTBEAT,
+    EventLog,
+    LogReader,
+    ManagedRun,
+    RunManager,
+    coalesce,
+)
 
 __all__ = [
     "HEARTBEAT",
@@ -30,6 +39,10 @@ __all__ = [
     "native_projection",
     "read_events",
 ]
+
+BACKLOG = 64
+"""Events found at one wake-up from which a reader counts as behind: its adjacent tokens of
+one call are then joined (`agentcast.runtime.coalesce`), the same text in fewer frames."""
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
 """Headers of every event stream: no caching, no proxy buffering."""
@@ -154,9 +167,12 @@ def event_stream(
                         yield PING
                         continue
                     ready = reader.take_ready()
-                    data = frames(item)
-                    if ready:
-                        data = b"".join([data, *map(frames, ready)])
+                    if not ready:
+                        data = frames(item)
+                    elif len(ready) < BACKLOG:
+                        data = b"".join([frames(item), *map(frames, ready)])
+                    else:  # the reader fell behind (a slow client): join its tokens
+                        data = b"".join(map(frames, coalesce([item, *ready])))
                     if data:
                         yield data
             except ResumeGap:
