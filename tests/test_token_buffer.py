@@ -116,3 +116,103 @@ async def test_a_buffered_agent_stream_carries_the_whole_answer_in_fewer_events(
         e.type for e in plain if e.type != "llm_token"
     ]
     assert buffered[-1].type == "agent_end"
+
+
+# -- over HTTP and the WebSocket: `stream_options` --------------------------------------------
+
+
+def hopping_app(tokens: int = 40):  # type: ignore[no-untyped-def]
+    from langchain_core.messages import AIMessageChunk
+
+    from agentcast.server import create_app
+    from agentcast.sessions import MemoryStore
+    from agentcast.testing import ScriptedChatModel
+
+    async def hop(call: int, index: int) -> None:
+        await asyncio.sleep(0)  # one loop iteration per token: each would be a frame of its own
+
+    chunks = [AIMessageChunk(content=f"t{i} ") for i in range(tokens)]
+    model = ScriptedChatModel(turns=[chunks], before_chunk=hop)
+    return create_app(Agent(model, store=MemoryStore())), "".join(c.content for c in chunks)
+
+
+def sse_events(body: str) -> list[BaseEvent]:
+    from agentcast.encoders.sse import decode_event
+
+    events = []
+    for frame in body.split("\n\n"):
+        if frame.startswith("event:"):
+            kind, data, _ = frame.split("\n")
+            events.append(decode_event(kind[7:], data[6:]))
+    return events
+
+
+def check_buffered(events: list[BaseEvent], text: str, size: int) -> None:
+    from agentcast.testing import check_invariants
+
+    check_invariants(events, contiguous=False)
+    tokens = [e for e in events if isinstance(e, LLMToken)]
+    assert "".join(t.token for t in tokens) == text
+    assert all(len(t.token.split()) <= size for t in tokens)
+    assert max(len(t.token.split()) for t in tokens) == size
+    assert events[-1].type == "agent_end"
+
+
+async def test_invoke_stream_options_buffer_tokens_and_a_join_resumes_the_same():
+    import httpx
+
+    app, text = hopping_app()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        body = {"prompt": "go", "stream": True, "stream_options": {"buffer_size": 5}}
+        first = await client.post("/invoke", json=body)
+        events = sse_events(first.text)
+        check_buffered(events, text, 5)
+        run_id = first.headers["x-run-id"]
+        joined = await client.get(f"/runs/{run_id}/stream?buffer_size=8&max_delay=0.5")
+        check_buffered(sse_events(joined.text), text, 8)
+        # resuming after a joined token continues with what followed it: no gap, no duplicate
+        cut = next(e for e in events if isinstance(e, LLMToken))
+        rest = await client.get(f"/runs/{run_id}/stream", headers={"Last-Event-ID": str(cut.seq)})
+        tail = [e for e in sse_events(rest.text) if isinstance(e, LLMToken)]
+        assert cut.token + "".join(t.token for t in tail) == text
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"buffer_size": 0}, {"buffer_size": "ten"}, {"max_delay": 0}, {"max_delay": 61}, {"size": 3}],
+)
+async def test_bad_stream_options_are_a_422_in_the_error_shape_and_start_nothing(options):
+    import httpx
+
+    app, _ = hopping_app()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        body = {"prompt": "go", "stream": True, "stream_options": options}
+        response = await client.post("/invoke", json=body)
+    assert response.status_code == 422
+    assert set(response.json()["error"]) == {"code", "message"}
+    assert app.state.agentcast.manager.active_runs == 0
+
+
+def test_websocket_stream_options_buffer_tokens():
+    from starlette.testclient import TestClient
+
+    from agentcast.events import from_json
+
+    app, text = hopping_app()
+    with TestClient(app) as tc, tc.websocket_connect("/ws") as ws:
+        ws.send_json({"type": "start", "prompt": "go", "stream_options": {"buffer_size": 4}})
+        started = ws.receive_json()
+        events: list[BaseEvent] = []
+        while not events or events[-1].type != "agent_end":
+            events.append(from_json(ws.receive_text()))
+        check_buffered(events, text, 4)
+        resume = {"type": "resume", "run_id": started["run_id"], "after": -1}
+        ws.send_json(resume | {"stream_options": {"buffer_size": 6}})
+        again: list[BaseEvent] = []
+        while not again or again[-1].type != "agent_end":
+            again.append(from_json(ws.receive_text()))
+        check_buffered(again, text, 6)
+        ws.send_json(resume | {"stream_options": {"buffer_size": -1}})
+        assert ws.receive_json()["type"] == "ws_error"

@@ -7,8 +7,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agentcast.ids import ID_ALPHABET
+from agentcast.runtime import TokenBuffer
 
-__all__ = ["InvokeRequest"]
+__all__ = ["InvokeRequest", "StreamOptions"]
 
 _ID_PATTERN = "^[A-Za-z0-9_.:@-]{1,128}$"
 
@@ -18,6 +19,28 @@ _ID_PATTERN = "^[A-Za-z0-9_.:@-]{1,128}$"
 _NOT_BLANK = (
     r"[^\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 )
+
+
+class StreamOptions(BaseModel):
+    """Edge token buffering for one stream (`agentcast.TokenBuffer`): fewer, larger tokens."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt option is an error, not a no-op
+
+    buffer_size: int = Field(
+        default=1, ge=1, le=10_000, description="Tokens per llm_token event at most (1: as made)."
+    )
+    max_delay: float | None = Field(
+        default=None,
+        gt=0,
+        le=60,
+        description="Seconds a buffered token may wait before it is sent (none: no time bound).",
+    )
+
+    def buffer(self) -> TokenBuffer | None:
+        """The stream's buffer, or None when these options buffer nothing."""
+        if self.buffer_size == 1:
+            return None
+        return TokenBuffer(buffer_size=self.buffer_size, max_delay=self.max_delay)
 
 
 class InvokeRequest(BaseModel):
@@ -45,6 +68,10 @@ class InvokeRequest(BaseModel):
     )
     stream: bool = Field(default=False, description="true: SSE events; false: one JSON result.")
     stream_tokens: bool = Field(default=True, description="false leaves out llm_token events.")
+    stream_options: StreamOptions | None = Field(
+        default=None,
+        description="Token buffering: {buffer_size, max_delay}, e.g. 10 tokens or 0.02 s.",
+    )
     custom_data: Any = Field(default=None, description="Opaque data attached to the run.")
 
     @field_validator("prompt", mode="before")

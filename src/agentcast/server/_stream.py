@@ -26,6 +26,7 @@ from agentcast.runtime import (
     LogReader,
     ManagedRun,
     RunManager,
+    TokenBuffer,
     coalesce,
 )
 
@@ -143,10 +144,12 @@ def event_stream(
     after: int = -1,
     stream_tokens: bool = True,
     headers: Mapping[str, str] = {},
+    buffer: TokenBuffer | None = None,
 ) -> StreamingResponse:
     """Return the SSE response of a run's events after `after`, through `projection`.
 
-    The resume cursor is checked here, before any byte is sent.
+    The resume cursor is checked here, before any byte is sent. With `buffer`, tokens are
+    joined as the stream's options ask (by count and time, `TokenBuffer.events`).
 
     Raises:
         ResumeGap: `after` is older than what the bounded log still holds.
@@ -160,13 +163,15 @@ def event_stream(
         # fails or is never sent, and whatever ends the body uncounts it (disconnect policy).
         with manager.reader(managed):
             reader = LogReader(log, after, tokens=stream_tokens, heartbeat=heartbeat)
+            source = reader if buffer is None else buffer.events(reader)
             frames = projection.frames
             try:
-                async for item in reader:
+                async for item in source:
                     if item is HEARTBEAT:
                         yield PING
                         continue
-                    ready = reader.take_ready()
+                    # A buffered stream's batches are the buffer's to make.
+                    ready = reader.take_ready() if buffer is None else ()
                     if not ready:
                         data = frames(item)
                     elif len(ready) < BACKLOG:

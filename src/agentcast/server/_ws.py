@@ -22,9 +22,11 @@ from typing import TYPE_CHECKING, Any
 from fastapi import WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
+from agentcast.encoders.sse import parse_last_event_id
 from agentcast.errors import AgentcastError
 from agentcast.events import to_json
 from agentcast.runtime import ManagedRun
+from agentcast.server._requests import InvokeRequest, StreamOptions
 from agentcast.server._stream import HEARTBEAT, check_resume, read_events
 
 if TYPE_CHECKING:
@@ -35,9 +37,6 @@ __all__ = ["serve_websocket"]
 
 async def serve_websocket(ws: WebSocket, server: ServerState, who: str | None) -> None:
     """Serve one WebSocket connection until it closes."""
-    from agentcast.encoders.sse import parse_last_event_id
-    from agentcast.server._requests import InvokeRequest
-
     await ws.accept()
     following: tuple[ManagedRun, asyncio.Task[None]] | None = None
 
@@ -47,14 +46,18 @@ async def serve_websocket(ws: WebSocket, server: ServerState, who: str | None) -
             following[1].cancel()
             following = None
 
-    async def follow(managed: ManagedRun, after: int, stream_tokens: bool) -> None:
+    async def follow(
+        managed: ManagedRun, after: int, stream_tokens: bool, options: StreamOptions | None
+    ) -> None:
+        buffer = options.buffer() if options is not None else None
         with server.manager.reader(managed):
-            async for item in read_events(
+            events = read_events(
                 managed.run.log,
                 after=after,
                 heartbeat=server.config.heartbeat,
                 stream_tokens=stream_tokens,
-            ):
+            )
+            async for item in events if buffer is None else buffer.events(events):  # type: ignore[arg-type]
                 if item is HEARTBEAT:
                     await ws.send_text('{"type":"heartbeat"}')
                 else:
@@ -90,17 +93,22 @@ async def serve_websocket(ws: WebSocket, server: ServerState, who: str | None) -
                     )
                     following = (
                         managed,
-                        asyncio.create_task(follow(managed, -1, body.stream_tokens)),
+                        asyncio.create_task(
+                            follow(managed, -1, body.stream_tokens, body.stream_options)
+                        ),
                     )
                 elif kind == "resume":
                     managed = server.find_run(str(message.get("run_id")), who)
                     after = parse_last_event_id(message.get("after"))
+                    options = _options(message.get("stream_options"))
                     check_resume(managed.run.log, after)
                     stop_following()
                     following = (
                         managed,
                         asyncio.create_task(
-                            follow(managed, after, bool(message.get("stream_tokens", True)))
+                            follow(
+                                managed, after, bool(message.get("stream_tokens", True)), options
+                            )
                         ),
                     )
                 elif kind == "cancel":
@@ -143,3 +151,8 @@ async def serve_websocket(ws: WebSocket, server: ServerState, who: str | None) -
 async def _send_error(ws: WebSocket, code: str, message: str) -> None:
     with contextlib.suppress(Exception):
         await ws.send_json({"type": "ws_error", "code": code, "message": message})
+
+
+def _options(value: Any) -> StreamOptions | None:
+    """A resume message's `stream_options` (validated like `POST /invoke`'s)."""
+    return None if value is None else StreamOptions.model_validate(value)

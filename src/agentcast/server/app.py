@@ -13,21 +13,21 @@ Runs live in a `RunManager`, independent of the connections that read them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, WebSocket
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, WebSocket
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.middleware.cors import CORSMiddleware
 
 from agentcast.encoders.sse import parse_last_event_id
 from agentcast.ids import session_id_in
-from agentcast.runtime import ManagedRun
+from agentcast.runtime import ManagedRun, TokenBuffer
 from agentcast.server._agui import agui_router
 from agentcast.server._config import ServedAgent, ServerConfig
 from agentcast.server._errors import error_responses, install_error_handlers
 from agentcast.server._limits import RequestLimits
 from agentcast.server._pages import docs_app, pages_router
-from agentcast.server._requests import InvokeRequest
+from agentcast.server._requests import InvokeRequest, StreamOptions
 from agentcast.server._state import ServerState, not_found
 from agentcast.server._stream import event_stream, native_projection
 from agentcast.server._vercel import vercel_router
@@ -79,7 +79,10 @@ class AgentcastServer(ServerState):
             )
             run = managed.run
             if body.stream:
-                return server._sse(managed, after=-1, stream_tokens=body.stream_tokens)
+                options = body.stream_options or StreamOptions()
+                return server._sse(
+                    managed, after=-1, stream_tokens=body.stream_tokens, buffer=options.buffer()
+                )
             result = await run.wait()
             payload = result.to_dict() | {"outcome": result.outcome, "error": result.error}
             return JSONResponse(payload, headers={"X-Run-Id": run.run_id})
@@ -94,12 +97,21 @@ class AgentcastServer(ServerState):
             request: Request,
             after: str | None = None,
             stream_tokens: bool = True,
+            buffer_size: Annotated[
+                int, Query(ge=1, le=10_000, description="Tokens per llm_token event at most.")
+            ] = 1,
+            max_delay: Annotated[
+                float | None, Query(gt=0, le=60, description="Seconds a buffered token may wait.")
+            ] = None,
             who: str | None = Depends(actor),
         ) -> Response:
             managed = server.find_run(run_id, who)
             header = request.headers.get("last-event-id")
             cursor = parse_last_event_id(after if header is None else header)
-            return server._sse(managed, after=cursor, stream_tokens=stream_tokens)
+            options = StreamOptions(buffer_size=buffer_size, max_delay=max_delay)
+            return server._sse(
+                managed, after=cursor, stream_tokens=stream_tokens, buffer=options.buffer()
+            )
 
         @router.post(
             "/runs/{run_id}/cancel",
@@ -208,7 +220,14 @@ class AgentcastServer(ServerState):
         router.include_router(vercel_router(server))
         return router
 
-    def _sse(self, managed: ManagedRun, *, after: int, stream_tokens: bool) -> StreamingResponse:
+    def _sse(
+        self,
+        managed: ManagedRun,
+        *,
+        after: int,
+        stream_tokens: bool,
+        buffer: TokenBuffer | None = None,
+    ) -> StreamingResponse:
         # Ids follow the id rule (ASCII), so these headers always encode.
         headers = {"X-Run-Id": managed.run.run_id}
         if managed.run.session_id:
@@ -221,6 +240,7 @@ class AgentcastServer(ServerState):
             after=after,
             stream_tokens=stream_tokens,
             headers=headers,
+            buffer=buffer,
         )
 
 
