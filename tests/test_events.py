@@ -640,3 +640,34 @@ def test_a_custom_events_data_is_its_own_payload_field():
     payload = {"name": "progress 📈", "data": NESTED, "tool_call_id": "call_ä"}
     assert to_dict(event)["data"] == payload
     assert Custom(name="n", data=[1, 2]).data == [1, 2]
+
+
+def test_websocket_frames_are_compact_json_with_a_type_no_event_has():
+    import json
+
+    from agentcast.encoders import ws
+    from agentcast.events import EVENT_TYPES, LLMToken, from_json
+
+    token = LLMToken(call_id="c", token="hé", seq=3, run_id="r")
+    assert from_json(ws.event_frame(token)) == token
+    frames = [
+        ws.HEARTBEAT_FRAME,
+        ws.PONG_FRAME,
+        ws.run_started_frame("r", None),
+        ws.cancel_status_frame("r", "cancelling"),
+        ws.error_frame("invalid_input", "é"),
+    ]
+    assert [json.loads(f)["type"] for f in frames] == [
+        "heartbeat",
+        "pong",
+        "run_started",
+        "cancel_status",
+        "ws_error",
+    ]
+    assert not {json.loads(f)["type"] for f in frames} & set(EVENT_TYPES)
+    assert all(", " not in f and ": " not in f for f in frames[:4])
+    assert json.loads(ws.run_started_frame("r", None)) == {
+        "type": "run_started",
+        "run_id": "r",
+        "session_id": None,
+    }

@@ -1,7 +1,8 @@
 """Encoders: pure wire formats (no I/O).
 
-`sse` frames native events; `ProtocolEncoder` is the one base that every front-end protocol
-encoder (AG-UI, the Vercel UI message stream) builds on.
+`sse` frames native events for SSE, `ws` for the WebSocket; `ProtocolEncoder` is the one base
+that every front-end protocol encoder builds on (`agui`: AG-UI; `vercel`: the Vercel AI SDK's
+UI message stream).
 """
 
 from agentcast.encoders._base import ProtocolEncoder

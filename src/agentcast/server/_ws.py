@@ -23,8 +23,15 @@ from fastapi import WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
 from agentcast.encoders.sse import parse_last_event_id
+from agentcast.encoders.ws import (
+    HEARTBEAT_FRAME,
+    PONG_FRAME,
+    cancel_status_frame,
+    error_frame,
+    event_frame,
+    run_started_frame,
+)
 from agentcast.errors import AgentcastError
-from agentcast.events import to_json
 from agentcast.runtime import ManagedRun
 from agentcast.server._requests import InvokeRequest, StreamOptions
 from agentcast.server._stream import HEARTBEAT, check_resume, read_events
@@ -59,9 +66,9 @@ async def serve_websocket(ws: WebSocket, server: ServerState, who: str | None) -
             )
             async for item in events if buffer is None else buffer.events(events):  # type: ignore[arg-type]
                 if item is HEARTBEAT:
-                    await ws.send_text('{"type":"heartbeat"}')
+                    await ws.send_text(HEARTBEAT_FRAME)
                 else:
-                    await ws.send_text(to_json(item).decode())  # type: ignore[arg-type]
+                    await ws.send_text(event_frame(item))  # type: ignore[arg-type]
 
     try:
         while True:
@@ -84,12 +91,8 @@ async def serve_websocket(ws: WebSocket, server: ServerState, who: str | None) -
                         owner=who,
                     )
                     stop_following()
-                    await ws.send_json(
-                        {
-                            "type": "run_started",
-                            "run_id": managed.run.run_id,
-                            "session_id": managed.run.session_id,
-                        }
+                    await ws.send_text(
+                        run_started_frame(managed.run.run_id, managed.run.session_id)
                     )
                     following = (
                         managed,
@@ -117,11 +120,9 @@ async def serve_websocket(ws: WebSocket, server: ServerState, who: str | None) -
                     )
                     managed = server.find_run(str(target), who)
                     status = server.manager.cancel(managed)
-                    await ws.send_json(
-                        {"type": "cancel_status", "run_id": managed.run.run_id, "status": status}
-                    )
+                    await ws.send_text(cancel_status_frame(managed.run.run_id, status))
                 elif kind == "ping":
-                    await ws.send_json({"type": "pong"})
+                    await ws.send_text(PONG_FRAME)
                 else:
                     await _send_error(
                         ws,
@@ -150,7 +151,7 @@ async def serve_websocket(ws: WebSocket, server: ServerState, who: str | None) -
 
 async def _send_error(ws: WebSocket, code: str, message: str) -> None:
     with contextlib.suppress(Exception):
-        await ws.send_json({"type": "ws_error", "code": code, "message": message})
+        await ws.send_text(error_frame(code, message))
 
 
 def _options(value: Any) -> StreamOptions | None:
