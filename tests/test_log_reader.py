@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import anyio
 import pytest
 
@@ -123,7 +125,8 @@ async def test_one_write_carries_every_event_a_wake_up_found():
 
     async def recording(scope, receive, send):  # type: ignore[no-untyped-def]
         async def keep(message):  # type: ignore[no-untyped-def]
-            if message["type"] == "http.response.body" and message.get("body"):
+            body = message["type"] == "http.response.body" and message.get("body")
+            if body and scope["path"] == "/invoke":
                 chunks.append(message["body"])
             await send(message)
 
@@ -132,7 +135,13 @@ async def test_one_write_carries_every_event_a_wake_up_found():
     transport = httpx.ASGITransport(app=recording)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         response = await client.post("/invoke", json={"prompt": "hi", "stream": True})
+        metrics = (await client.get("/metrics")).text
     frames = [f for f in response.text.split("\n\n") if f.startswith("event:")]
+    counted = {
+        name: float(value)
+        for name, value in re.findall(r"^agentcast_stream_(\w+)_total (\S+)$", metrics, re.M)
+    }
+    assert counted == {"writes": len(chunks), "events": len(frames)}  # /metrics reports it
     assert frames[-1].startswith("event: agent_end")
     ids = [int(f.rsplit("\nid: ", 1)[1]) for f in frames]
     assert ids == list(range(len(frames)))

@@ -76,5 +76,6 @@ def _stream(server: ServerState, managed: ManagedRun, encoder: AGUIEncoder) -> S
         managed,
         EncoderProjection(encoder, frame),
         heartbeat=server.config.heartbeat,
+        stats=server.metrics.writes,
         headers={"X-Run-Id": managed.run.run_id, "X-Session-Id": encoder.thread_id},
     )

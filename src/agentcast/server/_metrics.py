@@ -1,6 +1,7 @@
 """Prometheus metrics of one server (its own registry: several apps in a process never clash).
 
-Nothing here runs per token: counters are updated once per run, from `agent_end`'s metrics.
+Nothing here runs per token: counters are updated once per run, from `agent_end`'s metrics;
+the streams' write counts are two plain ints (`WriteStats`) read at scrape time.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily
 
 from agentcast.runtime import RunManager, RunResult
+from agentcast.server._stream import WriteStats
 
 __all__ = ["ServerMetrics"]
 
@@ -55,6 +58,8 @@ class ServerMetrics:
         self.errors = Counter(
             "agentcast_errors", "Failed runs, by error type.", ["type"], registry=self.registry
         )
+        self.writes = WriteStats()
+        self.registry.register(_WriteCollector(self.writes))
 
     def watch(self, manager: RunManager) -> None:
         """Read the active-run and stream gauges from the manager at scrape time.
@@ -79,3 +84,20 @@ class ServerMetrics:
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _WriteCollector:
+    """Exports `WriteStats` at scrape time (nothing is observed per write)."""
+
+    def __init__(self, stats: WriteStats) -> None:
+        self.stats = stats
+
+    def collect(self) -> Any:
+        yield CounterMetricFamily(
+            "agentcast_stream_writes", "Writes to SSE streams.", value=self.stats.writes
+        )
+        yield CounterMetricFamily(
+            "agentcast_stream_events",
+            "Events those writes carried (÷ writes: events per write).",
+            value=self.stats.events,
+        )

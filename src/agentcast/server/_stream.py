@@ -35,6 +35,7 @@ __all__ = [
     "SSE_HEADERS",
     "EncoderProjection",
     "Projection",
+    "WriteStats",
     "check_resume",
     "event_stream",
     "native_projection",
@@ -47,6 +48,20 @@ one call are then joined (`agentcast.runtime.coalesce`), the same text in fewer 
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
 """Headers of every event stream: no caching, no proxy buffering."""
+
+
+class WriteStats:
+    """How many writes the event streams made and how many events they carried.
+
+    Two ints, bumped once per write; `/metrics` exports them as `agentcast_stream_writes_total`
+    and `agentcast_stream_events_total` (their ratio is the events per write).
+    """
+
+    __slots__ = ("events", "writes")
+
+    def __init__(self) -> None:
+        self.writes = 0
+        self.events = 0
 
 
 class Projection(Protocol):
@@ -145,11 +160,13 @@ def event_stream(
     stream_tokens: bool = True,
     headers: Mapping[str, str] = {},
     buffer: TokenBuffer | None = None,
+    stats: WriteStats | None = None,
 ) -> StreamingResponse:
     """Return the SSE response of a run's events after `after`, through `projection`.
 
     The resume cursor is checked here, before any byte is sent. With `buffer`, tokens are
-    joined as the stream's options ask (by count and time, `TokenBuffer.events`).
+    joined as the stream's options ask (by count and time, `TokenBuffer.events`). `stats`
+    counts the writes and the events they carried.
 
     Raises:
         ResumeGap: `after` is older than what the bounded log still holds.
@@ -157,6 +174,7 @@ def event_stream(
     """
     log = managed.run.log
     check_resume(log, after)
+    counts = stats if stats is not None else WriteStats()
 
     async def body() -> AsyncIterator[bytes]:
         # The reader is counted from inside the body: nothing is counted for a response that
@@ -179,6 +197,8 @@ def event_stream(
                     else:  # the reader fell behind (a slow client): join its tokens
                         data = b"".join(map(frames, coalesce([item, *ready])))
                     if data:
+                        counts.writes += 1
+                        counts.events += 1 + len(ready)
                         yield data
             except ResumeGap:
                 if not projection.closes_on_gap:

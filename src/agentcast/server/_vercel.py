@@ -115,5 +115,6 @@ def _stream(server: ServerState, managed: ManagedRun) -> StreamingResponse:
         managed,
         EncoderProjection(encoder, frame, trailer=DONE),
         heartbeat=server.config.heartbeat,
+        stats=server.metrics.writes,
         headers=dict(HEADERS, **{"X-Run-Id": run.run_id}),
     )

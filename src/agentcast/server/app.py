@@ -241,6 +241,7 @@ class AgentcastServer(ServerState):
             stream_tokens=stream_tokens,
             headers=headers,
             buffer=buffer,
+            stats=self.metrics.writes,
         )
 
 
