@@ -165,10 +165,22 @@ def http_get(port: int, path: str) -> tuple[int, bytes]:
     return int(head.split(b" ", 2)[1]), body
 
 
-def server_gc(port: int, *, reset: bool) -> dict[str, Any]:
-    """The server's GC counters since the last reset."""
-    status, body = http_get(port, f"/_bench/gc?reset={'true' if reset else 'false'}")
+def server_gc(port: int, *, reset: bool, tracked: bool = False) -> dict[str, Any]:
+    """The server's GC counters since the last reset (and its live tracked objects)."""
+    query = f"reset={'true' if reset else 'false'}&tracked={'true' if tracked else 'false'}"
+    status, body = http_get(port, f"/_bench/gc?{query}")
     return json.loads(body) if status == 200 else {}
+
+
+_WRITES = re.compile(rb"^agentcast_stream_(writes|events)_total (\S+)$", re.M)
+
+
+def stream_writes(port: int) -> dict[str, float]:
+    """agentcast's SSE write counters from `/metrics` (empty for the other servers)."""
+    status, body = http_get(port, "/metrics")
+    if status != 200:
+        return {}
+    return {name.decode(): float(value) for name, value in _WRITES.findall(body)}
 
 
 # -- the load client ------------------------------------------------------------------------
@@ -281,6 +293,8 @@ class Level:
     client_lag_p99_ms: float = float("nan")
     wall_s: float = 0.0
     run: int = 0
+    events_per_write: float = float("nan")
+    tracked_per_token: float = float("nan")
 
     @property
     def server_cpu_us_per_token_without_gc(self) -> float:
@@ -374,6 +388,7 @@ async def measure_level(
     ramp: float,
     profile: Path | None = None,
     py_spy: str = "py-spy",
+    count_objects: bool = False,
 ) -> Level:
     """Warm the server up, then run one level against it and read its counters around it."""
     level = Level(server.kind, streams, tokens, rate, expected_tokens=streams * tokens)
@@ -390,14 +405,42 @@ async def measure_level(
     )
     await asyncio.sleep(0.3)
     with profiling(server.pid, profile, py_spy):
-        return await _measure(server, level, streams=streams, tokens=tokens, rate=rate, ramp=ramp)
+        return await _measure(
+            server,
+            level,
+            streams=streams,
+            tokens=tokens,
+            rate=rate,
+            ramp=ramp,
+            count_objects=count_objects,
+        )
 
 
 async def _measure(
-    server: ServerProcess, level: Level, *, streams: int, tokens: int, rate: float, ramp: float
+    server: ServerProcess,
+    level: Level,
+    *,
+    streams: int,
+    tokens: int,
+    rate: float,
+    ramp: float,
+    count_objects: bool = False,
 ) -> Level:
     loop = asyncio.get_running_loop()
-    server_gc(server.port, reset=True)
+    base = server_gc(server.port, reset=True, tracked=count_objects)
+    writes_before = stream_writes(server.port) if server.kind == "agentcast" else {}
+    middle: dict[str, Any] = {}
+
+    async def count_mid_level() -> None:
+        # Halfway through the streams: live tracked objects, over the tokens in flight.
+        await asyncio.sleep(ramp + tokens / rate / 2)
+        middle.update(
+            await loop.run_in_executor(
+                None, lambda: server_gc(server.port, reset=False, tracked=True)
+            )
+        )
+
+    counter = asyncio.create_task(count_mid_level()) if count_objects else None
     rss_base = rss_bytes(server.pid)
     peak = rss_base
     lags: list[float] = []
@@ -434,9 +477,18 @@ async def _measure(
     finally:
         running = False
         await sampler
+        if counter is not None:
+            await counter
         if was_enabled:
             gc.enable()
     rss_after = rss_bytes(server.pid)
+    if writes_before:
+        after = stream_writes(server.port)
+        writes = after.get("writes", 0) - writes_before.get("writes", 0)
+        if writes:
+            level.events_per_write = (after["events"] - writes_before["events"]) / writes
+    if "tracked" in middle and "tracked" in base:
+        level.tracked_per_token = (middle["tracked"] - base["tracked"]) / (streams * tokens / 2)
     collected = server_gc(server.port, reset=False)
     samples = sorted(latencies)
     level.tokens = delivered

@@ -179,14 +179,17 @@ def _level_table(levels: Sequence[Level], runs: int) -> Any:
     table = Table(
         title="Per level (latencies in ms; µs/tok and busy: server CPU; wait: the server ready to"
         " run but the CPU taken by another process (machine contention); KB/str: peak ΔRSS per"
-        " stream; gc2: the server's full collections, gc ms/max: time in all its"
+        " stream; ev/write: events per SSE write (agentcast; the others write one per token);"
+        " obj/tok: live tracked objects per token in flight (--count-objects); gc2: the"
+        " server's full collections, gc ms/max: time in all its"
         " collections and the longest pause;"
         " cli: the client's CPU per token and loop lag p99, ms)",
         title_justify="left",
     )
     columns = ["run"] if runs > 1 else []
     columns += ["streams", "server", "tokens", "p50", "p99", "max", "µs/tok", "busy", "wait"]
-    columns += ["KB/str", "gc2", "gc ms", "gc max", "err/drop", "cli µs/tok", "cli lag", "p99≤50"]
+    columns += ["KB/str", "ev/write", "obj/tok", "gc2", "gc ms", "gc max", "err/drop"]
+    columns += ["cli µs/tok", "cli lag", "p99≤50"]
     for name in columns:
         table.add_column(name, justify="left" if name in ("server", "p99≤50") else "right")
     for level in sorted(levels, key=lambda lv: (lv.run, lv.streams, SERVERS.index(lv.server))):
@@ -204,6 +207,8 @@ def _level_table(levels: Sequence[Level], runs: int) -> Any:
             _f(level.server_cpu_share * 100, ".0f") + "%",
             _f(level.server_wait_share * 100, ".0f") + "%",
             _f(level.peak_kb_per_stream, ".0f"),
+            _f(level.events_per_write, ".2f"),
+            _f(level.tracked_per_token, ".2f"),
             str(level.gc_count[2]) if level.gc_count else "-",
             _f(level.gc_pause_ms, ".0f"),
             _f(level.gc_max_pause_ms, ".0f"),

@@ -64,15 +64,18 @@ class GcWatch:
         self.pause_ns[generation] += pause
         self.max_pause_ns[generation] = max(self.max_pause_ns[generation], pause)
 
-    def snapshot(self, reset: bool) -> dict[str, Any]:
-        """The counters (and reset them)."""
-        data = {
+    def snapshot(self, reset: bool, tracked: bool = False) -> dict[str, Any]:
+        """The counters (and reset them); with `tracked`, the live tracked objects too (slow:
+        it walks every object, so the bench asks for it only with --count-objects)."""
+        data: dict[str, Any] = {
             "count": list(self.count),
             "pause_ns": list(self.pause_ns),
             "max_pause_ns": list(self.max_pause_ns),
             "enabled": gc.isenabled(),
             "frozen": gc.get_freeze_count(),
         }
+        if tracked:
+            data["tracked"] = len(gc.get_objects())
         if reset:
             self.count, self.pause_ns, self.max_pause_ns = [0, 0, 0], [0, 0, 0], [0, 0, 0]
         return data
@@ -113,8 +116,8 @@ def build_app(kind: str, watch: GcWatch | None = None) -> Any:
     else:
         raise ValueError(f"unknown server {kind!r}")
 
-    async def gc_stats(reset: bool = False) -> dict[str, Any]:
-        return watch.snapshot(reset) if watch is not None else {}
+    async def gc_stats(reset: bool = False, tracked: bool = False) -> dict[str, Any]:
+        return watch.snapshot(reset, tracked) if watch is not None else {}
 
     app.add_api_route("/_bench/gc", gc_stats, methods=["GET"], include_in_schema=False)
     return app
@@ -155,7 +158,8 @@ class RawServer(asyncio.Protocol):
             stream = self._floor if self.kind == "floor" else self._drain
             self.task = asyncio.get_running_loop().create_task(stream(prompt))
         elif target.startswith(b"/_bench/gc"):
-            self._answer(json.dumps(self.watch.snapshot(b"reset=true" in target)).encode())
+            snapshot = self.watch.snapshot(b"reset=true" in target, b"tracked=true" in target)
+            self._answer(json.dumps(snapshot).encode())
         else:
             self._answer(b'{"status":"ok"}')
 

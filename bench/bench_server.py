@@ -63,6 +63,7 @@ def run_bench(
     runs: int = 1,
     profile: Path | None = None,
     py_spy: str = "py-spy",
+    count_objects: bool = False,
     progress: Any = None,
 ) -> list[Level]:
     """Measure every server at every stream count, each level on a fresh server process.
@@ -89,6 +90,7 @@ def run_bench(
                             ramp=ramp,
                             profile=None if profile is None else profile / f"{name}.txt",
                             py_spy=py_spy,
+                            count_objects=count_objects,
                         )
                     )
                 finally:
@@ -281,6 +283,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         " this directory (one file per level)",
     )
     parser.add_argument("--py-spy", default="py-spy", help="the py-spy executable")
+    parser.add_argument(
+        "--count-objects",
+        action="store_true",
+        help="count the server's live tracked objects halfway through each level (walks every"
+        " object once: a pause of some ms, so it is off by default)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--serve", choices=SERVERS, help=argparse.SUPPRESS)
@@ -321,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         runs=args.runs,
         profile=args.profile,
         py_spy=args.py_spy,
+        count_objects=args.count_objects,
         progress=progress,
     )
     results = verdicts(levels)
