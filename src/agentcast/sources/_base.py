@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from agentcast.events import BaseEvent, LLMEnd, Message
+from agentcast.events import BaseEvent, LLMEnd, Message, TokenKind
 from agentcast.ids import session_key
 
 
@@ -62,6 +62,14 @@ class RunSink(Protocol):
 
     def emit(self, event: BaseEvent) -> BaseEvent:
         """Stamp `event` with the envelope, append it to the run's log, and return it."""
+        ...
+
+    def emit_token(self, call_id: str, token: str, kind: TokenKind, depth: int) -> None:
+        """Emit an `llm_token`, as `emit(LLMToken(...))` does, built with its envelope at once.
+
+        The per-chunk path: one struct per token instead of an unstamped one and its stamped
+        copy. On the loop's thread, like `emit`.
+        """
         ...
 
     def emit_threadsafe(self, event: BaseEvent) -> None:

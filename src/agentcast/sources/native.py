@@ -117,6 +117,7 @@ class NativeAgentSource:
             stream = LLMCallStream(
                 sink.emit,
                 track_text=sink.track_text,
+                emit_token=sink.emit_token,
                 call_id=call_id if attempt == 0 else f"{call_id}-retry{attempt}",
                 model=self._model_name,
                 name=self._class_name,
