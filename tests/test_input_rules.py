@@ -146,7 +146,11 @@ def test_the_server_body_is_the_library_payload_rule_plus_stream():
     from agentcast.server import InvokeRequest
 
     assert issubclass(InvokeRequest, RunPayload)
-    assert set(InvokeRequest.model_fields) - set(RunPayload.model_fields) == {"stream"}
+    # The payload's fields are the body's, as declared there; the server only adds its own.
+    assert {"stream"} <= set(InvokeRequest.model_fields) - set(RunPayload.model_fields)
+    body = InvokeRequest.model_json_schema()["properties"]
+    for name, schema in RunPayload.model_json_schema()["properties"].items():
+        assert body[name] == schema, name
 
 
 # -- reader accounting ----------------------------------------------------------------------------
