@@ -9,9 +9,6 @@ import pytest
 def _isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("AGENTCAST_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("AGENTCAST_OFFLINE_DELAY", "0")
-    import agentcast.agents._entry
-
-    monkeypatch.setattr(agentcast.agents._entry, "_default", None)
 
 
 @pytest.fixture

@@ -142,7 +142,16 @@ async def test_invoke_and_ainvoke_return_the_result():
     assert result.session_id == "a" and result.run_id.startswith("run_")
     assert result.metrics["tool_calls"] == 1 and result.metrics["llm_calls"] == 2
     assert result.steps == 4  # human, ai (tool call), tool, ai (answer)
-    assert set(result.to_dict()) == {"output", "session_id", "run_id", "steps", "metrics"}
+    # outcome and error are part of the result's JSON (the server's /invoke body is this).
+    assert result.to_dict() == {
+        "output": result.output,
+        "session_id": "a",
+        "run_id": result.run_id,
+        "steps": 4,
+        "metrics": result.metrics,
+        "outcome": "success",
+        "error": None,
+    }
 
 
 def test_invoke_is_usable_without_an_event_loop():
@@ -165,7 +174,8 @@ async def test_seed_entry_points_use_the_demo_agent():
     check_invariants(events)
     assert "100" in events[-1].output
     result = await invoke_agent({"prompt": "What is 2+3 and 4*5?", "session_id": "seed"})
-    assert set(result) == {"output", "session_id", "run_id", "steps", "metrics"}
+    keys = {"output", "session_id", "run_id", "steps", "metrics", "outcome", "error"}
+    assert set(result) == keys and result["outcome"] == "success" and result["error"] is None
     assert result["session_id"] == "seed" and "20" in result["output"]
 
 

@@ -111,6 +111,48 @@ async def test_a_non_latin1_session_id_on_a_real_server_is_a_400_and_runs_nothin
     assert await store.list_sessions() == []
 
 
+# -- the run payload -------------------------------------------------------------------------------
+
+# Bodies the one payload rule refuses: each is an `InvalidInput` for `stream_agent` and
+# `invoke_agent`, and a 422 `invalid_input` for `POST /invoke`, before anything runs.
+BAD_PAYLOADS = [
+    {},
+    {"prompt": " \t"},
+    {"prompt": 42},
+    {"prompt": "x" * 200_001},
+    {"prompt": "hi", "session_id": 3},
+    {"prompt": "hi", "actor_id": ["a"]},
+    {"prompt": "hi", "stream_tokens": "yes"},  # the server took "yes" for true before
+    {"prompt": "hi", "stream_tokens": 1},
+]
+
+
+@pytest.mark.parametrize("payload", BAD_PAYLOADS, ids=lambda p: repr(p)[:40])
+async def test_a_payload_is_refused_alike_by_the_library_and_the_server(payload):
+    app, store = demo()
+    async with client(app) as c:
+        answer = await c.post("/invoke", json=payload)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["code"] == "invalid_input"
+    agent = Agent(OfflineChatModel(token_delay=0), store=store)
+    with pytest.raises(InvalidInput):
+        async for _ in stream_agent(payload, agent):
+            pass
+    assert await store.list_sessions() == []
+
+
+def test_the_server_body_is_the_library_payload_rule_plus_stream():
+    from agentcast.runtime._payload import RunPayload
+    from agentcast.server import InvokeRequest
+
+    assert issubclass(InvokeRequest, RunPayload)
+    # The payload's fields are the body's, as declared there; the server only adds its own.
+    assert {"stream"} <= set(InvokeRequest.model_fields) - set(RunPayload.model_fields)
+    body = InvokeRequest.model_json_schema()["properties"]
+    for name, schema in RunPayload.model_json_schema()["properties"].items():
+        assert body[name] == schema, name
+
+
 # -- reader accounting ----------------------------------------------------------------------------
 
 

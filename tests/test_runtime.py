@@ -476,7 +476,8 @@ async def test_tokens_per_s_is_the_pacing_rate_with_tools_and_reasoning(
     # the first answer token and said 80 tok/s.
     clock = PacedClock(first_token_s=0.4, rate=48)
     monkeypatch.setattr("agentcast.sources.llm_call.time", clock)
-    monkeypatch.setattr("agentcast.runtime.run.time", clock)
+    monkeypatch.setattr("agentcast.runtime._state.time", clock)
+    monkeypatch.setattr("agentcast.runtime._sink.time", clock)
 
     @tool
     def lookup(q: str) -> str:

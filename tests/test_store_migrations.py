@@ -9,8 +9,14 @@ import psycopg
 import pytest
 import redis.asyncio
 from psycopg import sql
+from starlette.testclient import TestClient
 
+from agentcast import Agent
+from agentcast.cli import main
 from agentcast.errors import ConfigError
+from agentcast.models import OfflineChatModel
+from agentcast.server import create_app
+from agentcast.sessions import MemoryStore
 from agentcast.sessions import postgres as postgres_module
 from agentcast.sessions import redis as redis_module
 from agentcast.sessions import sqlite as sqlite_module
@@ -181,3 +187,39 @@ async def test_redis_keys_newer_than_the_code_are_refused():
             await store.setup()
         with pytest.raises(ConfigError):
             await store.ping()
+
+
+# -- at the server's start-up ------------------------------------------------------------------
+
+
+class SetupCountingStore(MemoryStore):
+    """A memory store that counts its `setup()` calls (a custom store migrates only there)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setups = 0
+
+    async def setup(self) -> None:
+        self.setups += 1
+        await super().setup()
+
+
+def test_the_server_migrates_its_store_once_at_start_up():
+    store = SetupCountingStore()
+    app = create_app(Agent(OfflineChatModel(token_delay=0), store=store))
+    assert store.setups == 0
+    with TestClient(app) as client:
+        assert store.setups == 1  # before the first request
+        assert client.post("/invoke", json={"prompt": "hi"}).json()["outcome"] == "success"
+        assert client.get("/readyz").status_code == 200
+    assert store.setups == 1
+
+
+def test_serve_refuses_a_store_from_a_newer_agentcast_in_one_line(tmp_path, capsys):
+    path = tmp_path / "s.db"
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {len(sqlite_module.MIGRATIONS) + 1}")
+    assert main(["serve", "--store", f"sqlite:///{path}", "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("agentcast: ")
+    assert "newer than" in err

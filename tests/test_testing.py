@@ -23,6 +23,7 @@ def test_recording_sink_has_every_run_sink_member():
     assert members == {
         "run_id",
         "emit",
+        "emit_token",
         "emit_threadsafe",
         "message",
         "set_output",

@@ -24,6 +24,7 @@ from agentcast.errors import InvalidInput
 
 __all__ = (
     "ID_ALPHABET",
+    "ID_PATTERN",
     "MAX_ID_LENGTH",
     "check_id",
     "check_session_key",
@@ -38,6 +39,8 @@ ID_ALPHABET = "A-Z a-z 0-9 _ - . : @"
 """The characters an id may hold, as documented."""
 
 _ID = r"[A-Za-z0-9_.:@-]{1,128}"
+ID_PATTERN = f"^{_ID}$"
+"""The id rule as a regular expression (for schemas; `check_id` applies it)."""
 _ID_RE = re.compile(_ID)
 _KEY_RE = re.compile(rf"(?:{_ID}/)?{_ID}")
 _SEPARATOR = "/"

@@ -11,10 +11,10 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from agentcast.errors import InvalidInput
 from agentcast.events import Message
 from agentcast.ids import check_id
 from agentcast.runtime import EventHandler, Run, RunEvents, RunResult, new_id
+from agentcast.runtime._payload import check_prompt
 from agentcast.sessions import SessionStore
 from agentcast.sources import RunRequest, Source
 
@@ -176,16 +176,3 @@ class Runner:
                 callbacks=callbacks,
             )
         )
-
-
-def check_prompt(prompt: Any) -> str:
-    """Return `prompt` if it is a non-blank string.
-
-    Raises:
-        InvalidInput: it is not a string, or it is blank.
-    """
-    if not isinstance(prompt, str):
-        raise InvalidInput(f"the prompt must be a string, got {type(prompt).__name__}")
-    if not prompt.strip():
-        raise InvalidInput("the prompt is empty")
-    return prompt

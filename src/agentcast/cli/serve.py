@@ -34,8 +34,9 @@ def serve(args: argparse.Namespace) -> int:
             cors_origins=tuple(args.cors_origin),
         )
         server = app.state.agentcast
-        # Here, not only in the lifespan: uvicorn would print a traceback and exit 3.
-        asyncio.run(server.health.check())
+        # Here, not only in the lifespan: uvicorn would print a traceback and exit 3. The
+        # store is migrated here; the lifespan then only pings it.
+        asyncio.run(server.health.start())
     except StoreUnavailable as exc:
         listener.close()
         print(f"agentcast: {exc.message}", file=sys.stderr)

@@ -9,6 +9,7 @@ resolves, so a token reaches a reader in the same loop iteration: no polling, no
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Final
 
 from agentcast.errors import InvalidInput, ResumeGap
@@ -30,13 +31,26 @@ class EventLog:
             holds twice as many, so trimming costs O(1) amortized per append.
     """
 
-    __slots__ = ("_closed", "_events", "_first_seq", "_limit", "_waiters", "next_seq")
+    __slots__ = (
+        "_closed",
+        "_events",
+        "_first_seq",
+        "_limit",
+        "_trim_at",
+        "_waiter",
+        "_waiters",
+        "next_seq",
+    )
 
     def __init__(self, limit: int = 100_000) -> None:
         self._events: list[BaseEvent] = []
         self._first_seq = 0
         self._limit = limit
+        self._trim_at = 2 * limit
         self._closed = False
+        # The readers waiting for the next append: the first in a slot of its own (the usual
+        # case is one reader, woken once per token), any others in the list.
+        self._waiter: asyncio.Future[None] | None = None
         self._waiters: list[asyncio.Future[None]] = []
         # A plain attribute, not a property: readers check it twice per token.
         self.next_seq = 0
@@ -51,12 +65,18 @@ class EventLog:
         events = self._events
         events.append(event)
         self.next_seq += 1
-        if len(events) > 2 * self._limit:
+        if len(events) > self._trim_at:
             drop = len(events) - self._limit
             del events[:drop]
             self._first_seq += drop
-        if self._waiters:
-            self._wake()
+        waiter = self._waiter
+        if waiter is not None:
+            # `_wake`, inlined for one reader: this runs once per token while it waits.
+            self._waiter = None
+            if not waiter.done():  # not when its reader was cancelled
+                waiter.set_result(None)
+            if self._waiters:
+                self._wake()
 
     @property
     def first_seq(self) -> int:
@@ -72,6 +92,8 @@ class EventLog:
         waiter = asyncio.get_running_loop().create_future()
         if self._closed:
             waiter.set_result(None)
+        elif self._waiter is None:
+            self._waiter = waiter
         else:
             self._waiters.append(waiter)
         return waiter
@@ -105,10 +127,13 @@ class EventLog:
             raise InvalidInput(f"seq {after} is past this run's last event ({self.next_seq - 1})")
 
     def _wake(self) -> None:
-        for waiter in self._waiters:
+        waiters, self._waiters = self._waiters, []
+        if self._waiter is not None:
+            waiters.append(self._waiter)
+            self._waiter = None
+        for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
-        self._waiters.clear()
 
 
 class LogReader:
@@ -131,7 +156,7 @@ class LogReader:
         InvalidInput: at creation, when `after` is past the run's last event.
     """
 
-    __slots__ = ("_closed", "_heartbeat", "_log", "_next", "_tokens")
+    __slots__ = ("_closed", "_heartbeat", "_log", "_loop", "_next", "_on_wait", "_tokens")
 
     def __init__(
         self,
@@ -147,6 +172,9 @@ class LogReader:
         self._tokens = tokens
         self._heartbeat = heartbeat
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop it reads on, once it waited
+        self._on_wait: Callable[[], None] | None = None
+        """Called before the reader next waits (a subclass's hook), unless None."""
 
     def __aiter__(self) -> LogReader:
         return self
@@ -166,12 +194,24 @@ class LogReader:
                 event = log._events[index]  # noqa: SLF001
                 if self._tokens or event.__class__ is not LLMToken:
                     return event
-            elif self._closed or log.closed:
+            elif self._closed or log._closed:  # noqa: SLF001
                 raise StopAsyncIteration
             else:
-                self._before_wait()
+                if self._on_wait is not None:
+                    self._on_wait()
                 if self._heartbeat is None:
-                    await log.waiter()
+                    # `EventLog.waiter()` inlined (the log is open here): this runs once per
+                    # token when the source hands over one token per loop iteration.
+                    loop = self._loop
+                    if loop is None:
+                        loop = self._loop = asyncio.get_running_loop()
+                    # `Future` itself: `loop.create_future()` is one Python call more.
+                    waiter: asyncio.Future[None] = asyncio.Future(loop=loop)
+                    if log._waiter is None:  # noqa: SLF001
+                        log._waiter = waiter  # noqa: SLF001
+                    else:
+                        log._waiters.append(waiter)  # noqa: SLF001
+                    await waiter
                 elif await self._silent(self._heartbeat):
                     # Only a reader created with a heartbeat (the server's) gets this.
                     return HEARTBEAT  # type: ignore[return-value]
@@ -202,9 +242,6 @@ class LogReader:
     async def aclose(self) -> None:
         """Stop reading: the next `__anext__` ends the iteration."""
         self._closed = True
-
-    def _before_wait(self) -> None:
-        """Called each time the reader has caught up and is about to wait."""
 
     async def _silent(self, heartbeat: float) -> bool:
         """Wait for the next append or `heartbeat` seconds; return whether nothing came."""

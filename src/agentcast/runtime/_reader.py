@@ -40,15 +40,18 @@ class RunEvents(LogReader):
     def __init__(self, run: Run, *, tokens: bool = True) -> None:
         super().__init__(run.log, run.log.first_seq - 1, tokens=tokens)
         self._run = run
+        self._on_wait = self._start_run
 
     @property
     def run(self) -> Run:
         """The run this iterator reads."""
         return self._run
 
-    def _before_wait(self) -> None:
-        if not self._run.started:
-            self._run._spawn()  # noqa: SLF001 - the iterator is the run's own reader
+    def _start_run(self) -> None:
+        # The first time the reader would wait: start the run unless someone else did. Once
+        # is enough, so the hook is then removed (no call per token after that).
+        self._on_wait = None
+        self._run._spawn()  # noqa: SLF001 - the iterator is the run's own reader
 
     async def aclose(self) -> None:
         """Stop reading; cancel the run if it has not ended, and wait until its turn is saved."""

@@ -40,11 +40,16 @@ class RunResult:
     error_code: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the JSON result of `invoke`: output, session_id, run_id, steps, metrics."""
+        """Return the JSON result of `invoke` (and of `POST /invoke`, `invoke_agent`).
+
+        Its keys: output, session_id, run_id, steps, metrics, outcome, error.
+        """
         return {
             "output": self.output,
             "session_id": self.session_id,
             "run_id": self.run_id,
             "steps": self.steps,
             "metrics": self.metrics,
+            "outcome": self.outcome,
+            "error": self.error,
         }

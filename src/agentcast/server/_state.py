@@ -82,12 +82,13 @@ class ServerState:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
-        """Check the store and tune the GC at start-up; at shutdown, end every run first.
+        """Migrate and check the store, tune the GC at start-up; at shutdown, end every run first.
 
         Raises:
             StoreUnavailable: the session store does not answer (the server must not start).
+            ConfigError: the store's schema is newer than this agentcast knows.
         """
-        await self.health.check()
+        await self.health.start()
         if self.config.tune_gc:
             tune_gc()
         try:

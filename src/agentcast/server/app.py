@@ -84,8 +84,7 @@ class AgentcastServer(ServerState):
                     managed, after=-1, stream_tokens=body.stream_tokens, buffer=options.buffer()
                 )
             result = await run.wait()
-            payload = result.to_dict() | {"outcome": result.outcome, "error": result.error}
-            return JSONResponse(payload, headers={"X-Run-Id": run.run_id})
+            return JSONResponse(result.to_dict(), headers={"X-Run-Id": run.run_id})
 
         @router.get(
             "/runs/{run_id}/stream",

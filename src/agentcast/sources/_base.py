@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from agentcast.events import BaseEvent, LLMEnd, Message
+from agentcast.events import BaseEvent, LLMEnd, Message, TokenKind
 from agentcast.ids import session_key
 
 
@@ -64,6 +64,14 @@ class RunSink(Protocol):
         """Stamp `event` with the envelope, append it to the run's log, and return it."""
         ...
 
+    def emit_token(self, call_id: str, token: str, kind: TokenKind, depth: int) -> None:
+        """Emit an `llm_token`, as `emit(LLMToken(...))` does, built with its envelope at once.
+
+        The per-chunk path: one struct per token instead of an unstamped one and its stamped
+        copy. On the loop's thread, like `emit`.
+        """
+        ...
+
     def emit_threadsafe(self, event: BaseEvent) -> None:
         """Like `emit`, callable from any thread; the event is stamped on the loop's thread."""
         ...
@@ -92,8 +100,8 @@ class RunSink(Protocol):
     async def wait_for_events(self, pending: Collection[asyncio.Future[Any]]) -> None:
         """Return when one of `pending` is done or a new event was pushed (by a task, a thread).
 
-        A source that waits on concurrent work loops on this and yields after each return, so
-        a reader sees the events of that work live.
+        For a source that must react to the events its concurrent work pushes; readers see
+        them live without it (the run's log wakes them).
         """
         ...
 
@@ -135,9 +143,10 @@ def cut_llm_end(
 class Source(Protocol):
     """Anything that can execute a run by pushing events into a sink.
 
-    `stream` is an async generator: it pushes events with `sink.emit` and yields (any value)
-    whenever a reader should see what it pushed, before it next waits. The runtime drives it
-    in a task of its own (readers follow the run's log from theirs). It raises on failure; the
+    `stream` is an async generator: it pushes events with `sink.emit`. The runtime iterates it
+    in the run's own task and ignores what it yields; readers follow the run's log from theirs,
+    and the log wakes them at every event, so a source need not yield for them to see it (and
+    a yield per chunk would only cost a resume per chunk). It raises on failure; the
     runtime turns the exception into an `error` event, closes whatever the source left open,
     and ends the run. Closing the generator cancels the run:
     the source must stop its own tasks in `finally` and wait until they have ended (the run

@@ -23,7 +23,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, LLMResult
 
-from agentcast.events import BaseEvent
+from agentcast.events import BaseEvent, TokenKind
 from agentcast.sources.llm_call import LLMCallResult, LLMCallStream, final_message
 
 __all__ = ["CallRegistry", "LLMCallbacks", "callback_message"]
@@ -38,16 +38,20 @@ class CallRegistry:
     Args:
         emit: where the calls' events go.
         track_text: `RunSink.track_text`, for the answer calls' text.
+        emit_token: `RunSink.emit_token`, for a source that feeds on the loop's thread (None:
+            tokens go to `emit`, as from callbacks on any thread).
     """
 
-    __slots__ = ("_calls", "_emit", "_lock", "_made", "_track_text", "get")
+    __slots__ = ("_calls", "_emit", "_emit_token", "_lock", "_made", "_track_text", "get")
 
     def __init__(
         self,
         emit: Callable[[BaseEvent], Any],
         track_text: Callable[[str, Callable[[], str]], Any] | None = None,
+        emit_token: Callable[[str, str, TokenKind, int], Any] | None = None,
     ) -> None:
         self._emit = emit
+        self._emit_token = emit_token
         self._track_text = track_text
         self._calls: dict[Hashable, LLMCallStream] = {}
         # tool_call_id -> name, in the order the models made them; a match by name takes one.
@@ -80,6 +84,7 @@ class CallRegistry:
             tags=tags,
             node=node,
             track_text=self._track_text,
+            emit_token=self._emit_token,
         )
         with self._lock:
             self._calls[key] = call

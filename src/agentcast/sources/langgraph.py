@@ -144,7 +144,7 @@ class _StreamState:
 
     def __init__(self, sink: RunSink) -> None:
         self.sink = sink
-        self.calls = CallRegistry(sink.emit, sink.track_text)
+        self.calls = CallRegistry(sink.emit, sink.track_text, sink.emit_token)
         self.output: str | None = None
         self.interrupt: Any = None
         self.steps_seen: set[str] = set()

@@ -38,6 +38,7 @@ from agentcast.events import (
     LLMRole,
     LLMStart,
     LLMToken,
+    TokenKind,
 )
 from agentcast.sources._base import cut_llm_end
 from agentcast.sources._tool_calls import ParsedToolCall, ToolCalls
@@ -82,11 +83,15 @@ class LLMCallStream:
 
     Call `start()`, then `feed(chunk)` for every chunk, then `finish()` (or `fail()` when the
     call raised). Not thread-safe: feed it from one thread, in order.
+
+    Tokens go to `emit_token` when given (`RunSink.emit_token`: the run builds each token
+    stamped, one struct per chunk), else to `emit` as `LLMToken` events.
     """
 
     __slots__ = (
         "_cumulative",
         "_emit",
+        "_emit_token",
         "_fed",
         "_finish_reason",
         "_first_token",
@@ -120,8 +125,10 @@ class LLMCallStream:
         node: str | None = None,
         cumulative: bool = False,
         track_text: Callable[[str, Callable[[], str]], Any] | None = None,
+        emit_token: Callable[[str, str, TokenKind, int], Any] | None = None,
     ) -> None:
         self._emit = emit
+        self._emit_token = emit_token or self._token_event
         self._track_text = track_text
         self.call_id = call_id
         self.depth = depth
@@ -180,38 +187,60 @@ class LLMCallStream:
     def feed(self, chunk: BaseMessage) -> None:
         """Emit the events of one chunk."""
         self._fed = True
-        content = chunk.content
-        if (
-            content.__class__ is str
-            and not chunk.additional_kwargs
-            and not getattr(chunk, "tool_call_chunks", None)
-            and not getattr(chunk, "tool_calls", None)
-        ):
-            if content:  # the common case (plain text token), without building deltas
-                self._text(content)  # type: ignore[arg-type]
-        else:
-            for delta in normalize_chunk(chunk):
-                kind = delta.__class__
-                if kind is TextDelta:
-                    self._text(delta.text)  # type: ignore[union-attr]
-                elif kind is ToolChunk:
-                    self._tools.feed(delta)  # type: ignore[arg-type]
-                elif kind is ReasoningDelta:
-                    self._reason(delta)  # type: ignore[arg-type]
-                elif kind is RefusalDelta:
-                    self._refused = True
-                    self._text(delta.text)  # type: ignore[union-attr]
-                elif kind is ProviderToolResult:
-                    self._tools.provider_result(delta)  # type: ignore[arg-type]
-                elif kind is OpaqueBlock:
-                    self._reasoning.append(dict(delta.block))  # type: ignore[union-attr,arg-type]
-                    self._reasoning_open = False
+        # An AI chunk's fields are read from its `__dict__`, where pydantic keeps them: a dict
+        # subscript costs a fraction of a pydantic attribute lookup, and this runs per chunk.
+        fields = chunk.__dict__
+        try:
+            content = fields["content"]
+            plain = content.__class__ is str and not (
+                fields["additional_kwargs"] or fields["tool_call_chunks"] or fields["tool_calls"]
+            )
+        except KeyError:  # not an AI chunk (a whole message, a human or tool message)
+            plain = False
+        if plain:
+            # The common case, a plain text token: no deltas are built, and `_text` is inlined
+            # (but for a cumulative stream, which must be cut to its new part).
+            if content and not self._cumulative:
+                if self._first_token is None:
+                    self._first_token = time.perf_counter()
+                self._text_parts.append(content)
+                self._emit_token(self.call_id, content, "text", self.depth)
+            elif content:
+                self._text(content)
+            if fields["response_metadata"]:
+                self._note_finish(chunk)
+            if fields["usage_metadata"]:
+                self._add_usage(usage_of(chunk))
+            return
+        self._feed_deltas(chunk)
         if chunk.response_metadata:
-            reason = finish_reason_of(chunk)
-            if reason:
-                self._finish_reason = reason
+            self._note_finish(chunk)
         if getattr(chunk, "usage_metadata", None):
             self._add_usage(usage_of(chunk))
+
+    def _feed_deltas(self, chunk: BaseMessage) -> None:
+        """Emit the events of a chunk that is more than a plain text token."""
+        for delta in normalize_chunk(chunk):
+            kind = delta.__class__
+            if kind is TextDelta:
+                self._text(delta.text)  # type: ignore[union-attr]
+            elif kind is ToolChunk:
+                self._tools.feed(delta)  # type: ignore[arg-type]
+            elif kind is ReasoningDelta:
+                self._reason(delta)  # type: ignore[arg-type]
+            elif kind is RefusalDelta:
+                self._refused = True
+                self._text(delta.text)  # type: ignore[union-attr]
+            elif kind is ProviderToolResult:
+                self._tools.provider_result(delta)  # type: ignore[arg-type]
+            elif kind is OpaqueBlock:
+                self._reasoning.append(dict(delta.block))  # type: ignore[union-attr,arg-type]
+                self._reasoning_open = False
+
+    def _note_finish(self, chunk: BaseMessage) -> None:
+        reason = finish_reason_of(chunk)
+        if reason:
+            self._finish_reason = reason
 
     def finish(
         self,
@@ -291,7 +320,10 @@ class LLMCallStream:
         if self._first_token is None:
             self._first_token = time.perf_counter()
         self._text_parts.append(text)
-        self._emit(LLMToken(call_id=self.call_id, token=text, kind="text", depth=self.depth))
+        self._emit_token(self.call_id, text, "text", self.depth)
+
+    def _token_event(self, call_id: str, token: str, kind: TokenKind, depth: int) -> None:
+        self._emit(LLMToken(call_id=call_id, token=token, kind=kind, depth=depth))
 
     def _reason(self, delta: ReasoningDelta) -> None:
         # A block is closed by its signature, but a signature may arrive in several pieces:
@@ -307,9 +339,7 @@ class LLMCallStream:
             if self._first_token is None:
                 self._first_token = time.perf_counter()
             block["text"] += delta.text
-            self._emit(
-                LLMToken(call_id=self.call_id, token=delta.text, kind="reasoning", depth=self.depth)
-            )
+            self._emit_token(self.call_id, delta.text, "reasoning", self.depth)
         if delta.signature:
             block["signature"] = block.get("signature", "") + delta.signature
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import anyio
@@ -73,14 +73,7 @@ class NativeAgentSource:
         messages.extend(to_langchain(request.history))
         messages.append(HumanMessage(content=request.input))
         for step in range(1, self.max_steps + 1):
-            turn: list[LLMCallResult] = []
-            # Inner generators are closed here, not left to the collector: closing this one
-            # must stop the model call and the tools before the run repairs and saves the turn.
-            call = self._call_model(messages, sink, f"{sink.run_id}-llm-{step}", turn)
-            async with contextlib.aclosing(call):
-                async for _ in call:
-                    yield
-            result = turn[0]
+            result = await self._call_model(messages, sink, f"{sink.run_id}-llm-{step}")
             record: Message = {"role": "assistant", "content": result.text}
             if result.tool_calls:
                 record["tool_calls"] = [
@@ -101,7 +94,7 @@ class NativeAgentSource:
             )
             if not result.tool_calls:
                 return
-            yield
+            yield  # once a step: what makes this the async generator a `Source` is
             await self._run_tools(result, sink, messages)
         raise MaxStepsExceeded(
             f"the agent made {self.max_steps} model calls without a final answer "
@@ -111,13 +104,19 @@ class NativeAgentSource:
     # -- the model ------------------------------------------------------------------------
 
     async def _call_model(
-        self, messages: list[BaseMessage], sink: RunSink, call_id: str, out: list[LLMCallResult]
-    ) -> AsyncGenerator[None, None]:
+        self, messages: list[BaseMessage], sink: RunSink, call_id: str
+    ) -> LLMCallResult:
+        """Stream one model call into the sink (retrying a failure before its first token).
+
+        A coroutine, not a generator: readers follow the run's log, so nothing here yields,
+        and the run's task steps through one frame less on every chunk.
+        """
         attempt = 0
         while True:
             stream = LLMCallStream(
                 sink.emit,
                 track_text=sink.track_text,
+                emit_token=sink.emit_token,
                 call_id=call_id if attempt == 0 else f"{call_id}-retry{attempt}",
                 model=self._model_name,
                 name=self._class_name,
@@ -126,9 +125,9 @@ class NativeAgentSource:
             feed = stream.feed
             chunks = stream_model(self._bound, messages)
             try:
+                # Closed here, not left to the collector: a cancelled run must stop the model
+                # call before it repairs and saves the turn.
                 async with contextlib.aclosing(chunks):  # type: ignore[type-var]
-                    # No yield per chunk: the run executes in a task of its own and readers are
-                    # woken by the log, so a yield here would only cost resumes per token.
                     async for chunk in chunks:
                         feed(chunk)
             except Exception as exc:
@@ -145,11 +144,9 @@ class NativeAgentSource:
                         retryable=True,
                     )
                 )
-                yield
                 await anyio.sleep(self.retry.delay(attempt))
                 continue
-            out.append(stream.finish())
-            return
+            return stream.finish()
 
     # -- tools ----------------------------------------------------------------------------
 

@@ -91,7 +91,7 @@ class _EventMapper:
 
     def __init__(self, sink: RunSink) -> None:
         self.sink = sink
-        self.calls = CallRegistry(sink.emit, sink.track_text)
+        self.calls = CallRegistry(sink.emit, sink.track_text, sink.emit_token)
         self.tools = ToolRuns(self.calls.claim_tool_call_id)
         self.output: Any = None
         self.root: str | None = None

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from agentcast.events import AgentStep, BaseEvent, Message
+from agentcast.events import AgentStep, BaseEvent, LLMToken, Message, TokenKind
 
 if TYPE_CHECKING:
     from agentcast.sources import RunSink
@@ -75,6 +75,10 @@ class RecordingSink:
         if self._new_event is not None:
             self._new_event.set()
         return event
+
+    def emit_token(self, call_id: str, token: str, kind: TokenKind, depth: int) -> None:
+        """Record an `llm_token`, stamped as `emit` stamps it."""
+        self.emit(LLMToken(call_id=call_id, token=token, kind=kind, depth=depth))
 
     def emit_threadsafe(self, event: BaseEvent) -> None:
         """Record from any thread; calls from one thread keep their order.
