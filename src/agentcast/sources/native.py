@@ -1,7 +1,8 @@
 """The native agent: a tool-calling loop over any LangChain chat model, with no middle layer.
 
-Tokens go from `model.astream()` chunks through `LLMCallStream` straight into the run's sink:
-no callback manager, no `astream_events`, no queue. Parallel tool calls run concurrently, each
+Tokens go from the model's chunks (`_direct.stream_model`: its own stream when no callback
+handler would see the call, else `astream`) through `LLMCallStream` straight into the run's
+sink: no callback manager, no `astream_events`, no queue. Parallel tool calls run concurrently, each
 in a task of its own that carries the scope that routes `agentcast.emit(...)` and the tokens of
 LLMs the tool calls back into the run (see `_nested`).
 """
