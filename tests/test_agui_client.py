@@ -13,16 +13,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import anyio
 import pytest
-import uvicorn
 from langchain_core.messages import AIMessage, AIMessageChunk, AnyMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
@@ -34,6 +31,7 @@ from agentcast.models.demo_tools import demo_tools
 from agentcast.server import create_app
 from agentcast.sessions import MemoryStore
 from agentcast.testing import Fail, ScriptedChatModel
+from tests.live_server import LiveServer
 
 JS = Path(__file__).parent / "js" / "agui"
 
@@ -49,39 +47,6 @@ SCENARIOS = [
     "errored_run",
     "graph_interrupt_then_resume",
 ]
-
-
-class LiveServer:
-    """A real uvicorn server on 127.0.0.1 (an ephemeral port), in a thread of its own."""
-
-    def __init__(self, app: Any) -> None:
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
-        started = threading.Event()
-
-        class Server(uvicorn.Server):
-            async def startup(self, sockets: Any = None) -> None:
-                await super().startup(sockets)
-                started.set()
-
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", ws="none")
-        self._started = started
-        self._server = Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
-
-    def __enter__(self) -> LiveServer:
-        self._thread.start()
-        if not self._started.wait(10) or not self._server.started:
-            raise RuntimeError("the test server did not start")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._socket.close()
 
 
 def need_node() -> None:

@@ -22,7 +22,8 @@ from agentcast.models.demo_tools import demo_tools
 from agentcast.server import create_app
 from agentcast.sessions import MemoryStore
 from agentcast.testing import Fail, ScriptedChatModel
-from tests.vercel_protocol import LiveServer, check_sse_body, check_ui_stream, run_node
+from tests.live_server import LiveServer
+from tests.vercel_protocol import check_sse_body, check_ui_stream, run_node
 
 pytestmark = [pytest.mark.slow, pytest.mark.parametrize("version", ["ai5", "ai6"])]
 

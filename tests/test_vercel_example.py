@@ -30,7 +30,7 @@ from agentcast.models import OfflineChatModel  # noqa: E402
 from agentcast.models.demo_tools import demo_tools  # noqa: E402
 from agentcast.server import create_app  # noqa: E402
 from agentcast.sessions import MemoryStore  # noqa: E402
-from tests.vercel_protocol import LiveServer  # noqa: E402
+from tests.live_server import LiveServer  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
