@@ -148,3 +148,34 @@ async def test_one_write_carries_every_event_a_wake_up_found():
     per_chunk = [chunk.count(b"\nid: ") for chunk in chunks]
     assert sum(per_chunk) == len(frames)
     assert max(per_chunk) > 1, per_chunk
+
+
+async def test_a_heartbeat_reader_arms_one_timer_per_idle_period_not_one_per_token():
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    armed = []
+    call_at = loop.call_at
+
+    def counting(when, callback, *args, **kwargs):  # type: ignore[no-untyped-def]
+        armed.append(when)
+        return call_at(when, callback, *args, **kwargs)
+
+    loop.call_at = counting  # type: ignore[method-assign]
+    try:
+        log = EventLog()
+        reader = LogReader(log, heartbeat=30.0)
+
+        async def write() -> None:
+            for seq in range(500):
+                log.append(token(seq))
+                await asyncio.sleep(0)  # one token per loop iteration: the reader waits each time
+            log.close()
+
+        writer = asyncio.create_task(write())
+        seen = [event async for event in reader]
+        await writer
+    finally:
+        del loop.call_at
+    assert [e.seq for e in seen] == list(range(500))
+    assert len(armed) <= 2, f"{len(armed)} timers for 500 tokens"

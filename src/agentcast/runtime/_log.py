@@ -156,7 +156,19 @@ class LogReader:
         InvalidInput: at creation, when `after` is past the run's last event.
     """
 
-    __slots__ = ("_closed", "_heartbeat", "_log", "_loop", "_next", "_on_wait", "_tokens")
+    __slots__ = (
+        "_closed",
+        "_current",
+        "_deadline",
+        "_fired",
+        "_heartbeat",
+        "_log",
+        "_loop",
+        "_next",
+        "_on_wait",
+        "_timer",
+        "_tokens",
+    )
 
     def __init__(
         self,
@@ -175,6 +187,11 @@ class LogReader:
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop it reads on, once it waited
         self._on_wait: Callable[[], None] | None = None
         """Called before the reader next waits (a subclass's hook), unless None."""
+        # The heartbeat: one timer per idle period, not one per wait (see `_silent`).
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
+        self._fired = False
+        self._current: asyncio.Future[None] | None = None
 
     def __aiter__(self) -> LogReader:
         return self
@@ -195,6 +212,9 @@ class LogReader:
                 if self._tokens or event.__class__ is not LLMToken:
                     return event
             elif self._closed or log._closed:  # noqa: SLF001
+                if self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
                 raise StopAsyncIteration
             else:
                 if self._on_wait is not None:
@@ -244,18 +264,40 @@ class LogReader:
         self._closed = True
 
     async def _silent(self, heartbeat: float) -> bool:
-        """Wait for the next append or `heartbeat` seconds; return whether nothing came."""
+        """Wait for the next append or `heartbeat` seconds of silence; return whether silent.
+
+        One timer serves a whole idle period: each event only moves the deadline (a float),
+        and the timer, when it fires early, re-arms itself for what is left. A timer armed
+        and cancelled per wait would cost a heap push and a handle per token.
+        """
         log = self._log
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         waiter = log.waiter()
-        timer = asyncio.get_running_loop().call_later(heartbeat, _resolve, waiter)
+        self._current = waiter
+        if self._timer is None:
+            self._deadline = loop.time() + heartbeat
+            self._timer = loop.call_at(self._deadline, self._fire)
         try:
             await waiter
         finally:
-            timer.cancel()
+            self._current = None
             waiter.cancel()
-        return self._next >= log.next_seq and not log.closed and not self._closed
+        if self._fired:
+            self._fired = False
+            return self._next >= log.next_seq and not log.closed and not self._closed
+        self._deadline = loop.time() + heartbeat  # activity: the silence starts again now
+        return False
 
-
-def _resolve(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
+    def _fire(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        if loop.time() < self._deadline:  # events came since it was armed: wait what is left
+            self._timer = loop.call_at(self._deadline, self._fire)
+            return
+        self._timer = None
+        waiter = self._current
+        if waiter is not None and not waiter.done():
+            self._fired = True
+            waiter.set_result(None)
