@@ -260,16 +260,22 @@ def serve(kind: str, gc_mode: str) -> None:
     import uvicorn
 
     app = build_app(kind, watch)
-    config = uvicorn.Config(
-        app,
-        loop="asyncio",
-        http="h11",
-        lifespan="on",
-        log_level="warning",
-        access_log=False,
-        backlog=4096,
-        timeout_graceful_shutdown=2,
-    )
+    options: dict[str, Any] = {
+        "loop": "asyncio",
+        "http": "h11",
+        "lifespan": "on",
+        "log_level": "warning",
+        "access_log": False,
+        "backlog": 4096,
+        "timeout_graceful_shutdown": 2,
+    }
+    if kind == "agentcast":
+        from agentcast.server import uvicorn_config
+
+        # What `agentcast serve` runs: its protocol (deadlines, direct event-stream bodies).
+        config = uvicorn_config(app, host=HOST, port=0, **options)
+    else:
+        config = uvicorn.Config(app, **options)
     server = uvicorn.Server(config)
     _apply_gc(gc_mode)
     if kind == "plain-gc":

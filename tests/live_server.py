@@ -1,5 +1,9 @@
 """A real uvicorn server on an ephemeral 127.0.0.1 port, in a background thread, as a context
-manager: what the protocol tests (AG-UI, the Vercel AI SDK) run their npm clients against."""
+manager: what the protocol tests (AG-UI, the Vercel AI SDK) run their npm clients against.
+
+An agentcast app is served the way `agentcast serve` serves it (`uvicorn_config`: its
+slow-client deadlines and the direct body writes), so the real clients read what production
+writes."""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ import threading
 from typing import Any
 
 import uvicorn
+
+from agentcast.server import uvicorn_config
 
 
 class LiveServer:
@@ -24,7 +30,11 @@ class LiveServer:
                 await super().startup(sockets)
                 started.set()
 
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", ws="none")
+        options: dict[str, Any] = {"log_level": "warning", "lifespan": "on", "ws": "none"}
+        if hasattr(getattr(app, "state", None), "agentcast"):
+            config = uvicorn_config(app, host="127.0.0.1", port=0, **options)
+        else:
+            config = uvicorn.Config(app, **options)
         self._started = started
         self._server = Server(config)
         self._thread = threading.Thread(

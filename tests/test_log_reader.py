@@ -141,7 +141,7 @@ async def test_one_write_carries_every_event_a_wake_up_found():
         name: float(value)
         for name, value in re.findall(r"^agentcast_stream_(\w+)_total (\S+)$", metrics, re.M)
     }
-    assert counted == {"writes": len(chunks), "events": len(frames)}  # /metrics reports it
+    assert counted == {"writes": len(chunks), "events": len(frames), "direct": 0}  # /metrics
     assert frames[-1].startswith("event: agent_end")
     ids = [int(f.rsplit("\nid: ", 1)[1]) for f in frames]
     assert ids == list(range(len(frames)))

@@ -231,7 +231,9 @@ class LogReader:
                         log._waiter = waiter  # noqa: SLF001
                     else:
                         log._waiters.append(waiter)  # noqa: SLF001
+                    self._current = waiter  # what `interrupt()` resolves
                     await waiter
+                    self._current = None
                 elif await self._silent(self._heartbeat):
                     # Only a reader created with a heartbeat (the server's) gets this.
                     return HEARTBEAT  # type: ignore[return-value]
@@ -262,6 +264,17 @@ class LogReader:
     async def aclose(self) -> None:
         """Stop reading: the next `__anext__` ends the iteration."""
         self._closed = True
+
+    def interrupt(self) -> None:
+        """Stop reading now, from outside the reader's task: a wait in progress ends too.
+
+        What a transport calls when its client went away while the reader waits for the
+        run (an idle stream ends at once, not at the next event or heartbeat).
+        """
+        self._closed = True
+        waiter = self._current
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def _silent(self, heartbeat: float) -> bool:
         """Wait for the next append or `heartbeat` seconds of silence; return whether silent.

@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import StreamingResponse
 
 from agentcast.encoders.agui import AGUIEncoder, frame
 from agentcast.ids import check_id
@@ -25,7 +24,7 @@ from agentcast.runtime import ManagedRun
 from agentcast.server._agui_input import AguiRunInput, custom_data_of, turn_of
 from agentcast.server._errors import error_responses
 from agentcast.server._state import ServerState
-from agentcast.server._stream import EncoderProjection, event_stream
+from agentcast.server._stream import EncoderProjection, EventStreamResponse, event_stream
 
 __all__ = ["agui_router"]
 
@@ -47,10 +46,10 @@ def agui_router(server: ServerState) -> APIRouter:
     @router.post(
         "/agui",
         summary="Run the agent for an AG-UI client (RunAgentInput in, AG-UI events out)",
-        response_class=StreamingResponse,
+        response_class=EventStreamResponse,
         responses={**_EVENT_STREAM, **error_responses(400, 401, 408, 409, 413, 422, 503)},
     )
-    async def agui(body: AguiRunInput, who: str | None = Depends(actor)) -> StreamingResponse:
+    async def agui(body: AguiRunInput, who: str | None = Depends(actor)) -> EventStreamResponse:
         thread_id = check_id(body.thread_id, "threadId")
         run_id = check_id(body.run_id, "runId")
         prompt, history = turn_of(body)
@@ -69,7 +68,7 @@ def agui_router(server: ServerState) -> APIRouter:
     return router
 
 
-def _stream(server: ServerState, managed: ManagedRun, encoder: AGUIEncoder) -> StreamingResponse:
+def _stream(server: ServerState, managed: ManagedRun, encoder: AGUIEncoder) -> EventStreamResponse:
     # A reader that falls behind the bounded log ends with the encoder's RUN_ERROR.
     return event_stream(
         server.manager,
@@ -77,5 +76,6 @@ def _stream(server: ServerState, managed: ManagedRun, encoder: AGUIEncoder) -> S
         EncoderProjection(encoder, frame),
         heartbeat=server.config.heartbeat,
         stats=server.metrics.writes,
+        direct=server.direct_body,
         headers={"X-Run-Id": managed.run.run_id, "X-Session-Id": encoder.thread_id},
     )

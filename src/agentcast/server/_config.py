@@ -52,6 +52,10 @@ class ServerConfig:
             is closed (applied by `agentcast serve`'s uvicorn; see `uvicorn_config`).
         send_timeout: seconds a write to a client that stopped reading may stay stalled
             before the connection is closed and its stream's reader slot freed (same).
+        direct_body: under `agentcast serve`'s uvicorn (h11), write event-stream bodies
+            straight to the connection (`DirectBody`) rather than as one ASGI message per
+            write; used only while the app has no middleware added after `create_app`
+            (one that must see response bodies), so it never changes what is sent.
         retention: seconds a finished run stays resumable.
         max_retained_runs: at most this many finished runs are kept (oldest evicted first).
         max_retained_bytes: and at most about this many bytes of their events.
@@ -71,6 +75,7 @@ class ServerConfig:
     body_timeout: float = 30.0
     header_timeout: float = 10.0
     send_timeout: float = 30.0
+    direct_body: bool = True
     retention: float = 600.0
     max_retained_runs: int = 1_000
     max_retained_bytes: int = 256_000_000

@@ -101,3 +101,8 @@ class _WriteCollector:
             "Events those writes carried (÷ writes: events per write).",
             value=self.stats.events,
         )
+        yield CounterMetricFamily(
+            "agentcast_stream_direct",
+            "SSE streams whose body went straight to the connection, past the ASGI send chain.",
+            value=self.stats.direct,
+        )

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import HTTPException
+from starlette.types import Scope
 
 from agentcast.errors import ConfigError
 from agentcast.ids import check_id, session_key
@@ -25,6 +26,7 @@ from agentcast.server._config import ServedAgent, ServerConfig
 from agentcast.server._gc import tune_gc
 from agentcast.server._health import StoreHealth
 from agentcast.server._metrics import ServerMetrics
+from agentcast.server._transport import DIRECT_BODY, DirectBody
 from agentcast.sessions import SessionStore
 
 __all__ = ["ServerState", "not_found"]
@@ -75,6 +77,22 @@ class ServerState:
         )
         self.health = StoreHealth(self.store)
         self.metrics.watch(self.manager)
+        self.own_middleware: int | None = None
+        """How many middleware `create_app` installed; None until it did (no direct body)."""
+
+    def direct_body(self, scope: Scope) -> DirectBody | None:
+        """The connection's `DirectBody` for an event stream, when its body may bypass ASGI.
+
+        Only while the app's middleware are the ones `create_app` installed (none of them
+        touches a response body): one added later may need to see the body, so it gets it.
+        """
+        if not self.config.direct_body or self.own_middleware is None:
+            return None
+        app = scope.get("app")
+        if len(getattr(app, "user_middleware", ())) != self.own_middleware:
+            return None
+        body = scope.get("extensions", {}).get(DIRECT_BODY)
+        return body if isinstance(body, DirectBody) and body.usable() else None
 
     def _run_finished(self, result: RunResult) -> None:
         self.metrics.run_finished(result)

@@ -12,10 +12,12 @@ the same text in fewer frames and the run never waits for it (the log absorbs th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
-from fastapi.responses import StreamingResponse
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from agentcast.encoders import PING, ProtocolEncoder, encode_event
 from agentcast.errors import ResumeGap
@@ -29,11 +31,13 @@ from agentcast.runtime import (
     TokenBuffer,
     coalesce,
 )
+from agentcast.server._transport import DirectBody
 
 __all__ = [
     "HEARTBEAT",
     "SSE_HEADERS",
     "EncoderProjection",
+    "EventStreamResponse",
     "Projection",
     "WriteStats",
     "check_resume",
@@ -54,14 +58,16 @@ class WriteStats:
     """How many writes the event streams made and how many events they carried.
 
     Two ints, bumped once per write; `/metrics` exports them as `agentcast_stream_writes_total`
-    and `agentcast_stream_events_total` (their ratio is the events per write).
+    and `agentcast_stream_events_total` (their ratio is the events per write), and the
+    streams written straight to the connection (`DirectBody`) as `agentcast_stream_direct_total`.
     """
 
-    __slots__ = ("events", "writes")
+    __slots__ = ("direct", "events", "writes")
 
     def __init__(self) -> None:
         self.writes = 0
         self.events = 0
+        self.direct = 0
 
 
 class Projection(Protocol):
@@ -161,52 +167,161 @@ def event_stream(
     headers: Mapping[str, str] = {},
     buffer: TokenBuffer | None = None,
     stats: WriteStats | None = None,
-) -> StreamingResponse:
+    direct: Callable[[Scope], DirectBody | None] | None = None,
+) -> EventStreamResponse:
     """Return the SSE response of a run's events after `after`, through `projection`.
 
     The resume cursor is checked here, before any byte is sent. With `buffer`, tokens are
     joined as the stream's options ask (by count and time, `TokenBuffer.events`). `stats`
-    counts the writes and the events they carried.
+    counts the writes and the events they carried. `direct` returns, once the head went out,
+    the connection's `DirectBody` when the body may bypass the ASGI send chain (or None).
 
     Raises:
         ResumeGap: `after` is older than what the bounded log still holds.
         InvalidInput: `after` is past the run's last event.
     """
-    log = managed.run.log
-    check_resume(log, after)
-    counts = stats if stats is not None else WriteStats()
+    check_resume(managed.run.log, after)
+    return EventStreamResponse(
+        _Body(
+            manager,
+            managed,
+            projection,
+            heartbeat=heartbeat,
+            after=after,
+            stream_tokens=stream_tokens,
+            buffer=buffer,
+            stats=stats if stats is not None else WriteStats(),
+            direct=direct,
+        ),
+        headers=dict(SSE_HEADERS, **headers),
+    )
 
-    async def body() -> AsyncIterator[bytes]:
-        # The reader is counted from inside the body: nothing is counted for a response that
-        # fails or is never sent, and whatever ends the body uncounts it (disconnect policy).
-        with manager.reader(managed):
-            reader = LogReader(log, after, tokens=stream_tokens, heartbeat=heartbeat)
-            source = reader if buffer is None else buffer.events(reader)
-            frames = projection.frames
-            try:
-                async for item in source:
-                    if item is HEARTBEAT:
-                        yield PING
-                        continue
+
+class _Body:
+    """What one event stream writes, and how: the loop that `EventStreamResponse` runs."""
+
+    def __init__(
+        self,
+        manager: RunManager,
+        managed: ManagedRun,
+        projection: Projection,
+        *,
+        heartbeat: float,
+        after: int,
+        stream_tokens: bool,
+        buffer: TokenBuffer | None,
+        stats: WriteStats,
+        direct: Callable[[Scope], DirectBody | None] | None,
+    ) -> None:
+        self.manager = manager
+        self.managed = managed
+        self.projection = projection
+        self.heartbeat = heartbeat
+        self.after = after
+        self.stream_tokens = stream_tokens
+        self.buffer = buffer
+        self.stats = stats
+        self.direct = direct
+
+    async def run(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Write the stream's body (its head is sent) until the log ends or the client left."""
+        body = self.direct(scope) if self.direct is not None else None
+        reader = LogReader(
+            self.managed.run.log, self.after, tokens=self.stream_tokens, heartbeat=self.heartbeat
+        )
+        # The client's disconnect ends a stream that waits for the run at once, whatever it
+        # waits on: a task that only waits for `http.disconnect` (nothing per token).
+        listener = asyncio.ensure_future(_until_disconnect(receive, reader))
+        # The reader is counted from here: whatever ends the body uncounts it (the
+        # disconnect policy applies to a failed send, a dropped socket, a cancelled task).
+        try:
+            with self.manager.reader(self.managed):
+                if body is not None:
+                    self.stats.direct += 1
+                    await self._write_all(reader, body.write, lambda: body.disconnected)
+                else:
+
+                    async def via_asgi(data: bytes) -> None:
+                        await send({"type": "http.response.body", "body": data, "more_body": True})
+
+                    await self._write_all(reader, via_asgi, lambda: listener.done())
+        finally:
+            listener.cancel()
+
+    async def _write_all(
+        self,
+        reader: LogReader,
+        write: Callable[[bytes], Awaitable[None] | None],
+        gone: Callable[[], bool],
+    ) -> None:
+        projection, counts, buffer = self.projection, self.stats, self.buffer
+        frames = projection.frames
+        source: AsyncIterator[Any] = reader if buffer is None else buffer.events(reader)
+        try:
+            async for item in source:
+                if item is HEARTBEAT:
+                    data, sent = PING, 0
+                else:
                     # A buffered stream's batches are the buffer's to make.
                     ready = reader.take_ready() if buffer is None else ()
+                    sent = 1 + len(ready)
                     if not ready:
                         data = frames(item)
                     elif len(ready) < BACKLOG:
                         data = b"".join([frames(item), *map(frames, ready)])
                     else:  # the reader fell behind (a slow client): join its tokens
                         data = b"".join(map(frames, coalesce([item, *ready])))
-                    if data:
+                if data:
+                    if sent:
                         counts.writes += 1
-                        counts.events += 1 + len(ready)
-                        yield data
-            except ResumeGap:
-                if not projection.closes_on_gap:
-                    raise
-            tail = projection.end()
-            if tail:
-                yield tail
+                        counts.events += sent
+                    pending = write(data)
+                    if pending is not None:
+                        await pending
+                if gone():
+                    return
+        except ResumeGap:
+            if not projection.closes_on_gap:
+                raise
+        finally:
+            if buffer is not None:
+                await source.aclose()  # type: ignore[attr-defined]
+        tail = projection.end()
+        if tail and not gone():
+            pending = write(tail)
+            if pending is not None:
+                await pending
 
-    return StreamingResponse(
-        body(), media_type="text/event-stream", headers=dict(SSE_HEADERS, **headers)
-    )
+
+async def _until_disconnect(receive: Receive, reader: LogReader) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    reader.interrupt()
+
+
+class EventStreamResponse(Response):
+    """A `text/event-stream` response whose body is a run's events, written by `_Body`.
+
+    Not a `StreamingResponse`: the loop writes each batch itself (straight to the connection
+    under `agentcast serve`, see `DirectBody`), with one task waiting for the client's
+    disconnect, and no async generator or task group between the log and the socket.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(self, body: _Body, status_code: int = 200, *, headers: Mapping[str, str]) -> None:
+        self._body = body
+        self.status_code = status_code
+        self.background = None
+        self.init_headers(headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send the head, then the body until the run's log ends or the client leaves."""
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        try:
+            await self._body.run(scope, receive, send)
+        except OSError:  # the client went away mid-write (ASGI 2.4 servers raise it)
+            return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})

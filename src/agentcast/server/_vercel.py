@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentcast.encoders.vercel import DONE, HEADERS, VercelEncoder, frame
@@ -31,7 +31,7 @@ from agentcast.ids import ID_ALPHABET, check_id
 from agentcast.runtime import ManagedRun
 from agentcast.server._errors import error_responses
 from agentcast.server._state import ServerState
-from agentcast.server._stream import EncoderProjection, event_stream
+from agentcast.server._stream import EncoderProjection, EventStreamResponse, event_stream
 
 __all__ = ["ChatRequest", "vercel_router"]
 
@@ -105,7 +105,7 @@ def vercel_router(server: ServerState) -> APIRouter:
     return router
 
 
-def _stream(server: ServerState, managed: ManagedRun) -> StreamingResponse:
+def _stream(server: ServerState, managed: ManagedRun) -> EventStreamResponse:
     """The run's events from its start, as the UI message stream."""
     run = managed.run
     metadata = {"runId": run.run_id, "sessionId": run.session_id}
@@ -116,5 +116,6 @@ def _stream(server: ServerState, managed: ManagedRun) -> StreamingResponse:
         EncoderProjection(encoder, frame, trailer=DONE),
         heartbeat=server.config.heartbeat,
         stats=server.metrics.writes,
+        direct=server.direct_body,
         headers=dict(HEADERS, **{"X-Run-Id": run.run_id}),
     )

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, WebSocket
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.middleware.cors import CORSMiddleware
 
 from agentcast.encoders.sse import parse_last_event_id
@@ -29,7 +29,7 @@ from agentcast.server._limits import RequestLimits
 from agentcast.server._pages import docs_app, pages_router
 from agentcast.server._requests import InvokeRequest, StreamOptions
 from agentcast.server._state import ServerState, not_found
-from agentcast.server._stream import event_stream, native_projection
+from agentcast.server._stream import EventStreamResponse, event_stream, native_projection
 from agentcast.server._vercel import vercel_router
 from agentcast.server._ws import serve_websocket
 from agentcast.sessions import SessionStore
@@ -226,7 +226,7 @@ class AgentcastServer(ServerState):
         after: int,
         stream_tokens: bool,
         buffer: TokenBuffer | None = None,
-    ) -> StreamingResponse:
+    ) -> EventStreamResponse:
         # Ids follow the id rule (ASCII), so these headers always encode.
         headers = {"X-Run-Id": managed.run.run_id}
         if managed.run.session_id:
@@ -241,6 +241,7 @@ class AgentcastServer(ServerState):
             headers=headers,
             buffer=buffer,
             stats=self.metrics.writes,
+            direct=self.direct_body,
         )
 
 
@@ -269,6 +270,7 @@ def create_app(runner: ServedAgent, *, store: SessionStore | None = None, **conf
         max_bytes=server.config.max_body_bytes,
         timeout=server.config.body_timeout,
     )
+    server.own_middleware = len(app.user_middleware)
     return app
 
 

@@ -1,0 +1,163 @@
+"""Event-stream bodies written straight to the connection (`DirectBody`) under `agentcast serve`.
+
+The fast path must be invisible: the same bytes as the ASGI path, HTTP/1.1 chunk framing a
+client can parse, the ASGI path whenever it cannot apply (an HTTP/1.0 client, a middleware
+added after `create_app` that must see the body), and a client that leaves an idle stream
+frees its reader at once. The servers are real uvicorns built by `uvicorn_config`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import anyio
+import httpx
+import pytest
+
+from agentcast import Agent
+from agentcast.encoders.sse import decode_event
+from agentcast.events import LLMToken
+from agentcast.models import OfflineChatModel
+from agentcast.server import create_app
+from agentcast.sessions import MemoryStore
+from agentcast.testing import check_invariants
+from tests.test_http_edges import HANG_GUARD, Served, in_process, read_until_closed
+
+pytestmark = pytest.mark.anyio
+
+PROMPT = "Tell me about streaming."
+
+
+def app_with(token_delay: float = 0.0, **config):
+    agent = Agent(OfflineChatModel(token_delay=token_delay), store=MemoryStore())
+    return create_app(agent, tune_gc=False, **config)
+
+
+def request(path: str, body: dict, *, version: str = "1.1") -> bytes:
+    data = json.dumps(body).encode()
+    return (
+        f"POST {path} HTTP/{version}\r\nhost: test\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(data)}\r\nconnection: close\r\n\r\n"
+    ).encode() + data
+
+
+def dechunk(body: bytes) -> bytes:
+    """Parse an HTTP/1.1 chunked body strictly: every size line, every CRLF, the last chunk."""
+    out, rest = b"", body
+    while True:
+        size_line, sep, rest = rest.partition(b"\r\n")
+        assert sep, f"truncated chunk size line: {size_line!r}"
+        size = int(size_line, 16)
+        if size == 0:
+            assert rest == b"\r\n", f"bytes after the last chunk: {rest!r}"
+            return out
+        out += rest[:size]
+        assert rest[size : size + 2] == b"\r\n", "a chunk not followed by CRLF"
+        rest = rest[size + 2 :]
+
+
+def shape(sse: bytes) -> tuple[list[str], str]:
+    """The types of the events other than tokens, and the tokens' text, checked for the
+    invariants: what two runs of the same prompt have in common (with a model that never
+    waits, how many tokens a reader finds at once, and so joins, is up to the loop)."""
+    frames = [f for f in sse.decode().split("\n\n") if f.strip() and not f.startswith(":")]
+    events = []
+    for frame in frames:
+        fields = dict(line.split(": ", 1) for line in frame.splitlines())
+        events.append(decode_event(fields["event"], fields["data"]))
+    check_invariants(events, contiguous=False)
+    text = "".join(e.token for e in events if isinstance(e, LLMToken))
+    return [e.type for e in events if e.type != "llm_token"], text
+
+
+async def raw_exchange(served: Served, data: bytes) -> tuple[bytes, bytes]:
+    sock = await served.connect()
+    await asyncio.get_running_loop().sock_sendall(sock, data)
+    response = await read_until_closed(sock)
+    sock.close()
+    head, _, body = response.partition(b"\r\n\r\n")
+    return head, body
+
+
+async def direct_streams(client: httpx.AsyncClient) -> float:
+    text = (await client.get("/metrics")).text
+    line = next(x for x in text.splitlines() if x.startswith("agentcast_stream_direct_total "))
+    return float(line.split()[1])
+
+
+async def test_the_direct_body_is_the_asgi_body_in_valid_chunks():
+    app = app_with()
+    async with in_process(app) as c:
+        reference = await c.post("/invoke", json={"prompt": PROMPT, "stream": True})
+    async with Served(app) as served, httpx.AsyncClient(base_url=served.url) as c:
+        head, body = await raw_exchange(
+            served, request("/invoke", {"prompt": PROMPT, "stream": True})
+        )
+        assert b"transfer-encoding: chunked" in head.lower()
+        assert shape(dechunk(body)) == shape(reference.content)
+        assert await direct_streams(c) == 1
+
+
+async def test_an_http10_client_gets_the_asgi_path_and_the_whole_body():
+    app = app_with()
+    async with in_process(app) as c:
+        reference = await c.post("/invoke", json={"prompt": PROMPT, "stream": True})
+    async with Served(app) as served, httpx.AsyncClient(base_url=served.url) as c:
+        head, body = await raw_exchange(
+            served, request("/invoke", {"prompt": PROMPT, "stream": True}, version="1.0")
+        )
+        assert b"chunked" not in head.lower()  # close-delimited: no chunk framing to bypass
+        assert shape(body) == shape(reference.content)
+        assert await direct_streams(c) == 0
+
+
+async def test_a_middleware_added_after_create_app_sees_every_body_byte():
+    app = app_with()
+    seen: list[bytes] = []
+
+    class Recorder:
+        def __init__(self, inner):
+            self.inner = inner
+
+        async def __call__(self, scope, receive, send):
+            async def recording(message):
+                if message["type"] == "http.response.body" and scope["path"] == "/invoke":
+                    seen.append(message.get("body", b""))
+                await send(message)
+
+            await self.inner(scope, receive, recording)
+
+    app.add_middleware(Recorder)
+    async with Served(app) as served, httpx.AsyncClient(base_url=served.url) as c:
+        _, body = await raw_exchange(served, request("/invoke", {"prompt": PROMPT, "stream": True}))
+        assert b"".join(seen) == dechunk(body)
+        assert shape(dechunk(body))[0][-1] == "agent_end"
+        assert await direct_streams(c) == 0
+
+
+async def test_a_client_leaving_an_idle_direct_stream_frees_its_reader_at_once():
+    # The run waits an hour for its first token, and the stream an hour for its heartbeat.
+    app = app_with(token_delay=3600, heartbeat=3600)
+    manager = app.state.agentcast.manager
+    async with Served(app) as served:
+        sock = await served.connect()
+        loop = asyncio.get_running_loop()
+        await loop.sock_sendall(sock, request("/invoke", {"prompt": PROMPT, "stream": True}))
+        head = b""
+        with anyio.fail_after(HANG_GUARD):
+            while b"llm_start" not in head:  # the stream is open and waiting for a token
+                head += await loop.sock_recv(sock, 65536)
+        run_id = next(
+            line.split(b":", 1)[1].strip().decode()
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"x-run-id:")
+        )
+        managed = manager.get(run_id)
+        assert managed is not None and managed.readers == 1
+        sock.close()
+        with anyio.fail_after(HANG_GUARD):  # no heartbeat or token is needed to notice
+            await managed.idle.wait()
+        assert managed.readers == 0
+        managed.run.cancel()
+        await managed.run.wait()
