@@ -166,7 +166,7 @@ async def test_a_response_that_fails_to_build_counts_no_reader(monkeypatch):
     def broken(*args, **kwargs):
         raise UnicodeEncodeError("latin-1", "漢", 0, 1, "ordinal not in range(256)")
 
-    monkeypatch.setattr(server_stream, "StreamingResponse", broken)
+    monkeypatch.setattr(server_stream, "EventStreamResponse", broken)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         assert (await c.get(f"/runs/{run_id}/stream")).status_code == 500

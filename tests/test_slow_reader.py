@@ -49,12 +49,17 @@ async def test_a_stalled_reader_never_stalls_the_run_and_catches_up_with_joined_
     manager = app.state.agentcast.manager
     bodies: list[bytes] = []
     run_ended_while_stalled = asyncio.Event()
+    response_ended = asyncio.Event()
 
     async def receive() -> dict[str, Any]:
-        await asyncio.Event().wait()  # the client never disconnects
+        # The client never disconnects; as ASGI says, `receive` answers `http.disconnect`
+        # once the response is complete.
+        await response_ended.wait()
         return {"type": "http.disconnect"}
 
     async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            response_ended.set()
         if message["type"] != "http.response.body" or not message.get("body"):
             return
         bodies.append(message["body"])

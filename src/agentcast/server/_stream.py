@@ -198,7 +198,12 @@ def event_stream(
 
 
 class _Body:
-    """What one event stream writes, and how: the loop that `EventStreamResponse` runs."""
+    """What one event stream writes, and how: the loop that `EventStreamResponse` runs.
+
+    The loop runs in a task of its own (`EventStreamResponse`), so a wake-up per token resumes
+    this loop and the reader, not the two dozen coroutines of the ASGI app's middleware and
+    routing that the request's own task is nested in.
+    """
 
     def __init__(
         self,
@@ -216,45 +221,39 @@ class _Body:
         self.manager = manager
         self.managed = managed
         self.projection = projection
-        self.heartbeat = heartbeat
-        self.after = after
-        self.stream_tokens = stream_tokens
         self.buffer = buffer
         self.stats = stats
         self.direct = direct
+        self.reader = LogReader(managed.run.log, after, tokens=stream_tokens, heartbeat=heartbeat)
+        self.gone = False
+        """Set when the client disconnected (what the ASGI path learns from `receive`)."""
 
-    async def run(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Write the stream's body (its head is sent) until the log ends or the client left."""
+    def disconnected(self) -> None:
+        """The client left: stop, also while waiting for the run."""
+        self.gone = True
+        self.reader.interrupt()
+
+    async def run(self, scope: Scope, send: Send) -> None:
+        """Write the stream's body (its head is sent) and its end, unless the client left."""
         body = self.direct(scope) if self.direct is not None else None
-        reader = LogReader(
-            self.managed.run.log, self.after, tokens=self.stream_tokens, heartbeat=self.heartbeat
-        )
-        # The client's disconnect ends a stream that waits for the run at once, whatever it
-        # waits on: a task that only waits for `http.disconnect` (nothing per token).
-        listener = asyncio.ensure_future(_until_disconnect(receive, reader))
         # The reader is counted from here: whatever ends the body uncounts it (the
         # disconnect policy applies to a failed send, a dropped socket, a cancelled task).
-        try:
-            with self.manager.reader(self.managed):
-                if body is not None:
-                    self.stats.direct += 1
-                    await self._write_all(reader, body.write, lambda: body.disconnected)
-                else:
+        with self.manager.reader(self.managed):
+            if body is not None:
+                self.stats.direct += 1
+                await self._write_all(body.write, lambda: body.disconnected or self.gone)
+            else:
 
-                    async def via_asgi(data: bytes) -> None:
-                        await send({"type": "http.response.body", "body": data, "more_body": True})
+                async def via_asgi(data: bytes) -> None:
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
 
-                    await self._write_all(reader, via_asgi, lambda: listener.done())
-        finally:
-            listener.cancel()
+                await self._write_all(via_asgi, lambda: self.gone)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _write_all(
-        self,
-        reader: LogReader,
-        write: Callable[[bytes], Awaitable[None] | None],
-        gone: Callable[[], bool],
+        self, write: Callable[[bytes], Awaitable[None] | None], gone: Callable[[], bool]
     ) -> None:
-        projection, counts, buffer = self.projection, self.stats, self.buffer
+        projection, counts, buffer, reader = self.projection, self.stats, self.buffer, self.reader
         frames = projection.frames
         source: AsyncIterator[Any] = reader if buffer is None else buffer.events(reader)
         try:
@@ -293,18 +292,13 @@ class _Body:
                 await pending
 
 
-async def _until_disconnect(receive: Receive, reader: LogReader) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    reader.interrupt()
-
-
 class EventStreamResponse(Response):
     """A `text/event-stream` response whose body is a run's events, written by `_Body`.
 
-    Not a `StreamingResponse`: the loop writes each batch itself (straight to the connection
-    under `agentcast serve`, see `DirectBody`), with one task waiting for the client's
-    disconnect, and no async generator or task group between the log and the socket.
+    Not a `StreamingResponse`: the body is written by a task of its own (straight to the
+    connection under `agentcast serve`, see `DirectBody`) while the request's task waits for
+    the client's disconnect: two tasks, as a `StreamingResponse` has, but no async generator
+    or task group between the log and the socket, and nothing per token in the request's task.
     """
 
     media_type = "text/event-stream"
@@ -317,11 +311,21 @@ class EventStreamResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Send the head, then the body until the run's log ends or the client leaves."""
+        body = self._body
         await send(
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
+        writer = asyncio.ensure_future(body.run(scope, send))
         try:
-            await self._body.run(scope, receive, send)
+            # Once the body's end is sent, `receive` answers `http.disconnect` (ASGI): this
+            # task wakes twice in a stream's life, at its end or at the client's leaving.
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            if not writer.done():
+                body.disconnected()
+            await writer
         except OSError:  # the client went away mid-write (ASGI 2.4 servers raise it)
             return
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            if not writer.done():  # this task was cancelled (a shutdown): so is the writer
+                writer.cancel()
