@@ -64,6 +64,7 @@ def agui_router(server: ServerState) -> APIRouter:
             history=history,
             run_id=run_id,
         )
+        await server.started(managed)
         return _stream(server, managed, AGUIEncoder(thread_id, run_id))
 
     return router

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import HTTPException
 
-from agentcast.errors import ConfigError
+from agentcast.errors import BrokerUnavailable, ConfigError
 from agentcast.ids import check_id, session_key
 from agentcast.runtime import ManagedRun, RunManager, RunResult
 from agentcast.server._auth import check_api_keys
@@ -26,6 +26,9 @@ from agentcast.server._gc import tune_gc
 from agentcast.server._health import StoreHealth
 from agentcast.server._metrics import ServerMetrics
 from agentcast.sessions import SessionStore
+
+if TYPE_CHECKING:
+    from agentcast.broker._node import BrokerNode
 
 __all__ = ["ServerState", "not_found"]
 
@@ -75,6 +78,45 @@ class ServerState:
         )
         self.health = StoreHealth(self.store)
         self.metrics.watch(self.manager)
+        self.node: BrokerNode | None = None
+        if self.config.broker is not None:
+            from agentcast.broker import attach, open_broker
+
+            broker = open_broker(
+                self.config.broker,
+                lease=self.config.broker_lease,
+                retention=self.config.retention,
+                maxlen=self.config.stream_maxlen,
+            )
+            self.node = attach(broker, self.manager)
+
+    async def check_broker(self) -> None:
+        """Check that the broker answers, then close the connection.
+
+        The loop that serves opens its own.
+
+        Raises:
+            BrokerUnavailable: it does not.
+        """
+        if self.node is not None:
+            try:
+                await self.node.broker.connect()
+            finally:
+                await self.node.broker.aclose()
+
+    async def started(self, managed: ManagedRun) -> None:
+        """Wait until a run just started is known to every worker (no wait without a broker).
+
+        Raises:
+            BrokerUnavailable: the broker did not answer.
+        """
+        if self.node is not None:
+            await self.node.registered(managed)
+
+    def ensure_broker(self) -> None:
+        """Raise `BrokerUnavailable` (503) while the broker is known to be down."""
+        if self.node is not None and self.node.down:
+            raise BrokerUnavailable("the broker is unavailable; retry shortly")
 
     def _run_finished(self, result: RunResult) -> None:
         self.metrics.run_finished(result)
@@ -89,12 +131,16 @@ class ServerState:
             ConfigError: the store's schema is newer than this agentcast knows.
         """
         await self.health.start()
+        if self.node is not None:
+            await self.node.start()
         if self.config.tune_gc:
             tune_gc()
         try:
             yield
         finally:
             await self.manager.aclose()
+            if self.node is not None:
+                await self.node.aclose()
 
     # -- auth and lookups ------------------------------------------------------------------
 
@@ -133,9 +179,18 @@ class ServerState:
         """Where the caller's session `session_id` is stored (400 for an id breaking the rule)."""
         return session_key(check_id(session_id), who)
 
-    def find_run(self, run_id: str, who: str | None) -> ManagedRun:
-        """The caller's run `run_id`: another owner's is as unknown as a missing one (404)."""
+    async def find_run(self, run_id: str, who: str | None) -> ManagedRun:
+        """The caller's run `run_id`: another owner's is as unknown as a missing one (404).
+
+        With a broker, a run executing on another worker is found in the registry, with the
+        same rule, and served from a local replica of its stream.
+
+        Raises:
+            BrokerUnavailable: the run is not here and the broker does not answer (503).
+        """
         managed = self.manager.get(check_id(run_id, "run_id"), owner=who)
+        if managed is None and self.node is not None:
+            managed = await self.node.find(run_id, who)
         if managed is None:
             raise not_found("run", run_id)
         return managed

@@ -85,6 +85,7 @@ def vercel_router(server: ServerState) -> APIRouter:
             owner=who,
             history=turn.history,
         )
+        await server.started(managed)
         return _stream(server, managed)
 
     @router.get(

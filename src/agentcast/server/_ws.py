@@ -90,6 +90,7 @@ async def serve_websocket(ws: WebSocket, server: ServerState, who: str | None) -
                         custom_data=body.custom_data,
                         owner=who,
                     )
+                    await server.started(managed)
                     stop_following()
                     await ws.send_text(
                         run_started_frame(managed.run.run_id, managed.run.session_id)
@@ -101,7 +102,7 @@ async def serve_websocket(ws: WebSocket, server: ServerState, who: str | None) -
                         ),
                     )
                 elif kind == "resume":
-                    managed = server.find_run(str(message.get("run_id")), who)
+                    managed = await server.find_run(str(message.get("run_id")), who)
                     after = parse_last_event_id(message.get("after"))
                     options = _options(message.get("stream_options"))
                     check_resume(managed.run.log, after)
@@ -118,7 +119,7 @@ async def serve_websocket(ws: WebSocket, server: ServerState, who: str | None) -
                     target = message.get("run_id") or (
                         following[0].run.run_id if following else None
                     )
-                    managed = server.find_run(str(target), who)
+                    managed = await server.find_run(str(target), who)
                     status = server.manager.cancel(managed)
                     await ws.send_text(cancel_status_frame(managed.run.run_id, status))
                 elif kind == "ping":

@@ -70,6 +70,7 @@ class AgentcastServer(ServerState):
         )
         async def invoke(body: InvokeRequest, who: str | None = Depends(actor)) -> Response:
             await server.health.ensure()
+            server.ensure_broker()
             managed = server.manager.start(
                 body.prompt,
                 session_id=body.session_id,
@@ -77,6 +78,7 @@ class AgentcastServer(ServerState):
                 custom_data=body.custom_data,
                 owner=who,
             )
+            await server.started(managed)
             run = managed.run
             if body.stream:
                 options = body.stream_options or StreamOptions()
@@ -89,7 +91,7 @@ class AgentcastServer(ServerState):
         @router.get(
             "/runs/{run_id}/stream",
             summary="Join or resume a run's event stream (SSE)",
-            responses=error_responses(400, 401, 404, 410, 422),
+            responses=error_responses(400, 401, 404, 410, 422, 503),
         )
         async def stream(
             run_id: str,
@@ -104,7 +106,7 @@ class AgentcastServer(ServerState):
             ] = None,
             who: str | None = Depends(actor),
         ) -> Response:
-            managed = server.find_run(run_id, who)
+            managed = await server.find_run(run_id, who)
             header = request.headers.get("last-event-id")
             cursor = parse_last_event_id(after if header is None else header)
             options = StreamOptions(buffer_size=buffer_size, max_delay=max_delay)
@@ -119,7 +121,7 @@ class AgentcastServer(ServerState):
             responses=error_responses(400, 401, 404, 408, 413, 422),
         )
         async def cancel(run_id: str, who: str | None = Depends(actor)) -> dict[str, Any]:
-            managed = server.find_run(run_id, who)
+            managed = await server.find_run(run_id, who)
             return {"run_id": run_id, "status": server.manager.cancel(managed)}
 
         @router.get(
@@ -128,7 +130,7 @@ class AgentcastServer(ServerState):
             responses=error_responses(400, 401, 404, 422),
         )
         async def run_status(run_id: str, who: str | None = Depends(actor)) -> dict[str, Any]:
-            managed = server.find_run(run_id, who)
+            managed = await server.find_run(run_id, who)
             run, result = managed.run, managed.run.result
             return {
                 "run_id": run.run_id,

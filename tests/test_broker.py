@@ -1,0 +1,176 @@
+"""Many workers, one stream (issue 11): real `agentcast serve` processes sharing one Postgres
+store and one Redis broker, on loopback. The invariant checker runs on every stream."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+
+from agentcast.testing import check_invariants
+from tests.cluster import Cluster, invoke_stream, read_stream
+
+PROMPT = "what items are in the kitchen? tell me a long story about each"
+
+
+def _redis_up() -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url("redis://127.0.0.1:6379/13").ping())
+    except Exception:  # noqa: BLE001 - any failure means no Redis here
+        return False
+
+
+requires_services = pytest.mark.skipif(not _redis_up(), reason="needs Redis on 127.0.0.1")
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    with Cluster(tmp_path) as cluster:
+        yield cluster
+
+
+def _same(a, b) -> None:
+    assert [(e.seq, e.type, e) for e in a] == [(e.seq, e.type, e) for e in b]
+
+
+@requires_services
+def test_a_second_worker_streams_a_run_live_and_after_its_end(cluster):
+    a, b = cluster.worker(), cluster.worker()
+    on_b: list = []
+    a_ended = threading.Event()
+    b_started_mid_run = threading.Event()
+
+    def read_on_b(run_id: str) -> None:
+        # Started once A streamed a few tokens: B joins a run that executes on A.
+        with (
+            httpx.Client(timeout=30) as client,
+            client.stream("GET", f"{b.url}/runs/{run_id}/stream") as response,
+        ):
+            assert response.status_code == 200
+            from tests.cluster import sse_events
+
+            for event in sse_events(response):
+                if not on_b and not a_ended.is_set():
+                    b_started_mid_run.set()
+                on_b.append(event)
+
+    with invoke_stream(a.url, PROMPT, session_id="s1") as (run_id, events):
+        on_a = []
+        reader = None
+        for event in events:
+            on_a.append(event)
+            if reader is None and event.type == "llm_token":
+                reader = threading.Thread(target=read_on_b, args=(run_id,))
+                reader.start()
+        a_ended.set()
+    assert reader is not None
+    reader.join(30)
+    check_invariants(on_a)
+    check_invariants(on_b)
+    assert b_started_mid_run.is_set(), "B's stream should start before the run ended"
+    _same(on_b, on_a)  # 0 lost, 0 duplicated, the same order
+    # After the end, on B: a full replay, then resumes by `Last-Event-ID` and `?after=`, each
+    # the same as on A (a replay's backlog joins adjacent tokens, on every worker alike).
+    for options in ({}, {"headers": {"Last-Event-ID": str(on_a[len(on_a) // 2].seq)}}):
+        on_a_again = read_stream(f"{a.url}/runs/{run_id}/stream", **options)
+        replay = read_stream(f"{b.url}/runs/{run_id}/stream", **options)
+        _same(replay, on_a_again)
+        check_invariants(
+            replay if not options else [*on_a[: len(on_a) // 2 + 1], *replay], contiguous=False
+        )
+    middle = on_a[-10].seq
+    after = read_stream(f"{b.url}/runs/{run_id}/stream", after=str(middle))
+    _same(after, on_a[-9:])
+
+
+@requires_services
+def test_run_status_on_any_worker_with_the_ownership_rule(cluster):
+    keys = ("--api-key", "alice=K1", "--api-key", "bob=K2")
+    a, b = cluster.worker(*keys), cluster.worker(*keys)
+    alice, bob = {"Authorization": "Bearer K1"}, {"Authorization": "Bearer K2"}
+    response = httpx.post(
+        f"{a.url}/invoke", json={"prompt": "hi", "session_id": "s"}, headers=alice, timeout=30
+    )
+    assert response.status_code == 200
+    run_id = response.json()["run_id"]
+    status = httpx.get(f"{b.url}/runs/{run_id}", headers=alice, timeout=10)
+    assert status.status_code == 200, status.text
+    body = status.json()
+    assert body["status"] == "finished" and body["outcome"] == "success"
+    assert body["output"] == response.json()["output"]
+    # Another owner's run is as unknown as a missing one, on every worker.
+    foreign = httpx.get(f"{b.url}/runs/{run_id}", headers=bob, timeout=10)
+    missing = httpx.get(f"{b.url}/runs/run_nope", headers=bob, timeout=10)
+    assert foreign.status_code == missing.status_code == 404
+    assert foreign.json()["error"]["code"] == missing.json()["error"]["code"] == "run_not_found"
+    stream = httpx.get(f"{b.url}/runs/{run_id}/stream", headers=bob, timeout=10)
+    assert stream.status_code == 404
+    # The session is in the shared store: B sees A's turn.
+    session = httpx.get(f"{b.url}/sessions/s", headers=alice, timeout=10)
+    assert session.status_code == 200
+    assert [m["role"] for m in session.json()["messages"]][:1] == ["user"]
+
+
+def _serve(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agentcast", "serve", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_an_unreachable_broker_at_start_is_one_line_and_exit_2():
+    result = _serve("--store", "memory", "--broker", "redis://127.0.0.1:1/0")
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("agentcast: "), result.stderr
+    assert "broker" in lines[0]
+
+
+def test_workers_without_a_broker_are_refused_with_the_reason():
+    result = _serve("--store", "memory", "--workers", "2")
+    assert result.returncode == 2
+    assert "--broker" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
+@requires_services
+def test_cancel_on_another_worker_stops_the_run_within_100_ms(cluster):
+    a, b = cluster.worker(), cluster.worker()
+    with invoke_stream(a.url, PROMPT) as (run_id, events):
+        seen = []
+        for event in events:
+            seen.append(event)
+            if event.type == "llm_token":
+                break
+        with (
+            httpx.Client(timeout=30) as client,
+            client.stream(
+                "GET", f"{b.url}/runs/{run_id}/stream", params={"after": str(seen[-1].seq)}
+            ) as response,
+        ):
+            from tests.cluster import sse_events
+
+            on_b = sse_events(response)
+            began = time.perf_counter()
+            answer = httpx.post(f"{b.url}/runs/{run_id}/cancel", timeout=10)
+            assert answer.status_code == 202 and answer.json()["status"] == "cancelling"
+            tail = []
+            for event in on_b:
+                tail.append(event)
+                if event.type == "agent_end":
+                    break
+            latency = time.perf_counter() - began
+        rest = list(events)
+    assert tail[-1].outcome == "cancelled"
+    check_invariants([*seen, *tail])
+    _same([*seen, *tail][-len(rest) :] if rest else [], rest)
+    print(f"cancel on B -> agent_end(cancelled) on B: {latency * 1000:.1f} ms")
+    assert latency < 0.1
