@@ -3,6 +3,7 @@ store and one Redis broker, on loopback. The invariant checker runs on every str
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -12,7 +13,7 @@ import httpx
 import pytest
 
 from agentcast.testing import check_invariants
-from tests.cluster import Cluster, invoke_stream, read_stream
+from tests.cluster import Cluster, invoke_stream, read_stream, sse_events
 
 PROMPT = "what items are in the kitchen? tell me a long story about each"
 
@@ -174,3 +175,106 @@ def test_cancel_on_another_worker_stops_the_run_within_100_ms(cluster):
     _same([*seen, *tail][-len(rest) :] if rest else [], rest)
     print(f"cancel on B -> agent_end(cancelled) on B: {latency * 1000:.1f} ms")
     assert latency < 0.1
+
+
+def _ws_events(socket, until_end: bool = True, count: int | None = None) -> list:
+    from agentcast.events.codec import from_dict
+
+    events = []
+    while True:
+        frame = json.loads(socket.recv(timeout=30))
+        if frame.get("type") in ("run_started", "pong", "heartbeat", "cancel_status"):
+            continue
+        assert frame.get("type") != "ws_error", frame
+        events.append(from_dict(frame))
+        if (count is not None and len(events) >= count) or events[-1].type == "agent_end":
+            return events
+
+
+@requires_services
+def test_websocket_resume_on_another_worker(cluster):
+    from websockets.sync.client import connect
+
+    a, b = cluster.worker(), cluster.worker()
+    with connect(a.url.replace("http", "ws") + "/ws") as ws_a:
+        ws_a.send(json.dumps({"type": "start", "prompt": PROMPT}))
+        started = json.loads(ws_a.recv(timeout=30))
+        assert started["type"] == "run_started"
+        run_id = started["run_id"]
+        head = _ws_events(ws_a, count=8)
+    # The connection to A is cut; the client resumes on B.
+    with connect(b.url.replace("http", "ws") + "/ws") as ws_b:
+        ws_b.send(json.dumps({"type": "resume", "run_id": run_id, "after": head[-1].seq}))
+        tail = _ws_events(ws_b)
+    check_invariants([*head, *tail])
+    with connect(a.url.replace("http", "ws") + "/ws") as ws_full:
+        ws_full.send(json.dumps({"type": "resume", "run_id": run_id, "after": -1}))
+        full = _ws_events(ws_full)
+    _same([*head, *tail], full)  # 0 lost, 0 duplicated across the move
+
+
+@requires_services
+def test_two_workers_behind_one_port_share_every_run(cluster):
+    import redis
+
+    server = cluster.worker("--workers", "2")
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/13")
+    # Both processes hold a liveness lease: two workers answer on the one port.
+    deadline = time.monotonic() + 30
+    while len(list(client.scan_iter(f"{cluster.tag}:worker:*"))) < 2:
+        assert time.monotonic() < deadline, "the second worker did not start"
+        time.sleep(0.05)  # a bounded wait on a cross-process condition
+    client.close()
+    for index in range(4):
+        # Each request is a new connection: whichever worker gets it serves the run.
+        with invoke_stream(server.url, PROMPT, session_id=f"s{index}") as (run_id, events):
+            live = list(events)
+        check_invariants(live)
+        status = httpx.get(f"{server.url}/runs/{run_id}", timeout=10).json()
+        assert status["status"] == "finished"
+        replay = read_stream(f"{server.url}/runs/{run_id}/stream", headers={"Last-Event-ID": "0"})
+        assert replay[-1].type == "agent_end" and replay[0].seq == 1
+
+
+@requires_services
+def test_a_killed_worker_s_run_is_ended_by_another_within_the_lease(cluster):
+    a = cluster.worker("--lease", "1")
+    b = cluster.worker("--lease", "1")
+    tail: list = []
+    ended_at: list[float] = []
+
+    def read_on_b(run_id: str, after: int) -> None:
+        with (
+            httpx.Client(timeout=30) as client,
+            client.stream(
+                "GET", f"{b.url}/runs/{run_id}/stream", params={"after": str(after)}
+            ) as response,
+        ):
+            for event in sse_events(response):
+                tail.append(event)
+            ended_at.append(time.perf_counter())
+
+    head: list = []
+    with invoke_stream(a.url, PROMPT, session_id="lost") as (run_id, events):
+        for event in events:
+            head.append(event)
+            if event.type == "llm_token" and len(head) > 12:
+                break
+        reader = threading.Thread(target=read_on_b, args=(run_id, head[-1].seq))
+        reader.start()
+        killed = time.perf_counter()
+        a.kill()
+    reader.join(30)
+    assert ended_at, "B's reader got no end"
+    whole = [*head, *tail]
+    check_invariants(whole)  # closers for what was open, then the terminal events
+    error = next(e for e in tail if e.type == "error")
+    assert error.code == "worker_lost"
+    assert tail[-1].type == "agent_end" and tail[-1].outcome == "error"
+    took = ended_at[0] - killed
+    print(f"kill -9 -> agent_end(error) on B: {took:.2f} s (lease 1 s)")
+    assert took < 3.0
+    status = httpx.get(f"{b.url}/runs/{run_id}", timeout=10).json()
+    assert status["status"] == "finished" and status["outcome"] == "error"
+    # The lost turn is absent from the history (the worker holding it is gone).
+    assert httpx.get(f"{b.url}/sessions/lost", timeout=10).status_code == 404
