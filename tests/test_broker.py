@@ -278,3 +278,57 @@ def test_a_killed_worker_s_run_is_ended_by_another_within_the_lease(cluster):
     assert status["status"] == "finished" and status["outcome"] == "error"
     # The lost turn is absent from the history (the worker holding it is gone).
     assert httpx.get(f"{b.url}/sessions/lost", timeout=10).status_code == 404
+
+
+@requires_services
+@pytest.mark.parametrize("policy", ["reject", "enqueue", "interrupt"])
+def test_the_session_policy_holds_across_workers(cluster, policy):
+    a = cluster.worker("--session-policy", policy)
+    b = cluster.worker("--session-policy", policy)
+    with invoke_stream(a.url, PROMPT, session_id="shared") as (first_id, events):
+        head = []
+        for event in events:
+            head.append(event)
+            if event.type == "llm_token":
+                break
+        # The second request on the same session reaches the other worker.
+        second = httpx.post(
+            f"{b.url}/invoke", json={"prompt": "hi", "session_id": "shared"}, timeout=60
+        )
+        first = [*head, *events]
+    check_invariants(first)
+    if policy == "reject":
+        assert second.status_code == 409, second.text
+        assert second.json()["error"]["code"] == "session_busy"
+        assert first[-1].outcome == "success"
+        return
+    assert second.status_code == 200, second.text
+    assert second.json()["outcome"] == "success"
+    assert first[-1].outcome == ("success" if policy == "enqueue" else "cancelled")
+    # The second turn started after the first was saved: both turns, in order, whole.
+    messages = httpx.get(f"{b.url}/sessions/shared", timeout=10).json()["messages"]
+    users = [m["content"] for m in messages if m["role"] == "user"]
+    assert users == [PROMPT, "hi"]
+    started = read_stream(f"{b.url}/runs/{second.json()['run_id']}/stream")[0]
+    assert started.ts >= first[-1].ts
+
+
+@requires_services
+def test_a_dead_worker_s_session_lock_expires_with_its_lease(cluster):
+    a = cluster.worker("--lease", "1")
+    b = cluster.worker("--lease", "1")
+    with invoke_stream(a.url, PROMPT, session_id="held") as (_, events):
+        next(e for e in events if e.type == "llm_token")
+        busy = httpx.post(f"{b.url}/invoke", json={"prompt": "hi", "session_id": "held"})
+        assert busy.status_code == 409  # A holds the session
+        a.kill()
+    deadline = time.monotonic() + 5
+    while True:  # a bounded wait on a cross-process condition: the lease runs out
+        again = httpx.post(
+            f"{b.url}/invoke", json={"prompt": "hi", "session_id": "held"}, timeout=30
+        )
+        if again.status_code != 409 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert again.status_code == 200, again.text
+    assert again.json()["outcome"] == "success"

@@ -21,9 +21,10 @@ from collections import OrderedDict
 from typing import Any
 
 from agentcast.broker._replica import RemoteRun, ReplicationStats, open_replica, replicate
+from agentcast.broker._sessions import SessionLocks
 from agentcast.broker.redis import BROKER_ERRORS, RedisBroker
 from agentcast.errors import AgentcastError, BrokerUnavailable, WorkerLost
-from agentcast.runtime import ManagedRun, RunManager, close_lost_run
+from agentcast.runtime import ManagedRun, RunManager, SessionPolicy, close_lost_run
 
 __all__ = ["BrokerNode"]
 
@@ -45,6 +46,7 @@ class BrokerNode:
         self.broker = broker
         self.manager = manager
         self.stats = ReplicationStats()
+        self.locks = SessionLocks(broker)
         self.down = False  # the last broker call failed (the server answers 503)
         self._registered: dict[str, asyncio.Future[None]] = {}
         self._replicas: OrderedDict[str, ManagedRun] = OrderedDict()
@@ -88,7 +90,35 @@ class BrokerNode:
             replicate(self.broker, managed, registered, self.stats, self._broker_lost),
             f"replicate {run_id}",
         )
-        task.add_done_callback(lambda _: self._registered.pop(run_id, None))
+        task.add_done_callback(lambda _: self._replicated(managed))
+        key = managed.run.session_key
+        if key is not None and key in self.locks.held:
+            self._spawn(self._quietly(self.locks.bind(key, run_id)), f"bind {run_id}")
+
+    def _replicated(self, managed: ManagedRun) -> None:
+        """The run's end is in its stream (or the broker was lost): its session is free."""
+        self._registered.pop(managed.run.run_id, None)
+        key = managed.run.session_key
+        if key is not None and key in self.locks.held:
+            self._spawn(self._quietly(self.locks.release(key)), f"release {key}")
+
+    async def claim_session(self, session_key: str, policy: SessionPolicy) -> None:
+        """Apply the session policy across workers before a run starts on the session.
+
+        Raises:
+            SessionBusy: `reject`, and a run is in progress on the session at some worker.
+            BrokerUnavailable: Redis does not answer.
+        """
+        await self._call(self.locks.claim(session_key, policy, self.cancel))
+
+    async def release_session(self, session_key: str) -> None:
+        """Release a session claimed for a run that then did not start."""
+        await self._quietly(self.locks.release(session_key))
+
+    async def _quietly(self, awaitable: Any) -> None:
+        # A lock not released (Redis down) expires with its lease.
+        with contextlib.suppress(BrokerUnavailable):
+            await self._call(awaitable)
 
     async def registered(self, managed: ManagedRun) -> None:
         """Wait until a run started here is in the registry (any worker can then find it).
@@ -199,6 +229,7 @@ class BrokerNode:
         while True:
             try:
                 await self.broker.renew()
+                await self.locks.renew()
                 self.down = False
                 await self.sweep()
             except BROKER_ERRORS:

@@ -12,6 +12,8 @@ The only importer of `redis` in the broker. Keys (the prefix defaults to `agentc
 {prefix}worker:{id}       string  the worker's liveness lease (PX: the lease time)
 {prefix}cancel            channel run ids to cancel, for whichever worker executes them
 {prefix}readers           channel `{run id} {+1|-1}`: a reader attached or left on some worker
+{prefix}lock:{session}    string  the session's lease lock: `{token} {worker} {run id|-}`
+{prefix}fence             string  the counter the locks' fencing tokens come from
 ```
 
 Explicit entry ids fence the stream: Redis refuses an id not above the stream's last, so a
@@ -52,6 +54,20 @@ redis.call('HSET', KEYS[2], 'status', 'finished', 'outcome', 'error', 'finished'
 redis.call('HDEL', KEYS[3], ARGV[6])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return 1
+"""
+
+
+_LOCK = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return '' end
+return redis.call('GET', KEYS[1]) or ''
+"""
+
+_IF_HELD = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == 'release' then return redis.call('DEL', KEYS[1]) end
+if ARGV[2] == 'renew' then return redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 """
 
@@ -116,6 +132,8 @@ class RedisBroker:
         self._client: Any = None
         self._blocking: Any = None  # a second pool for blocking reads (XREAD BLOCK)
         self._end_lost: Any = None
+        self._lock: Any = None
+        self._if_held: Any = None
 
     def _new_client(self, socket_timeout: float | None) -> Any:
         return redis.asyncio.Redis.from_url(
@@ -132,6 +150,8 @@ class RedisBroker:
         if self._client is None:
             self._client = self._new_client(self.timeout)
             self._end_lost = self._client.register_script(_END_LOST)
+            self._lock = self._client.register_script(_LOCK)
+            self._if_held = self._client.register_script(_IF_HELD)
         return self._client
 
     def key(self, *parts: str) -> str:
@@ -316,6 +336,42 @@ class RedisBroker:
         except (RedisError, OSError) as exc:
             raise self.unavailable(exc) from exc
         return bool(taken)
+
+    # -- session locks -----------------------------------------------------------------------
+
+    async def lock(self, session_key: str, run_id: str | None) -> tuple[str, str]:
+        """Try to take a session's lease lock: `(value, "")` when taken, `("", holder)` not.
+
+        The value carries a fencing token (a counter incremented per lock taken), this
+        worker, and the run (`-` until it is known). The lock expires after the lease unless
+        renewed (`if_held`), so a dead worker cannot hold it forever.
+        """
+        try:
+            self.client  # noqa: B018 - registers the scripts
+            token = await self.client.incr(self.key("fence"))
+            value = f"{token} {self.worker_id} {run_id or '-'}"
+            holder = await self._lock(
+                keys=[self.key("lock", session_key)], args=[value, int(self.lease * 1000)]
+            )
+        except (RedisError, OSError) as exc:
+            raise self.unavailable(exc) from exc
+        holder = holder.decode() if isinstance(holder, bytes) else str(holder)
+        return (value, "") if holder == "" else ("", holder)
+
+    async def if_held(self, session_key: str, value: str, action: str) -> bool:
+        """Act on a session lock if it still holds `value`; return whether it did.
+
+        `action`: `release`, `renew`, or a new value (the run holding it is now known).
+        """
+        try:
+            self.client  # noqa: B018 - registers the scripts
+            done = await self._if_held(
+                keys=[self.key("lock", session_key)],
+                args=[value, action, int(self.lease * 1000)],
+            )
+        except (RedisError, OSError) as exc:
+            raise self.unavailable(exc) from exc
+        return bool(done)
 
     # -- messages between workers ------------------------------------------------------------
 

@@ -55,7 +55,7 @@ def agui_router(server: ServerState) -> APIRouter:
         run_id = check_id(body.run_id, "runId")
         prompt, history = turn_of(body)
         await server.health.ensure()
-        managed = server.manager.start(
+        managed = await server.start_run(
             prompt,
             session_id=thread_id,
             actor_id=who,
@@ -64,7 +64,6 @@ def agui_router(server: ServerState) -> APIRouter:
             history=history,
             run_id=run_id,
         )
-        await server.started(managed)
         return _stream(server, managed, AGUIEncoder(thread_id, run_id))
 
     return router

@@ -19,7 +19,7 @@ from fastapi import HTTPException
 
 from agentcast.errors import BrokerUnavailable, ConfigError
 from agentcast.ids import check_id, session_key
-from agentcast.runtime import ManagedRun, RunManager, RunResult
+from agentcast.runtime import ManagedRun, RunManager, RunResult, SessionPolicy
 from agentcast.server._auth import check_api_keys
 from agentcast.server._config import ServedAgent, ServerConfig
 from agentcast.server._gc import tune_gc
@@ -103,6 +103,38 @@ class ServerState:
                 await self.node.broker.connect()
             finally:
                 await self.node.broker.aclose()
+
+    async def start_run(
+        self,
+        prompt: str,
+        *,
+        session_id: str | None,
+        owner: str | None,
+        policy: SessionPolicy | None = None,
+        **options: Any,
+    ) -> ManagedRun:
+        """Start a run (`RunManager.start`), with the session policy across workers.
+
+        With a broker, the session policy (`policy`, else the server's) first holds across
+        workers, and the run is registered before this returns, so any worker finds it.
+
+        Raises:
+            SessionBusy: the session is busy and the policy is `reject`.
+            BrokerUnavailable: the broker does not answer (503).
+        """
+        key = None
+        if self.node is not None and session_id is not None:
+            self.ensure_broker()
+            key = self.session_key(session_id, owner)
+            await self.node.claim_session(key, policy or self.config.session_policy)
+        try:
+            managed = self.manager.start(prompt, session_id=session_id, owner=owner, **options)
+        except BaseException:
+            if key is not None and self.node is not None:
+                await self.node.release_session(key)
+            raise
+        await self.started(managed)
+        return managed
 
     async def started(self, managed: ManagedRun) -> None:
         """Wait until a run just started is known to every worker (no wait without a broker).

@@ -78,14 +78,14 @@ def vercel_router(server: ServerState) -> APIRouter:
         while (previous := server.manager.active(chat_id, owner=who)) is not None:
             server.manager.cancel(previous)
             await previous.run.wait()
-        managed = server.manager.start(
+        managed = await server.start_run(
             turn.prompt,
             session_id=chat_id,
             actor_id=who,
             owner=who,
             history=turn.history,
+            policy="interrupt",  # across workers too: a new answer supersedes the old one
         )
-        await server.started(managed)
         return _stream(server, managed)
 
     @router.get(

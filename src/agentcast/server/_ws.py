@@ -83,14 +83,13 @@ async def serve_websocket(ws: WebSocket, server: ServerState, who: str | None) -
                 if kind == "start":
                     body = InvokeRequest.model_validate(message)
                     await server.health.ensure()
-                    managed = server.manager.start(
+                    managed = await server.start_run(
                         body.prompt,
                         session_id=body.session_id,
                         actor_id=who or body.actor_id,
                         custom_data=body.custom_data,
                         owner=who,
                     )
-                    await server.started(managed)
                     stop_following()
                     await ws.send_text(
                         run_started_frame(managed.run.run_id, managed.run.session_id)

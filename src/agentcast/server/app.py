@@ -71,14 +71,13 @@ class AgentcastServer(ServerState):
         async def invoke(body: InvokeRequest, who: str | None = Depends(actor)) -> Response:
             await server.health.ensure()
             server.ensure_broker()
-            managed = server.manager.start(
+            managed = await server.start_run(
                 body.prompt,
                 session_id=body.session_id,
                 actor_id=who or body.actor_id,
                 custom_data=body.custom_data,
                 owner=who,
             )
-            await server.started(managed)
             run = managed.run
             if body.stream:
                 options = body.stream_options or StreamOptions()
