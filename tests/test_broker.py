@@ -339,3 +339,60 @@ def test_a_dead_worker_s_session_lock_expires_with_its_lease(cluster):
         time.sleep(0.1)
     assert again.status_code == 200, again.text
     assert again.json()["outcome"] == "success"
+
+
+def _wait_for(condition, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():  # a bounded wait on a cross-process condition
+        assert time.monotonic() < deadline, "the condition did not hold in time"
+        time.sleep(0.02)
+
+
+@requires_services
+def test_the_disconnect_policy_counts_readers_on_every_worker(cluster):
+    a = cluster.worker("--on-disconnect", "cancel")
+    b = cluster.worker("--on-disconnect", "cancel")
+
+    def status(run_id: str) -> dict:
+        return httpx.get(f"{a.url}/runs/{run_id}", timeout=10).json()
+
+    held: list = []
+
+    def start_on_a() -> tuple[str, httpx.Client, httpx.Response]:
+        client = httpx.Client(timeout=30)
+        request = client.build_request(
+            "POST", f"{a.url}/invoke", json={"prompt": PROMPT, "stream": True}
+        )
+        response = client.send(request, stream=True)
+        events = sse_events(response)  # kept: a dropped generator closes the connection
+        next(e for e in events if e.type == "llm_token")
+        held.append(events)
+        return response.headers["x-run-id"], client, response
+
+    # The reader moved from A to B: A's reader leaving does not cancel the run.
+    run_id, client_a, response_a = start_on_a()
+    with (
+        httpx.Client(timeout=30) as client_b,
+        client_b.stream("GET", f"{b.url}/runs/{run_id}/stream") as response_b,
+    ):
+        on_b = sse_events(response_b)
+        next(on_b)
+        _wait_for(lambda: status(run_id)["remote_readers"] == 1)
+        response_a.close()
+        client_a.close()
+        _wait_for(lambda: status(run_id)["readers"] == 0)
+        rest = list(on_b)
+    assert rest[-1].type == "agent_end" and rest[-1].outcome == "success"
+    # Nobody reads it anywhere: it is cancelled.
+    run_id, client_a, response_a = start_on_a()
+    with (
+        httpx.Client(timeout=30) as client_b,
+        client_b.stream("GET", f"{b.url}/runs/{run_id}/stream") as response_b,
+    ):
+        on_b = sse_events(response_b)
+        next(on_b)
+        _wait_for(lambda: status(run_id)["remote_readers"] == 1)
+        response_a.close()
+        client_a.close()
+    _wait_for(lambda: status(run_id)["status"] == "finished")
+    assert status(run_id)["outcome"] == "cancelled"

@@ -117,7 +117,7 @@ class AgentcastServer(ServerState):
             "/runs/{run_id}/cancel",
             status_code=202,
             summary="Cancel a run",
-            responses=error_responses(400, 401, 404, 408, 413, 422),
+            responses=error_responses(400, 401, 404, 408, 413, 422, 503),
         )
         async def cancel(run_id: str, who: str | None = Depends(actor)) -> dict[str, Any]:
             managed = await server.find_run(run_id, who)
@@ -126,7 +126,7 @@ class AgentcastServer(ServerState):
         @router.get(
             "/runs/{run_id}",
             summary="A run's status",
-            responses=error_responses(400, 401, 404, 422),
+            responses=error_responses(400, 401, 404, 422, 503),
         )
         async def run_status(run_id: str, who: str | None = Depends(actor)) -> dict[str, Any]:
             managed = await server.find_run(run_id, who)
@@ -137,6 +137,8 @@ class AgentcastServer(ServerState):
                 "status": "finished" if run.done else "running",
                 "last_seq": run.log.next_seq - 1,
                 "readers": managed.readers,
+                # Readers at other workers (with a broker), as the executing worker knows them.
+                "remote_readers": managed.remote_readers,
                 "outcome": result.outcome if result else None,
                 "output": result.output if result else None,
                 "metrics": result.metrics if result else None,
