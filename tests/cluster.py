@@ -88,7 +88,7 @@ class Cluster:
             client.delete(*keys)
         client.close()
 
-    def worker(self, *extra: str, port: int | None = None) -> Worker:
+    def worker(self, *extra: str, port: int | None = None, broker: str | None = None) -> Worker:
         port = port or free_port()
         args = [
             sys.executable,
@@ -100,7 +100,7 @@ class Cluster:
             "--store",
             self.store,
             "--broker",
-            self.broker,
+            broker or self.broker,
             *extra,
         ]
         process = subprocess.Popen(

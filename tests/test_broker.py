@@ -4,6 +4,7 @@ store and one Redis broker, on loopback. The invariant checker runs on every str
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -13,7 +14,7 @@ import httpx
 import pytest
 
 from agentcast.testing import check_invariants
-from tests.cluster import Cluster, invoke_stream, read_stream, sse_events
+from tests.cluster import Cluster, free_port, invoke_stream, read_stream, sse_events
 
 PROMPT = "what items are in the kitchen? tell me a long story about each"
 
@@ -396,3 +397,61 @@ def test_the_disconnect_policy_counts_readers_on_every_worker(cluster):
         client_a.close()
     _wait_for(lambda: status(run_id)["status"] == "finished")
     assert status(run_id)["outcome"] == "cancelled"
+
+
+def _own_redis(port: int) -> subprocess.Popen:
+    """A private redis-server (no persistence), so that a test may kill its broker."""
+    import redis
+
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port)
+    _wait_for(lambda: _answers(client))
+    client.close()
+    return process
+
+
+def _answers(client) -> bool:
+    try:
+        return bool(client.ping())
+    except Exception:  # noqa: BLE001 - not up yet
+        return False
+
+
+@requires_services
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+def test_a_broker_lost_mid_run_ends_it_with_a_typed_error_and_503_until_back(cluster):
+    port = free_port()
+    redis_server = _own_redis(port)
+    try:
+        a = cluster.worker("--lease", "1", broker=f"redis://127.0.0.1:{port}/0")
+        with invoke_stream(a.url, PROMPT) as (_, events):
+            head = []
+            for event in events:
+                head.append(event)
+                if event.type == "llm_token":
+                    break
+            redis_server.kill()
+            redis_server.wait()
+            rest = list(events)  # the reader on the executing worker gets the typed end
+        whole = [*head, *rest]
+        check_invariants(whole)
+        error = next(e for e in rest if e.type == "error")
+        assert error.code == "broker_unavailable" and error.retryable
+        assert whole[-1].type == "agent_end" and whole[-1].outcome == "error"
+        refused = httpx.post(f"{a.url}/invoke", json={"prompt": "hi"}, timeout=30)
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"]["code"] == "broker_unavailable"
+        assert refused.headers["retry-after"] == "1"
+        redis_server = _own_redis(port)  # back: the worker serves again within its lease
+        _wait_for(
+            lambda: (
+                httpx.post(f"{a.url}/invoke", json={"prompt": "hi"}, timeout=30).status_code == 200
+            )
+        )
+    finally:
+        redis_server.kill()
+        redis_server.wait()

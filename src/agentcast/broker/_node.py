@@ -50,6 +50,7 @@ class BrokerNode:
         self.down = False  # the last broker call failed (the server answers 503)
         self._registered: dict[str, asyncio.Future[None]] = {}
         self._replicas: OrderedDict[str, ManagedRun] = OrderedDict()
+        self._opening: dict[str, asyncio.Future[None]] = {}
         self._reported: dict[str, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._cancel_sent: dict[str, float] = {}
@@ -146,20 +147,39 @@ class BrokerNode:
             BrokerUnavailable: Redis does not answer.
         """
         managed = self._replicas.get(run_id)
+        opening = self._opening.get(run_id)
+        if managed is None and opening is not None:
+            # Another request is opening it: one replica (and one follower) per run.
+            await asyncio.shield(opening)
+            return await self.find(run_id, owner)
         if managed is None:
-            info = await self._call(self.broker.lookup(run_id))
-            if info is None or (owner is not None and info.get("owner") != owner):
-                return None
-            remote, task = await self._call(open_replica(self.broker, run_id, info, self.cancel))
-            managed = ManagedRun(run=remote, owner=info.get("owner") or None, remote=True)
-            managed.task = task
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-            self._replicas[run_id] = managed
-            self._evict()
-        elif owner is not None and managed.owner != owner:
+            self._opening[run_id] = asyncio.get_running_loop().create_future()
+            try:
+                return await self._open(run_id, owner)
+            finally:
+                self._opening.pop(run_id).set_result(None)
+        if owner is not None and managed.owner != owner:
             return None
         return managed
+
+    async def _open(self, run_id: str, owner: str | None) -> ManagedRun | None:
+        info = await self._call(self.broker.lookup(run_id))
+        if info is None or (owner is not None and info.get("owner") != owner):
+            return None
+        remote, task = await self._call(open_replica(self.broker, run_id, info, self.cancel))
+        managed = ManagedRun(run=remote, owner=info.get("owner") or None, remote=True)
+        managed.task = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        self._replicas[run_id] = managed
+        self._evict()
+        return managed
+
+    async def holder(self, session_key: str) -> str | None:
+        """The run holding a session's lock (None: free, or its run not named yet)."""
+        value = await self._call(self.broker.holder(session_key))
+        run_id = value.split(" ")[2] if value and value.count(" ") == 2 else "-"
+        return None if run_id == "-" else run_id
 
     def _evict(self) -> None:
         for run_id, managed in list(self._replicas.items()):

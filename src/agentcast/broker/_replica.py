@@ -27,6 +27,9 @@ __all__ = ["RemoteRun", "ReplicationStats", "follow", "replicate"]
 
 logger = logging.getLogger("agentcast")
 
+RETRY = 1.0
+"""Seconds between two tries at an append or a read while Redis does not answer."""
+
 BLOCK = 5.0
 """Seconds a follower's `XREAD` blocks before it asks again (and notices a cancel)."""
 
@@ -66,21 +69,29 @@ async def replicate(
         return
     registered.set_result(None)
     reader = LogReader(run.log)
+    lost = False
     async for first in reader:
         batch = [first, *reader.take_ready()]
-        try:
-            stats.commands += await broker.append(
-                run.run_id, batch, last=batch[-1].__class__ is AgentEnd
-            )
-        except Fenced:
-            # Another worker declared this one dead and ended the run in the stream: stop it
-            # here too; its readers here still see its own ending.
-            logger.warning("run %s was ended by another worker; stopping it", run.run_id)
-            run.cancel()
-            return
-        except BROKER_ERRORS as exc:
-            on_broker_lost(managed, broker.unavailable(exc))
-            return
+        while True:
+            try:
+                stats.commands += await broker.append(
+                    run.run_id, batch, last=batch[-1].__class__ is AgentEnd
+                )
+                break
+            except Fenced:
+                # Another worker declared this one dead and ended the run in the stream:
+                # stop it here too; its readers here still see its own ending.
+                logger.warning("run %s was ended by another worker; stopping it", run.run_id)
+                run.cancel()
+                return
+            except BROKER_ERRORS as exc:
+                if not lost:  # the run ends with a typed error; its end still goes out
+                    lost = True
+                    on_broker_lost(managed, broker.unavailable(exc))
+                # A retry period while Redis is down: the log keeps every event meanwhile,
+                # and the explicit ids make a retried entry impossible to store twice.
+                await asyncio.sleep(RETRY)
+                batch.extend(reader.take_ready())
         stats.events += len(batch)
         stats.round_trips += 1
 
@@ -170,7 +181,7 @@ async def follow(broker: RedisBroker, remote: RemoteRun, after: bytes) -> None:
         try:
             entries = await broker.read(remote.run_id, after, block=BLOCK)
         except BROKER_ERRORS:
-            await asyncio.sleep(1.0)  # a retry period while Redis is down, not a wait for work
+            await asyncio.sleep(RETRY)  # a retry period while Redis is down
             continue
         for entry, events in entries:
             after = entry

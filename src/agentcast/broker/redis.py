@@ -34,9 +34,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from agentcast.broker._wire import END_LOST, IF_HELD, LOCK, decode, encode, entry_id
 from agentcast.errors import BrokerUnavailable, ConfigError
 from agentcast.events import BaseEvent
-from agentcast.events.codec import from_json, to_json
 from agentcast.runtime import new_id
 
 __all__ = ["BROKER_ERRORS", "Fenced", "RedisBroker"]
@@ -44,54 +44,12 @@ __all__ = ["BROKER_ERRORS", "Fenced", "RedisBroker"]
 BROKER_ERRORS = (RedisError, OSError, BrokerUnavailable)
 """What a broker call may raise when Redis is unreachable or failing."""
 
-_END_LOST = """
-local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-local last_id = '0-0'
-if #last > 0 then last_id = last[1][1] end
-if last_id ~= ARGV[1] then return 0 end
-redis.call('XADD', KEYS[1], ARGV[2], 'e', ARGV[3])
-redis.call('HSET', KEYS[2], 'status', 'finished', 'outcome', 'error', 'finished', ARGV[5])
-redis.call('HDEL', KEYS[3], ARGV[6])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-return 1
-"""
-
-
-_LOCK = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return '' end
-return redis.call('GET', KEYS[1]) or ''
-"""
-
-_IF_HELD = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if ARGV[2] == 'release' then return redis.call('DEL', KEYS[1]) end
-if ARGV[2] == 'renew' then return redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-return 1
-"""
-
 
 class Fenced(Exception):
     """Redis refused an append: the stream already holds that seq.
 
     Another worker ended the run, declaring this one dead.
     """
-
-
-def entry_id(seq: int) -> str:
-    """The stream entry id of a batch whose first event has `seq`."""
-    return f"{seq}-1"
-
-
-def encode(events: Sequence[BaseEvent]) -> bytes:
-    """One entry's field: the events' canonical JSON, one per line (JSON has no raw newline)."""
-    return b"\n".join(map(to_json, events))
-
-
-def decode(payload: bytes) -> list[BaseEvent]:
-    """The events of one entry's field, with the project's codec."""
-    return [from_json(line) for line in payload.split(b"\n")]
 
 
 class RedisBroker:
@@ -149,9 +107,9 @@ class RedisBroker:
         """The connection pool for ordinary commands (created on first use)."""
         if self._client is None:
             self._client = self._new_client(self.timeout)
-            self._end_lost = self._client.register_script(_END_LOST)
-            self._lock = self._client.register_script(_LOCK)
-            self._if_held = self._client.register_script(_IF_HELD)
+            self._end_lost = self._client.register_script(END_LOST)
+            self._lock = self._client.register_script(LOCK)
+            self._if_held = self._client.register_script(IF_HELD)
         return self._client
 
     def key(self, *parts: str) -> str:
@@ -185,42 +143,69 @@ class RedisBroker:
     async def append(self, run_id: str, events: Sequence[BaseEvent], *, last: bool) -> int:
         """Append events (in seq order) to the run's stream; return how many commands it took.
 
-        `last`: the batch ends the run: the stream and the registry entry get their TTL and
-        the run leaves the running set, in the same round trip.
+        `last`: the batch ends the run: then the stream and the registry entry get their TTL
+        and the run leaves the running set (one more round trip, once the end is stored).
+        An append retried after a lost reply finds its own entries there and sends only what
+        is missing.
 
         Raises:
-            Fenced: Redis refused an entry id (another worker ended the run).
+            Fenced: the stream was ended by another worker (it declared this one dead).
             BrokerUnavailable: Redis does not answer.
         """
         stream = self.key("run", run_id, "events")
-        pipe = self.client.pipeline(transaction=False)
-        batches = [[e] for e in events] if self.per_event else [events]
-        for batch in batches:
-            pipe.xadd(
-                stream,
-                {"e": encode(batch)},
-                id=entry_id(batch[0].seq),
-                maxlen=self.maxlen,
-                approximate=True,
-            )
+        outcome = getattr(events[-1], "outcome", "") if events else ""
+        commands = 0
+        while events:
+            pipe = self.client.pipeline(transaction=False)
+            batches = [[e] for e in events] if self.per_event else [events]
+            for batch in batches:
+                pipe.xadd(
+                    stream,
+                    {"e": encode(batch)},
+                    id=entry_id(batch[0].seq),
+                    maxlen=self.maxlen,
+                    approximate=True,
+                )
+            results = await self._execute(pipe, raise_on_error=False)
+            commands += len(results)
+            for result in results:
+                if isinstance(result, (RedisConnectionError, RedisTimeoutError)):
+                    raise self.unavailable(result)
+            if not any(isinstance(r, ResponseError) for r in results):
+                break
+            events = await self._missing(stream, events)
         if last:
             ttl = int(self.retention * 1000)
             run = self.key("run", run_id)
-            outcome = getattr(events[-1], "outcome", "")
+            pipe = self.client.pipeline(transaction=False)
             pipe.hset(run, mapping={"status": "finished", "outcome": outcome, "finished": _now()})
             pipe.hdel(self.key("running"), run_id)
             pipe.pexpire(stream, ttl)
             pipe.pexpire(run, ttl)
+            commands += len(await self._execute(pipe))
+        return commands
+
+    async def _missing(self, stream: str, events: Sequence[BaseEvent]) -> list[BaseEvent]:
+        """The events of a refused append the stream does not hold yet.
+
+        Only this worker appends to its runs' streams, except a sweeper, whose one entry ends
+        the run: a stream ending with an `agent_end` this worker did not send is fenced.
+
+        Raises:
+            Fenced: another worker ended the run.
+        """
         try:
-            results = await pipe.execute(raise_on_error=False)
+            found = await self.client.xrevrange(stream, count=1)
         except (RedisError, OSError) as exc:
             raise self.unavailable(exc) from exc
-        for result in results:
-            if isinstance(result, ResponseError) and "equal or smaller" in str(result):
-                raise Fenced(str(result))
-            if isinstance(result, (RedisConnectionError, RedisTimeoutError)):
-                raise self.unavailable(result)
-        return len(results)
+        held = decode(found[0][1][b"e"]) if found else []
+        if not held:
+            return list(events)
+        last = held[-1]
+        mine = {e.seq: e for e in events}
+        if last.type == "agent_end" and mine.get(last.seq) != last:
+            raise Fenced(f"the stream of {last.run_id} was ended by another worker")
+        return [e for e in events if e.seq > last.seq]
 
     async def read(
         self, run_id: str, after: bytes, *, block: float | None
@@ -358,6 +343,14 @@ class RedisBroker:
         holder = holder.decode() if isinstance(holder, bytes) else str(holder)
         return (value, "") if holder == "" else ("", holder)
 
+    async def holder(self, session_key: str) -> str:
+        """The value of a session's lock (empty: free)."""
+        try:
+            value = await self.client.get(self.key("lock", session_key))
+        except (RedisError, OSError) as exc:
+            raise self.unavailable(exc) from exc
+        return value.decode() if value else ""
+
     async def if_held(self, session_key: str, value: str, action: str) -> bool:
         """Act on a session lock if it still holds `value`; return whether it did.
 
@@ -396,9 +389,9 @@ class RedisBroker:
         finally:
             await pubsub.aclose()
 
-    async def _execute(self, pipe: Any) -> list[Any]:
+    async def _execute(self, pipe: Any, *, raise_on_error: bool = True) -> list[Any]:
         try:
-            return list(await pipe.execute())
+            return list(await pipe.execute(raise_on_error=raise_on_error))
         except (RedisError, OSError) as exc:
             raise self.unavailable(exc) from exc
 

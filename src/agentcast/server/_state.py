@@ -123,8 +123,8 @@ class ServerState:
             BrokerUnavailable: the broker does not answer (503).
         """
         key = None
+        self.ensure_broker()
         if self.node is not None and session_id is not None:
-            self.ensure_broker()
             key = self.session_key(session_id, owner)
             await self.node.claim_session(key, policy or self.config.session_policy)
         try:
@@ -134,6 +134,20 @@ class ServerState:
                 await self.node.release_session(key)
             raise
         await self.started(managed)
+        return managed
+
+    async def active_run(self, session_id: str, who: str | None) -> ManagedRun | None:
+        """The run in progress on the caller's session, on this worker or another.
+
+        With a broker, the run on another worker is the one holding the session's lock.
+        """
+        managed = self.manager.active(session_id, owner=who)
+        if managed is None and self.node is not None:
+            run_id = await self.node.holder(self.session_key(session_id, who))
+            if run_id is not None:
+                managed = await self.node.find(run_id, who)
+        if managed is None or managed.run.done:
+            return None
         return managed
 
     async def started(self, managed: ManagedRun) -> None:

@@ -98,7 +98,7 @@ def vercel_router(server: ServerState) -> APIRouter:
         },
     )
     async def resume(chat_id: str, who: str | None = Depends(actor)) -> Response:
-        managed = server.manager.active(check_id(chat_id, "id"), owner=who)
+        managed = await server.active_run(check_id(chat_id, "id"), who)
         if managed is None:
             return Response(status_code=204)
         return _stream(server, managed)
