@@ -16,6 +16,8 @@ import pytest
 from agentcast.testing import check_invariants
 from tests.cluster import Cluster, free_port, invoke_stream, read_stream, sse_events
 
+pytestmark = pytest.mark.slow  # real `agentcast serve` processes
+
 PROMPT = "what items are in the kitchen? tell me a long story about each"
 
 
@@ -455,3 +457,26 @@ def test_a_broker_lost_mid_run_ends_it_with_a_typed_error_and_503_until_back(clu
     finally:
         redis_server.kill()
         redis_server.wait()
+
+
+@requires_services
+def test_a_worker_shut_down_mid_run_writes_its_own_end_to_the_stream(cluster):
+    a, b = cluster.worker(), cluster.worker()
+    with invoke_stream(a.url, PROMPT) as (run_id, events):
+        head = []
+        for event in events:
+            head.append(event)
+            if event.type == "llm_token":
+                break
+        with (
+            httpx.Client(timeout=30) as client,
+            client.stream(
+                "GET", f"{b.url}/runs/{run_id}/stream", params={"after": str(head[-1].seq)}
+            ) as response,
+        ):
+            on_b = sse_events(response)
+            a.stop()  # SIGINT: a graceful shutdown ends every run first
+            tail = list(on_b)
+    check_invariants([*head, *tail])
+    assert tail[-1].outcome == "cancelled"  # its own end, not a sweeper's worker_lost
+    assert not any(e.type == "error" for e in tail)

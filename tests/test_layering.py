@@ -121,6 +121,8 @@ CASES = [
         {"langchain_core", "langgraph", "rich", "starlette", "fastapi"},
         ("SQLiteStore",),
     ),
+    # The broker's package loads its backend (redis-py) only when a broker is opened.
+    ("agentcast.broker", {"redis", "starlette", "fastapi", "langchain_core"}, ("open_broker",)),
     ("agentcast.console", {"langchain_core", "langgraph", "anyio", "aiosqlite", "starlette"}, ()),
     ("agentcast.sources", {"langchain_core", "langgraph"}, ("Source", "RunSink", "RunRequest")),
     ("agentcast.sources._base", {"langchain_core", "langgraph", "anyio", "rich"}, ()),

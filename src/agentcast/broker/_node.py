@@ -69,7 +69,14 @@ class BrokerNode:
         self._spawn(self._keep_alive(), "broker lease")
 
     async def aclose(self) -> None:
-        """Stop the background tasks and close the connections."""
+        """Let the replicators write the runs' ends, then stop everything and disconnect.
+
+        Called after the manager ended every run (a shutdown), so each stream gets its own
+        `agent_end` rather than a sweeper's `worker_lost` a lease later.
+        """
+        replicators = [t for t in self._tasks if t.get_name().startswith("replicate ")]
+        if replicators:
+            await asyncio.wait(replicators, timeout=self.broker.timeout)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
