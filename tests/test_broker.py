@@ -480,3 +480,31 @@ def test_a_worker_shut_down_mid_run_writes_its_own_end_to_the_stream(cluster):
     check_invariants([*head, *tail])
     assert tail[-1].outcome == "cancelled"  # its own end, not a sweeper's worker_lost
     assert not any(e.type == "error" for e in tail)
+
+
+def _ui_text(lines: list[str]) -> str:
+    chunks = [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
+    return "".join(c.get("delta", "") for c in chunks if c["type"] == "text-delta")
+
+
+@requires_services
+def test_the_vercel_resume_finds_the_chat_s_run_on_another_worker(cluster):
+    a, b = cluster.worker(), cluster.worker()
+    body = {
+        "id": "chat1",
+        "messages": [{"id": "u1", "role": "user", "parts": [{"type": "text", "text": PROMPT}]}],
+    }
+    with (
+        httpx.Client(timeout=30) as client,
+        client.stream("POST", f"{a.url}/api/chat", json=body) as response,
+    ):
+        lines = response.iter_lines()
+        on_a = [next(lines) for _ in range(6)]
+        resumed = httpx.get(f"{b.url}/api/chat/chat1/stream", timeout=30)
+        on_a.extend(lines)
+    assert resumed.status_code == 200, resumed.text
+    on_b = resumed.text.splitlines()
+    assert on_b[-2:] == ["data: [DONE]", ""] or on_b[-1] == "data: [DONE]"
+    assert _ui_text(on_b) == _ui_text(on_a) != ""
+    # Once the run ended, there is nothing to resume, on any worker.
+    assert httpx.get(f"{b.url}/api/chat/chat1/stream", timeout=30).status_code == 204

@@ -94,7 +94,7 @@ def vercel_router(server: ServerState) -> APIRouter:
         status_code=200,
         responses={
             204: {"description": "No run is in progress on this chat."},
-            **error_responses(400, 401, 410, 422),
+            **error_responses(400, 401, 410, 422, 503),
         },
     )
     async def resume(chat_id: str, who: str | None = Depends(actor)) -> Response:
