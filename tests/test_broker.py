@@ -115,6 +115,10 @@ def test_run_status_on_any_worker_with_the_ownership_rule(cluster):
     assert foreign.json()["error"]["code"] == missing.json()["error"]["code"] == "run_not_found"
     stream = httpx.get(f"{b.url}/runs/{run_id}/stream", headers=bob, timeout=10)
     assert stream.status_code == 404
+    # A's replicator counted what it sent.
+    metrics = httpx.get(f"{a.url}/metrics", timeout=10).text
+    assert "agentcast_broker_up 1.0" in metrics
+    assert "agentcast_broker_commands_total" in metrics
     # The session is in the shared store: B sees A's turn.
     session = httpx.get(f"{b.url}/sessions/s", headers=alice, timeout=10)
     assert session.status_code == 200

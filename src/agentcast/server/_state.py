@@ -89,6 +89,7 @@ class ServerState:
                 maxlen=self.config.stream_maxlen,
             )
             self.node = attach(broker, self.manager)
+            self.metrics.watch_broker(self.node)
 
     async def check_broker(self) -> None:
         """Check that the broker answers, then close the connection.
