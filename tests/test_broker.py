@@ -512,3 +512,17 @@ def test_the_vercel_resume_finds_the_chat_s_run_on_another_worker(cluster):
     assert _ui_text(on_b) == _ui_text(on_a) != ""
     # Once the run ended, there is nothing to resume, on any worker.
     assert httpx.get(f"{b.url}/api/chat/chat1/stream", timeout=30).status_code == 204
+
+
+@requires_services
+def test_a_reader_that_saw_the_end_starts_the_next_turn_at_once_on_any_worker(cluster):
+    a = cluster.worker("--session-policy", "reject")
+    b = cluster.worker("--session-policy", "reject")
+    for turn in range(3):
+        with invoke_stream(a.url, "hi", session_id="next") as (_, events):
+            assert list(events)[-1].type == "agent_end"
+        # At once, on the other worker: the session is free once its agent_end was logged.
+        again = httpx.post(f"{b.url}/invoke", json={"prompt": "hi", "session_id": "next"})
+        assert again.status_code == 200, (turn, again.text)
+    messages = httpx.get(f"{a.url}/sessions/next", timeout=10).json()["messages"]
+    assert sum(m["role"] == "user" for m in messages) == 6

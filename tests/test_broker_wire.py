@@ -101,3 +101,29 @@ async def test_an_append_retried_after_a_lost_reply_stores_each_event_once(broke
     info = await broker.lookup(run_id)
     assert info is not None and info["status"] == "finished" and info["outcome"] == "success"
     assert await broker.client.pttl(broker.key("run", run_id, "events")) > 0
+
+
+@requires_services
+async def test_a_session_whose_run_logged_its_end_is_free_before_its_lock_is_released(broker, log):
+    from agentcast.broker._sessions import SessionLocks
+    from agentcast.broker.redis import RedisBroker
+    from agentcast.errors import SessionBusy
+
+    other = RedisBroker(f"redis://127.0.0.1:6379/13?prefix={broker.prefix}")
+    mine, theirs = SessionLocks(broker), SessionLocks(other)
+    run_id = log[0].run_id
+
+    async def ended(run: str) -> bool:
+        return await other.ended(run)
+
+    await mine.claim("k", "reject", print, ended)
+    await mine.bind("k", run_id)
+    await broker.append(run_id, log[:-1], last=False)  # running: the session is busy
+    with pytest.raises(SessionBusy):
+        await theirs.claim("k", "reject", print, ended)
+    await broker.append(run_id, log[-1:], last=True)  # agent_end stored, lock not released
+    taken = await theirs.claim("k", "reject", print, ended)
+    assert taken.split(" ")[1] == other.worker_id
+    await mine.release("k")  # the late release leaves the new holder's lock alone
+    assert await broker.holder("k") == taken
+    await other.aclose()

@@ -117,7 +117,14 @@ class BrokerNode:
             SessionBusy: `reject`, and a run is in progress on the session at some worker.
             BrokerUnavailable: Redis does not answer.
         """
-        await self._call(self.locks.claim(session_key, policy, self.cancel))
+        await self._call(self.locks.claim(session_key, policy, self.cancel, self._ended))
+
+    async def _ended(self, run_id: str) -> bool:
+        """Whether a run has logged its `agent_end`: known here, or the last in its stream."""
+        managed = self.manager.get(run_id) or self._replicas.get(run_id)
+        if managed is not None and managed.run.done:
+            return True
+        return await self.broker.ended(run_id)
 
     async def release_session(self, session_key: str) -> None:
         """Release a session claimed for a run that then did not start."""

@@ -180,6 +180,12 @@ async def follow(broker: RedisBroker, remote: RemoteRun, after: bytes) -> None:
     while not remote.log.closed:
         try:
             entries = await broker.read(remote.run_id, after, block=BLOCK)
+            if not entries and await broker.lookup(remote.run_id) is None:
+                # The run is gone from Redis (expired, or a Redis restarted empty): nothing
+                # more will come; its readers end rather than wait forever.
+                logger.warning("run %s is gone from the broker; closing its replica", remote.run_id)
+                remote.log.close()
+                return
         except BROKER_ERRORS:
             await asyncio.sleep(RETRY)  # a retry period while Redis is down
             continue

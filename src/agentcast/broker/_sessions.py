@@ -11,7 +11,7 @@ that died loses it within the lease time. Its value carries a fencing token.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from agentcast.broker.redis import RedisBroker
 from agentcast.errors import SessionBusy
@@ -31,9 +31,18 @@ class SessionLocks:
         self.held: dict[str, str] = {}  # session key -> the lock's value
 
     async def claim(
-        self, session_key: str, policy: SessionPolicy, cancel: Callable[[str], None]
+        self,
+        session_key: str,
+        policy: SessionPolicy,
+        cancel: Callable[[str], None],
+        ended: Callable[[str], Awaitable[bool]],
     ) -> str:
         """Take the session's lock, applying `policy` while another run holds it.
+
+        A lock whose run has logged its `agent_end` (`ended`) is free: the session is busy
+        until then and no longer (its turn is saved by then), as on one worker, although its
+        worker releases the lock a round trip later. It is taken over in one script that
+        checks it still holds the value seen.
 
         Raises:
             SessionBusy: the policy is `reject` and the session has a run in progress.
@@ -46,6 +55,12 @@ class SessionLocks:
                 self.held[session_key] = value
                 return value
             run_id = holder.split(" ")[2] if holder.count(" ") == 2 else "-"
+            if run_id != "-" and await ended(run_id):
+                value = f"{await self.broker.token()} {self.broker.worker_id} -"
+                if await self.broker.if_held(session_key, holder, value):
+                    self.held[session_key] = value
+                    return value
+                continue
             if policy == "reject":
                 raise SessionBusy(
                     f"session already has a run in progress ({run_id}) on another request;"

@@ -231,6 +231,14 @@ class RedisBroker:
             return []
         return [(entry, decode(fields[b"e"])) for entry, fields in found[0][1]]
 
+    async def ended(self, run_id: str) -> bool:
+        """Whether the run's stream ends with its `agent_end`."""
+        try:
+            found = await self.client.xrevrange(self.key("run", run_id, "events"), count=1)
+        except (RedisError, OSError) as exc:
+            raise self.unavailable(exc) from exc
+        return bool(found) and decode(found[0][1][b"e"])[-1].type == "agent_end"
+
     async def history(self, run_id: str) -> tuple[bytes, list[BaseEvent]]:
         """The stream's last entry id (`0-0`: empty) and every event it holds, in order."""
         after, events = b"0-0", []
@@ -350,6 +358,13 @@ class RedisBroker:
         except (RedisError, OSError) as exc:
             raise self.unavailable(exc) from exc
         return value.decode() if value else ""
+
+    async def token(self) -> int:
+        """A new fencing token: above every token handed out before."""
+        try:
+            return int(await self.client.incr(self.key("fence")))
+        except (RedisError, OSError) as exc:
+            raise self.unavailable(exc) from exc
 
     async def if_held(self, session_key: str, value: str, action: str) -> bool:
         """Act on a session lock if it still holds `value`; return whether it did.
