@@ -126,10 +126,7 @@ class RedisBroker:
         Raises:
             BrokerUnavailable: it does not.
         """
-        try:
-            await self.client.ping()
-        except (RedisError, OSError) as exc:
-            raise self.unavailable(exc) from exc
+        await self._do(self.client.ping())
 
     async def aclose(self) -> None:
         """Close the connection pools."""
@@ -194,10 +191,7 @@ class RedisBroker:
         Raises:
             Fenced: another worker ended the run.
         """
-        try:
-            found = await self.client.xrevrange(stream, count=1)
-        except (RedisError, OSError) as exc:
-            raise self.unavailable(exc) from exc
+        found = await self._do(self.client.xrevrange(stream, count=1))
         held = decode(found[0][1][b"e"]) if found else []
         if not held:
             return list(events)
@@ -233,10 +227,7 @@ class RedisBroker:
 
     async def ended(self, run_id: str) -> bool:
         """Whether the run's stream ends with its `agent_end`."""
-        try:
-            found = await self.client.xrevrange(self.key("run", run_id, "events"), count=1)
-        except (RedisError, OSError) as exc:
-            raise self.unavailable(exc) from exc
+        found = await self._do(self.client.xrevrange(self.key("run", run_id, "events"), count=1))
         return bool(found) and decode(found[0][1][b"e"])[-1].type == "agent_end"
 
     async def history(self, run_id: str) -> tuple[bytes, list[BaseEvent]]:
@@ -285,18 +276,12 @@ class RedisBroker:
 
     async def lookup(self, run_id: str) -> dict[str, str] | None:
         """The run's registry entry (None: unknown, or expired)."""
-        try:
-            found = await self.client.hgetall(self.key("run", run_id))
-        except (RedisError, OSError) as exc:
-            raise self.unavailable(exc) from exc
+        found = await self._do(self.client.hgetall(self.key("run", run_id)))
         return {k.decode(): v.decode() for k, v in found.items()} or None
 
     async def running(self) -> dict[str, str]:
         """Every run not ended, with the worker executing it."""
-        try:
-            found = await self.client.hgetall(self.key("running"))
-        except (RedisError, OSError) as exc:
-            raise self.unavailable(exc) from exc
+        found = await self._do(self.client.hgetall(self.key("running")))
         return {k.decode(): v.decode() for k, v in found.items()}
 
     # -- liveness ----------------------------------------------------------------------------
@@ -314,10 +299,7 @@ class RedisBroker:
         """The workers among `workers` whose lease has not expired."""
         if not workers:
             return set()
-        try:
-            found = await self.client.mget([self.key("worker", w) for w in workers])
-        except (RedisError, OSError) as exc:
-            raise self.unavailable(exc) from exc
+        found = await self._do(self.client.mget([self.key("worker", w) for w in workers]))
         return {w for w, value in zip(workers, found, strict=True) if value is not None}
 
     async def claim(self, name: str, seconds: float) -> bool:
@@ -353,10 +335,7 @@ class RedisBroker:
 
     async def holder(self, session_key: str) -> str:
         """The value of a session's lock (empty: free)."""
-        try:
-            value = await self.client.get(self.key("lock", session_key))
-        except (RedisError, OSError) as exc:
-            raise self.unavailable(exc) from exc
+        value = await self._do(self.client.get(self.key("lock", session_key)))
         return value.decode() if value else ""
 
     async def token(self) -> int:
@@ -385,10 +364,7 @@ class RedisBroker:
 
     async def publish(self, channel: str, message: str) -> None:
         """Publish to `{prefix}{channel}` (`cancel`, `readers`)."""
-        try:
-            await self.client.publish(self.key(channel), message)
-        except (RedisError, OSError) as exc:
-            raise self.unavailable(exc) from exc
+        await self._do(self.client.publish(self.key(channel), message))
 
     async def subscribe(self, *channels: str) -> AsyncIterator[tuple[str, str]]:
         """Yield `(channel, message)` published on the channels, until cancelled."""
@@ -403,6 +379,13 @@ class RedisBroker:
             raise self.unavailable(exc) from exc
         finally:
             await pubsub.aclose()
+
+    async def _do(self, awaitable: Any) -> Any:
+        """Await one Redis call; a Redis failure becomes `BrokerUnavailable`."""
+        try:
+            return await awaitable
+        except (RedisError, OSError) as exc:
+            raise self.unavailable(exc) from exc
 
     async def _execute(self, pipe: Any, *, raise_on_error: bool = True) -> list[Any]:
         try:

@@ -33,7 +33,7 @@ import msgspec
 from agentcast.errors import InvalidInput, SessionBusy
 from agentcast.events import Message
 from agentcast.ids import check_id, session_key
-from agentcast.runtime._log import EventLog
+from agentcast.runtime._handle import RunHandle
 from agentcast.runtime.run import Run, RunResult
 
 __all__ = [
@@ -71,37 +71,6 @@ class Starter(Protocol):
         run_id: str | None = ...,
     ) -> Run:
         """Create the run."""
-        ...
-
-
-class RunHandle(Protocol):
-    """What readers, cancels and status need of a run.
-
-    A `Run`, or a copy of one executing in another process (a broker's replica), which the
-    runtime reads the same way.
-    """
-
-    @property
-    def run_id(self) -> str:
-        """The run's id."""
-        ...
-
-    session_id: str | None
-    session_key: str | None
-    log: EventLog
-    result: RunResult | None
-
-    @property
-    def done(self) -> bool:
-        """Whether `agent_end` has been logged."""
-        ...
-
-    def cancel(self) -> None:
-        """Stop the run (it ends `cancelled`)."""
-        ...
-
-    async def wait(self) -> RunResult:
-        """Wait until the run has ended."""
         ...
 
 
