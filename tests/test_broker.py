@@ -3,12 +3,16 @@ store and one Redis broker, on loopback. The invariant checker runs on every str
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -526,3 +530,35 @@ def test_a_reader_that_saw_the_end_starts_the_next_turn_at_once_on_any_worker(cl
         assert again.status_code == 200, (turn, again.text)
     messages = httpx.get(f"{a.url}/sessions/next", timeout=10).json()["messages"]
     assert sum(m["role"] == "user" for m in messages) == 6
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                found.add(int(stat.parent.name))
+    return found
+
+
+@requires_services
+def test_a_dead_worker_behind_the_one_port_is_replaced(cluster):
+    server = cluster.worker("--workers", "2", "--lease", "1")
+    _wait_for(lambda: len(_children(server.process.pid)) == 2)
+    before = _children(server.process.pid)
+    victim = min(before)
+    os.kill(victim, signal.SIGKILL)
+    _wait_for(
+        lambda: (
+            len(_children(server.process.pid)) == 2 and victim not in _children(server.process.pid)
+        )
+    )
+    import redis
+
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/13")
+    _wait_for(lambda: len(list(client.scan_iter(f"{cluster.tag}:worker:*"))) == 2)
+    client.close()
+    for _ in range(3):  # whichever process takes each connection serves it
+        with invoke_stream(server.url, "hi") as (_, events):
+            check_invariants(list(events))

@@ -91,30 +91,44 @@ async def _check_broker(url: str | None) -> None:
 def _fork_workers(count: int) -> int | None:
     """Fork `count` workers sharing the bound socket; return the worker's index in a worker.
 
-    In the parent, return None once every worker exited (it forwards SIGINT and SIGTERM).
-
-    The parent only supervises: the workers share nothing but the socket (the kernel spreads
-    the connections) and the broker.
+    In the parent, return None once every worker exited. The parent only supervises: it
+    forwards SIGINT and SIGTERM, and replaces a worker that died (a crash, kill -9) with a new
+    one, whose sweeper then ends the dead one's runs like any worker's. The workers share
+    nothing but the socket (the kernel spreads the connections) and the broker.
     """
     import signal
 
-    children = []
+    children: dict[int, int] = {}  # pid -> index
+    stopping = False
     for index in range(count):
         pid = os.fork()
         if pid == 0:
             return index
-        children.append(pid)
+        children[pid] = index
 
     def forward(sig: int, frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
         for child in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, sig)
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
-    for child in children:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(child, 0)
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        index = children.pop(pid, -1)
+        if not stopping and index >= 0 and status != 0:
+            print(f"agentcast: worker {index} died; starting another", file=sys.stderr)
+            replacement = os.fork()
+            if replacement == 0:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                return index
+            children[replacement] = index
     return None
 
 
