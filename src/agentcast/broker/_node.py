@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import OrderedDict
 from typing import Any
 
@@ -53,7 +52,6 @@ class BrokerNode:
         self._opening: dict[str, asyncio.Future[None]] = {}
         self._reported: dict[str, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._cancel_sent: dict[str, float] = {}
         manager.on_start = self._started
         manager.on_readers = self._readers_changed
 
@@ -201,10 +199,10 @@ class BrokerNode:
                 break
             if managed.readers == 0 and managed.run.done:
                 del self._replicas[run_id]
+                self._reported.pop(run_id, None)
 
     def cancel(self, run_id: str) -> None:
         """Ask every worker to cancel `run_id`; the one executing it does."""
-        self._cancel_sent[run_id] = time.perf_counter()
         self._spawn(self._publish("cancel", run_id), f"cancel {run_id}")
 
     def _readers_changed(self, managed: ManagedRun) -> None:
