@@ -144,7 +144,9 @@ async def test_openapi_declares_the_error_model_for_every_error_status():
     assert "HTTPValidationError" not in schema["components"]["schemas"]
     expected = {
         ("post", "/invoke"): {"400", "401", "404", "408", "409", "413", "422", "503"},
-        ("get", "/runs/{run_id}/stream"): {"400", "401", "404", "410", "422"},
+        # 503: with a broker, a run of another worker is looked up there (issue 11).
+        ("get", "/runs/{run_id}/stream"): {"400", "401", "404", "410", "422", "503"},
+        ("get", "/runs/{run_id}"): {"400", "401", "404", "422", "503"},
         ("get", "/sessions"): {"401", "404", "422", "503"},
         ("delete", "/sessions/{session_id}"): {"400", "401", "404", "422", "503"},
         ("get", "/readyz"): {"503"},

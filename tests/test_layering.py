@@ -121,6 +121,8 @@ CASES = [
         {"langchain_core", "langgraph", "rich", "starlette", "fastapi"},
         ("SQLiteStore",),
     ),
+    # The broker's package loads its backend (redis-py) only when a broker is opened.
+    ("agentcast.broker", {"redis", "starlette", "fastapi", "langchain_core"}, ("open_broker",)),
     ("agentcast.console", {"langchain_core", "langgraph", "anyio", "aiosqlite", "starlette"}, ()),
     ("agentcast.sources", {"langchain_core", "langgraph"}, ("Source", "RunSink", "RunRequest")),
     ("agentcast.sources._base", {"langchain_core", "langgraph", "anyio", "rich"}, ()),
@@ -241,8 +243,9 @@ def test_only_the_postgres_backend_imports_psycopg():
     assert _importers("psycopg", "psycopg_pool") == {"sessions/postgres.py"}
 
 
-def test_only_the_redis_backend_imports_redis():
-    assert _importers("redis") == {"sessions/redis.py"}
+def test_only_the_redis_backends_import_redis():
+    # One module per backend: the session store, and the broker (issue 11).
+    assert _importers("redis") == {"sessions/redis.py", "broker/redis.py"}
 
 
 def test_only_console_and_cli_import_rich():
@@ -323,6 +326,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("testing", ("agentcast.testing",)),
     ("facade", ("agentcast",)),  # the package's `__init__` only (lazy re-exports), see _layer
     ("server", ("agentcast.server",)),
+    ("broker", ("agentcast.broker",)),  # under the server, over the runtime it replicates
     ("client", ("agentcast.client",)),
     ("agents", ("agentcast.agents",)),
     ("encoders", ("agentcast.encoders",)),

@@ -11,10 +11,12 @@ AgentcastError                  root; `code` is a stable machine-readable string
 ├── RunError                    a run failed while it was executing
 │   ├── ProviderError           the model provider failed (`retryable` says if a retry may help)
 │   ├── ToolNotFound            the model asked for a tool that does not exist
-│   └── MaxStepsExceeded        the agent looped more than `max_steps` times
+│   ├── MaxStepsExceeded        the agent looped more than `max_steps` times
+│   └── WorkerLost              the server process executing the run died (another ended it)
 ├── SessionError                the session store failed or refused
 │   ├── SessionBusy             a run is already active on the session (policy `reject`)
 │   └── StoreUnavailable        the store cannot be reached, or did not answer in time
+├── BrokerUnavailable           the broker (Redis, with `--broker`) cannot be reached
 └── ClientError                 the HTTP client: talking to an agentcast server failed
     ├── ServerUnreachable       no connection to the server's URL (refused, DNS, connect timeout)
     ├── ConnectionLost          a connection broke and the run's stream could not be resumed
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 __all__ = [
     "AgentcastError",
+    "BrokerUnavailable",
     "ClientError",
     "ConfigError",
     "ConnectionLost",
@@ -56,6 +59,7 @@ __all__ = [
     "ToolNotFound",
     "Unauthorized",
     "UserError",
+    "WorkerLost",
 ]
 
 
@@ -145,6 +149,26 @@ class MaxStepsExceeded(RunError):
     """The agent used all its `max_steps` model turns without a final answer."""
 
     code = "max_steps_exceeded"
+
+
+class WorkerLost(RunError):
+    """The server process executing the run stopped answering; another worker ended the run.
+
+    The run's last turn is not in the session history: the worker that held it is gone.
+    """
+
+    code = "worker_lost"
+    retryable = True
+
+
+class BrokerUnavailable(AgentcastError):
+    """The broker that shares runs between server processes cannot be reached.
+
+    Transient by nature: the server answers 503 until the broker is back (`retryable`).
+    """
+
+    code = "broker_unavailable"
+    retryable = True
 
 
 class SessionError(AgentcastError):

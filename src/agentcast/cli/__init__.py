@@ -127,6 +127,24 @@ def _parser() -> argparse.ArgumentParser:
         " NAME owns the key's sessions (default: a name derived from the key)",
     )
     serve.add_argument("--cors-origin", action="append", default=[], help="allowed CORS origin")
+    serve.add_argument(
+        "--broker",
+        metavar="URL",
+        help="share runs between server processes through Redis (redis://host:6379/0;"
+        " also AGENTCAST_BROKER): any worker then streams, resumes and cancels any run",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes on the one port (more than 1 needs --broker)",
+    )
+    serve.add_argument(
+        "--lease",
+        type=float,
+        default=10.0,
+        help="seconds after which a silent worker's runs are ended by another (with --broker)",
+    )
     chat = commands.add_parser("chat", help="chat interactively in the terminal (default)")
     common(chat)
     chat.add_argument(

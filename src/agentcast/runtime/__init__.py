@@ -2,10 +2,12 @@
 
 from agentcast.runtime._buffer import TokenBuffer, coalesce, join_tokens
 from agentcast.runtime._log import HEARTBEAT, EventLog, LogReader, ResumeGap
+from agentcast.runtime._salvage import close_lost_run
 from agentcast.runtime.manager import (
     CancelStatus,
     DisconnectPolicy,
     ManagedRun,
+    RunHandle,
     RunManager,
     SessionPolicy,
 )
@@ -22,10 +24,12 @@ __all__ = (
     "ResumeGap",
     "Run",
     "RunEvents",
+    "RunHandle",
     "RunManager",
     "RunResult",
     "SessionPolicy",
     "TokenBuffer",
+    "close_lost_run",
     "coalesce",
     "join_tokens",
     "new_id",

@@ -29,6 +29,8 @@ class EventLog:
     Args:
         limit: how many events to retain; older ones are dropped in batches once the log
             holds twice as many, so trimming costs O(1) amortized per append.
+        first_seq: the `seq` of its first event: a copy of another process's log (a
+            broker's replica) may start where that log's retained events start.
     """
 
     __slots__ = (
@@ -42,9 +44,9 @@ class EventLog:
         "next_seq",
     )
 
-    def __init__(self, limit: int = 100_000) -> None:
+    def __init__(self, limit: int = 100_000, first_seq: int = 0) -> None:
         self._events: list[BaseEvent] = []
-        self._first_seq = 0
+        self._first_seq = first_seq
         self._limit = limit
         self._trim_at = 2 * limit
         self._closed = False
@@ -53,7 +55,7 @@ class EventLog:
         self._waiter: asyncio.Future[None] | None = None
         self._waiters: list[asyncio.Future[None]] = []
         # A plain attribute, not a property: readers check it twice per token.
-        self.next_seq = 0
+        self.next_seq = first_seq
 
     @property
     def closed(self) -> bool:

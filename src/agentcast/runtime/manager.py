@@ -33,10 +33,12 @@ import msgspec
 from agentcast.errors import InvalidInput, SessionBusy
 from agentcast.events import Message
 from agentcast.ids import check_id, session_key
+from agentcast.runtime._handle import RunHandle
 from agentcast.runtime.run import Run, RunResult
 
 __all__ = [
     "CancelStatus",
+    "RunHandle",
     "DisconnectPolicy",
     "ManagedRun",
     "RunManager",
@@ -79,16 +81,21 @@ class ManagedRun:
     Attributes:
         run: the run.
         owner: the API key (actor) that started it, when keys are on.
-        readers: how many readers are attached now.
+        remote: the run executes in another process (a replica): its readers are counted
+            here, and the disconnect policy is the executing process's to apply.
+        readers: how many readers are attached now (in this process).
+        remote_readers: how many readers other processes report (a broker keeps it).
         finished_at: monotonic time the run ended, None while it runs.
         size: about how many bytes its events take (JSON), known once it ended.
         idle: set while no reader is attached (after the last one left).
     """
 
-    run: Run
+    run: RunHandle
     owner: str | None
+    remote: bool = False
     task: asyncio.Task[Any] | None = None
     readers: int = 0
+    remote_readers: int = 0
     finished_at: float | None = None
     size: int = 0
     grace: asyncio.TimerHandle | None = field(default=None, repr=False)
@@ -107,6 +114,9 @@ class RunManager:
         max_retained_runs: at most this many finished runs are kept; the oldest go first.
         max_retained_bytes: and at most about this many bytes of their events.
         on_finish: called with every finished run's result (metrics).
+        on_start: called with every run as it is started (a broker mirrors its log).
+        on_readers: called with a remote run whenever its local reader count changes (a
+            broker tells the executing process, which applies the disconnect policy).
     """
 
     def __init__(
@@ -120,6 +130,8 @@ class RunManager:
         max_retained_runs: int = 1_000,
         max_retained_bytes: int = 256_000_000,
         on_finish: Callable[[RunResult], None] | None = None,
+        on_start: Callable[[ManagedRun], None] | None = None,
+        on_readers: Callable[[ManagedRun], None] | None = None,
     ) -> None:
         if session_policy not in ("reject", "enqueue", "interrupt"):
             raise InvalidInput(f"unknown session policy {session_policy!r}")
@@ -133,6 +145,8 @@ class RunManager:
         self.max_retained_runs = max_retained_runs
         self.max_retained_bytes = max_retained_bytes
         self._on_finish = on_finish
+        self.on_start = on_start
+        self.on_readers = on_readers
         self._runs: dict[str, ManagedRun] = {}
         # Finished runs, oldest first (the order they ended): what retention evicts.
         self._finished: dict[str, ManagedRun] = {}
@@ -222,15 +236,17 @@ class RunManager:
             self._active[key] = managed
         if previous is not None and self.session_policy == "interrupt":
             previous.run.cancel()
-        managed.task = asyncio.create_task(self._execute(managed, previous))
+        managed.task = asyncio.create_task(self._execute(managed, run, previous))
+        if self.on_start is not None:
+            self.on_start(managed)
         return managed
 
-    async def _execute(self, managed: ManagedRun, previous: ManagedRun | None) -> None:
+    async def _execute(self, managed: ManagedRun, run: Run, previous: ManagedRun | None) -> None:
         if previous is not None:
             # enqueue and interrupt both start the new turn only once the old one is saved
             await previous.run.wait()
         try:
-            result = await managed.run.execute()
+            result = await run.execute()
         finally:
             managed.finished_at = time.monotonic()
             managed.size = _size_of(managed.run)
@@ -261,6 +277,10 @@ class RunManager:
         """A reader attached: a pending grace-period cancel is called off."""
         managed.readers += 1
         managed.idle.clear()
+        if managed.remote:
+            if self.on_readers is not None:
+                self.on_readers(managed)
+            return
         if managed.grace is not None:
             managed.grace.cancel()
             managed.grace = None
@@ -268,10 +288,16 @@ class RunManager:
     def detach(self, managed: ManagedRun) -> None:
         """A reader left: apply the disconnect policy if it was the last."""
         managed.readers -= 1
+        if managed.remote:
+            if self.on_readers is not None:
+                self.on_readers(managed)
+            if managed.readers == 0:
+                managed.idle.set()
+            return
         if managed.readers > 0:
             return
         managed.idle.set()
-        if managed.finished_at is not None:
+        if managed.finished_at is not None or self.remote_readers(managed):
             return
         if self.disconnect == "cancel":
             managed.run.cancel()
@@ -281,8 +307,38 @@ class RunManager:
 
     def _grace_expired(self, managed: ManagedRun) -> None:
         managed.grace = None
-        if managed.readers == 0 and managed.finished_at is None:
+        idle = managed.readers == 0 and not self.remote_readers(managed)
+        if idle and managed.finished_at is None:
             managed.run.cancel()
+
+    def remote_readers(self, managed: ManagedRun) -> int:
+        """How many readers other processes report for a run executing here.
+
+        0 without a broker. The disconnect policy and the grace period consult it.
+        """
+        return managed.remote_readers
+
+    def remote_detached(self, managed: ManagedRun) -> None:
+        """Another process's last reader of a run executing here left.
+
+        The disconnect policy applies as if a local reader had left, unless readers remain
+        here or elsewhere.
+        """
+        if managed.readers > 0 or managed.remote_readers > 0 or managed.finished_at is not None:
+            return
+        if managed.grace is not None:
+            return
+        if self.disconnect == "cancel":
+            managed.run.cancel()
+        elif self.disconnect == "grace":
+            loop = asyncio.get_running_loop()
+            managed.grace = loop.call_later(self.grace_period, self._grace_expired, managed)
+
+    def remote_attached(self, managed: ManagedRun) -> None:
+        """A reader in another process attached to a run executing here: no grace cancel."""
+        if managed.grace is not None:
+            managed.grace.cancel()
+            managed.grace = None
 
     def cancel(self, managed: ManagedRun) -> CancelStatus:
         """Cancel a run; return `cancelling`, or `finished` when it had ended already.
@@ -331,6 +387,6 @@ class RunManager:
 _encoder = msgspec.json.Encoder(enc_hook=repr)
 
 
-def _size_of(run: Run) -> int:
+def _size_of(run: RunHandle) -> int:
     """Return about how many bytes a finished run's retained events take, as JSON."""
     return len(_encoder.encode(run.log.snapshot()))

@@ -90,6 +90,7 @@ class Run:
         self._sink = Sink(self._run_id, self.session_id, self.log, self._state)
         self._spawned = False
         self._cancel_requested = False
+        self._failure: Exception | None = None
         self._scope: anyio.CancelScope | None = None
         self.result: RunResult | None = None
         self._done = asyncio.Event()
@@ -114,6 +115,16 @@ class Run:
         self._cancel_requested = True
         if self._scope is not None:
             self._scope.cancel()
+
+    def fail(self, error: Exception) -> None:
+        """Stop the run because of `error`, from outside the source.
+
+        For a process that lost what it needs to go on (its broker): the run ends with that
+        `error` and outcome `error`.
+        """
+        if self._failure is None:
+            self._failure = error
+        self.cancel()
 
     async def wait(self) -> RunResult:
         """Wait until the run has ended and its session is saved."""
@@ -233,6 +244,8 @@ class Run:
                 outcome = self._outcome(failure)
             if scope.cancelled_caught:
                 outcome = "cancelled" if self._cancel_requested else "timeout"
+            if self._failure is not None and failure is None:
+                failure, outcome = self._failure, "error"
         finally:
             # Also reached when the task is cancelled from outside (by its owner, or by
             # `asyncio.run` cancelling what is left at exit): close, save, then propagate.

@@ -54,7 +54,7 @@ def agui_router(server: ServerState) -> APIRouter:
         run_id = check_id(body.run_id, "runId")
         prompt, history = turn_of(body)
         await server.health.ensure()
-        managed = server.manager.start(
+        managed = await server.start_run(
             prompt,
             session_id=thread_id,
             actor_id=who,

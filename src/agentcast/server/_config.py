@@ -63,6 +63,11 @@ class ServerConfig:
             imported libraries) out of the cyclic garbage collector and raise its first
             threshold, so the collector's pauses scale with live streams only (DESIGN.md:
             full collections, not CPU, are what limit streaming servers). Process-wide.
+        broker: a Redis URL (`redis://host:6379/0`): every run's events go to a Redis Stream
+            and any worker sharing the broker serves any run (None: one process, in memory).
+        broker_lease: seconds a worker's liveness lease lasts: a worker that died is noticed,
+            and its runs ended, within about this long.
+        stream_maxlen: about how many entries a run's Redis Stream keeps.
     """
 
     session_policy: SessionPolicy = "reject"
@@ -80,3 +85,6 @@ class ServerConfig:
     max_retained_runs: int = 1_000
     max_retained_bytes: int = 256_000_000
     tune_gc: bool = True
+    broker: str | None = None
+    broker_lease: float = 10.0
+    stream_maxlen: int = 100_000

@@ -15,7 +15,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from agentcast.errors import AgentcastError, SessionBusy, StoreUnavailable, UserError
+from agentcast.errors import (
+    AgentcastError,
+    BrokerUnavailable,
+    SessionBusy,
+    StoreUnavailable,
+    UserError,
+)
 from agentcast.runtime import ResumeGap
 
 __all__ = ["ErrorBody", "error_response", "error_responses", "install_error_handlers"]
@@ -80,7 +86,7 @@ def status_of(exc: AgentcastError) -> int:
         return 409
     if isinstance(exc, ResumeGap):
         return 410
-    if isinstance(exc, StoreUnavailable):
+    if isinstance(exc, (StoreUnavailable, BrokerUnavailable)):
         return 503
     if isinstance(exc, UserError):
         return 400
@@ -105,6 +111,8 @@ def install_error_handlers(app: FastAPI) -> None:
             health = getattr(getattr(request.app.state, "agentcast", None), "health", None)
             if health is not None:
                 health.saw_failure()
+            return error_response(status, exc.code, exc.message, {"Retry-After": "1"})
+        if isinstance(exc, BrokerUnavailable):
             return error_response(status, exc.code, exc.message, {"Retry-After": "1"})
         return error_response(status, exc.code, exc.message)
 

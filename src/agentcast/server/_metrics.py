@@ -6,7 +6,7 @@ the streams' write counts are two plain ints (`WriteStats`) read at scrape time.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -16,10 +16,13 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from agentcast.runtime import RunManager, RunResult
 from agentcast.server._stream import WriteStats
+
+if TYPE_CHECKING:
+    from agentcast.broker._node import BrokerNode
 
 __all__ = ["ServerMetrics"]
 
@@ -70,6 +73,10 @@ class ServerMetrics:
         self.active_runs.set_function(lambda: manager.active_runs)
         self.streams.set_function(lambda: manager.readers)
 
+    def watch_broker(self, node: BrokerNode) -> None:
+        """Export what the broker's replicators sent, and whether the broker answers."""
+        self.registry.register(_BrokerCollector(node))
+
     def run_finished(self, result: RunResult) -> None:
         """Account for one finished run."""
         metrics: dict[str, Any] = result.metrics
@@ -84,6 +91,25 @@ class ServerMetrics:
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _BrokerCollector:
+    """Exports the replication counters at scrape time (`bench/bench_broker.py`: per token)."""
+
+    def __init__(self, node: BrokerNode) -> None:
+        self.node = node
+
+    def collect(self) -> Any:
+        stats = self.node.stats
+        for name, help_text, value in (
+            ("commands", "Redis commands the replicators sent.", stats.commands),
+            ("events", "Events the replicators wrote to run streams.", stats.events),
+            ("round_trips", "Replication round trips to Redis.", stats.round_trips),
+        ):
+            yield CounterMetricFamily(f"agentcast_broker_{name}", help_text, value=value)
+        yield GaugeMetricFamily(
+            "agentcast_broker_up", "1 while the broker answers.", value=0 if self.node.down else 1
+        )
 
 
 class _WriteCollector:

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import HTTPException
 from starlette.types import Scope
 
-from agentcast.errors import ConfigError
+from agentcast.errors import BrokerUnavailable, ConfigError
 from agentcast.ids import check_id, session_key
-from agentcast.runtime import ManagedRun, RunManager, RunResult
+from agentcast.runtime import ManagedRun, RunManager, RunResult, SessionPolicy
 from agentcast.server._auth import check_api_keys
 from agentcast.server._config import ServedAgent, ServerConfig
 from agentcast.server._gc import tune_gc
@@ -28,6 +28,9 @@ from agentcast.server._health import StoreHealth
 from agentcast.server._metrics import ServerMetrics
 from agentcast.server._transport import DIRECT_BODY, DirectBody
 from agentcast.sessions import SessionStore
+
+if TYPE_CHECKING:
+    from agentcast.broker._node import BrokerNode
 
 __all__ = ["ServerState", "not_found"]
 
@@ -79,6 +82,18 @@ class ServerState:
         self.metrics.watch(self.manager)
         self.own_middleware: int | None = None
         """How many middleware `create_app` installed; None until it did (no direct body)."""
+        self.node: BrokerNode | None = None
+        if self.config.broker is not None:
+            from agentcast.broker import attach, open_broker
+
+            broker = open_broker(
+                self.config.broker,
+                lease=self.config.broker_lease,
+                retention=self.config.retention,
+                maxlen=self.config.stream_maxlen,
+            )
+            self.node = attach(broker, self.manager)
+            self.metrics.watch_broker(self.node)
 
     def direct_body(self, scope: Scope) -> DirectBody | None:
         """The connection's `DirectBody` for an event stream, when its body may bypass ASGI.
@@ -94,6 +109,80 @@ class ServerState:
         body = scope.get("extensions", {}).get(DIRECT_BODY)
         return body if isinstance(body, DirectBody) and body.usable() else None
 
+    async def check_broker(self) -> None:
+        """Check that the broker answers, then close the connection.
+
+        The loop that serves opens its own.
+
+        Raises:
+            BrokerUnavailable: it does not.
+        """
+        if self.node is not None:
+            try:
+                await self.node.broker.connect()
+            finally:
+                await self.node.broker.aclose()
+
+    async def start_run(
+        self,
+        prompt: str,
+        *,
+        session_id: str | None,
+        owner: str | None,
+        policy: SessionPolicy | None = None,
+        **options: Any,
+    ) -> ManagedRun:
+        """Start a run (`RunManager.start`), with the session policy across workers.
+
+        With a broker, the session policy (`policy`, else the server's) first holds across
+        workers, and the run is registered before this returns, so any worker finds it.
+
+        Raises:
+            SessionBusy: the session is busy and the policy is `reject`.
+            BrokerUnavailable: the broker does not answer (503).
+        """
+        key = None
+        self.ensure_broker()
+        if self.node is not None and session_id is not None:
+            key = self.session_key(session_id, owner)
+            await self.node.claim_session(key, policy or self.config.session_policy)
+        try:
+            managed = self.manager.start(prompt, session_id=session_id, owner=owner, **options)
+        except BaseException:
+            if key is not None and self.node is not None:
+                await self.node.release_session(key)
+            raise
+        await self.started(managed)
+        return managed
+
+    async def active_run(self, session_id: str, who: str | None) -> ManagedRun | None:
+        """The run in progress on the caller's session, on this worker or another.
+
+        With a broker, the run on another worker is the one holding the session's lock.
+        """
+        managed = self.manager.active(session_id, owner=who)
+        if managed is None and self.node is not None:
+            run_id = await self.node.holder(self.session_key(session_id, who))
+            if run_id is not None:
+                managed = await self.node.find(run_id, who)
+        if managed is None or managed.run.done:
+            return None
+        return managed
+
+    async def started(self, managed: ManagedRun) -> None:
+        """Wait until a run just started is known to every worker (no wait without a broker).
+
+        Raises:
+            BrokerUnavailable: the broker did not answer.
+        """
+        if self.node is not None:
+            await self.node.registered(managed)
+
+    def ensure_broker(self) -> None:
+        """Raise `BrokerUnavailable` (503) while the broker is known to be down."""
+        if self.node is not None and self.node.down:
+            raise BrokerUnavailable("the broker is unavailable; retry shortly")
+
     def _run_finished(self, result: RunResult) -> None:
         self.metrics.run_finished(result)
         self.health.run_finished(result)
@@ -107,12 +196,16 @@ class ServerState:
             ConfigError: the store's schema is newer than this agentcast knows.
         """
         await self.health.start()
+        if self.node is not None:
+            await self.node.start()
         if self.config.tune_gc:
             tune_gc()
         try:
             yield
         finally:
             await self.manager.aclose()
+            if self.node is not None:
+                await self.node.aclose()
 
     # -- auth and lookups ------------------------------------------------------------------
 
@@ -151,9 +244,18 @@ class ServerState:
         """Where the caller's session `session_id` is stored (400 for an id breaking the rule)."""
         return session_key(check_id(session_id), who)
 
-    def find_run(self, run_id: str, who: str | None) -> ManagedRun:
-        """The caller's run `run_id`: another owner's is as unknown as a missing one (404)."""
+    async def find_run(self, run_id: str, who: str | None) -> ManagedRun:
+        """The caller's run `run_id`: another owner's is as unknown as a missing one (404).
+
+        With a broker, a run executing on another worker is found in the registry, with the
+        same rule, and served from a local replica of its stream.
+
+        Raises:
+            BrokerUnavailable: the run is not here and the broker does not answer (503).
+        """
         managed = self.manager.get(check_id(run_id, "run_id"), owner=who)
+        if managed is None and self.node is not None:
+            managed = await self.node.find(run_id, who)
         if managed is None:
             raise not_found("run", run_id)
         return managed

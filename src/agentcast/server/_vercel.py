@@ -78,12 +78,13 @@ def vercel_router(server: ServerState) -> APIRouter:
         while (previous := server.manager.active(chat_id, owner=who)) is not None:
             server.manager.cancel(previous)
             await previous.run.wait()
-        managed = server.manager.start(
+        managed = await server.start_run(
             turn.prompt,
             session_id=chat_id,
             actor_id=who,
             owner=who,
             history=turn.history,
+            policy="interrupt",  # across workers too: a new answer supersedes the old one
         )
         return _stream(server, managed)
 
@@ -93,11 +94,11 @@ def vercel_router(server: ServerState) -> APIRouter:
         status_code=200,
         responses={
             204: {"description": "No run is in progress on this chat."},
-            **error_responses(400, 401, 410, 422),
+            **error_responses(400, 401, 410, 422, 503),
         },
     )
     async def resume(chat_id: str, who: str | None = Depends(actor)) -> Response:
-        managed = server.manager.active(check_id(chat_id, "id"), owner=who)
+        managed = await server.active_run(check_id(chat_id, "id"), who)
         if managed is None:
             return Response(status_code=204)
         return _stream(server, managed)

@@ -83,7 +83,7 @@ async def serve_websocket(ws: WebSocket, server: ServerState, who: str | None) -
                 if kind == "start":
                     body = InvokeRequest.model_validate(message)
                     await server.health.ensure()
-                    managed = server.manager.start(
+                    managed = await server.start_run(
                         body.prompt,
                         session_id=body.session_id,
                         actor_id=who or body.actor_id,
@@ -101,7 +101,7 @@ async def serve_websocket(ws: WebSocket, server: ServerState, who: str | None) -
                         ),
                     )
                 elif kind == "resume":
-                    managed = server.find_run(str(message.get("run_id")), who)
+                    managed = await server.find_run(str(message.get("run_id")), who)
                     after = parse_last_event_id(message.get("after"))
                     options = _options(message.get("stream_options"))
                     check_resume(managed.run.log, after)
@@ -118,7 +118,7 @@ async def serve_websocket(ws: WebSocket, server: ServerState, who: str | None) -
                     target = message.get("run_id") or (
                         following[0].run.run_id if following else None
                     )
-                    managed = server.find_run(str(target), who)
+                    managed = await server.find_run(str(target), who)
                     status = server.manager.cancel(managed)
                     await ws.send_text(cancel_status_frame(managed.run.run_id, status))
                 elif kind == "ping":

@@ -70,7 +70,8 @@ class AgentcastServer(ServerState):
         )
         async def invoke(body: InvokeRequest, who: str | None = Depends(actor)) -> Response:
             await server.health.ensure()
-            managed = server.manager.start(
+            server.ensure_broker()
+            managed = await server.start_run(
                 body.prompt,
                 session_id=body.session_id,
                 actor_id=who or body.actor_id,
@@ -89,7 +90,7 @@ class AgentcastServer(ServerState):
         @router.get(
             "/runs/{run_id}/stream",
             summary="Join or resume a run's event stream (SSE)",
-            responses=error_responses(400, 401, 404, 410, 422),
+            responses=error_responses(400, 401, 404, 410, 422, 503),
         )
         async def stream(
             run_id: str,
@@ -104,7 +105,7 @@ class AgentcastServer(ServerState):
             ] = None,
             who: str | None = Depends(actor),
         ) -> Response:
-            managed = server.find_run(run_id, who)
+            managed = await server.find_run(run_id, who)
             header = request.headers.get("last-event-id")
             cursor = parse_last_event_id(after if header is None else header)
             options = StreamOptions(buffer_size=buffer_size, max_delay=max_delay)
@@ -116,19 +117,19 @@ class AgentcastServer(ServerState):
             "/runs/{run_id}/cancel",
             status_code=202,
             summary="Cancel a run",
-            responses=error_responses(400, 401, 404, 408, 413, 422),
+            responses=error_responses(400, 401, 404, 408, 413, 422, 503),
         )
         async def cancel(run_id: str, who: str | None = Depends(actor)) -> dict[str, Any]:
-            managed = server.find_run(run_id, who)
+            managed = await server.find_run(run_id, who)
             return {"run_id": run_id, "status": server.manager.cancel(managed)}
 
         @router.get(
             "/runs/{run_id}",
             summary="A run's status",
-            responses=error_responses(400, 401, 404, 422),
+            responses=error_responses(400, 401, 404, 422, 503),
         )
         async def run_status(run_id: str, who: str | None = Depends(actor)) -> dict[str, Any]:
-            managed = server.find_run(run_id, who)
+            managed = await server.find_run(run_id, who)
             run, result = managed.run, managed.run.result
             return {
                 "run_id": run.run_id,
@@ -136,6 +137,8 @@ class AgentcastServer(ServerState):
                 "status": "finished" if run.done else "running",
                 "last_seq": run.log.next_seq - 1,
                 "readers": managed.readers,
+                # Readers at other workers (with a broker), as the executing worker knows them.
+                "remote_readers": managed.remote_readers,
                 "outcome": result.outcome if result else None,
                 "output": result.output if result else None,
                 "metrics": result.metrics if result else None,
