@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from agentcast import Agent
+from agentcast.encoders import PING
 from agentcast.encoders.sse import decode_event
 from agentcast.events import LLMToken
 from agentcast.models import OfflineChatModel
@@ -161,3 +162,41 @@ async def test_a_client_leaving_an_idle_direct_stream_frees_its_reader_at_once()
         assert managed.readers == 0
         managed.run.cancel()
         await managed.run.wait()
+
+
+async def test_a_caught_up_direct_stream_still_gets_its_heartbeat():
+    # Caught up, the stream is written by the run's task (`PushWriter`) and its own task
+    # sleeps: the silence of the run must still wake it for the keep-alive comment.
+    app = app_with(token_delay=3600, heartbeat=0.05)
+    async with Served(app) as served:
+        sock = await served.connect()
+        loop = asyncio.get_running_loop()
+        await loop.sock_sendall(sock, request("/invoke", {"prompt": PROMPT, "stream": True}))
+        seen = b""
+        with anyio.fail_after(HANG_GUARD):
+            while seen.count(PING) < 2:  # two: the silence is measured again after each
+                seen += await loop.sock_recv(sock, 65536)
+        assert b"llm_start" in seen.split(PING)[0]
+        sock.close()
+        [managed] = app.state.agentcast.manager._runs.values()  # noqa: SLF001
+        managed.run.cancel()
+        await managed.run.wait()
+
+
+async def test_a_direct_stream_writes_each_token_as_the_run_logs_it():
+    # One token per loop iteration (a network-like model): each goes out in a write of its
+    # own, from the run's task, and the counters say so.
+    app = app_with(token_delay=0.001)
+    async with Served(app) as served, httpx.AsyncClient(base_url=served.url) as c:
+        _, body = await raw_exchange(served, request("/invoke", {"prompt": PROMPT, "stream": True}))
+        text = (await c.get("/metrics")).text
+    events, answer = shape(dechunk(body))
+    assert events[-1] == "agent_end" and answer
+    counters = {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith("agentcast_stream_")
+    }
+    frames = dechunk(body).count(b"\nid: ")
+    assert counters["agentcast_stream_events_total"] == frames
+    assert counters["agentcast_stream_writes_total"] >= frames * 0.9  # one event per write

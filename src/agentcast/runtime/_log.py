@@ -10,15 +10,27 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Final
+from typing import Final, Protocol
 
 from agentcast.errors import InvalidInput, ResumeGap
 from agentcast.events import BaseEvent, LLMToken
 
-__all__ = ["HEARTBEAT", "EventLog", "LogReader", "ResumeGap"]
+__all__ = ["HEARTBEAT", "EventLog", "LogListener", "LogReader", "ResumeGap"]
 
 HEARTBEAT: Final = object()
 """Returned by a `LogReader` with a heartbeat instead of an event when the run was silent."""
+
+
+class LogListener(Protocol):
+    """Told of each append as it happens, in the appending task (`EventLog.listen`)."""
+
+    def on_append(self, event: BaseEvent) -> bool:
+        """Handle the event just appended; return False to stop listening. Must not raise."""
+        ...
+
+    def on_close(self) -> None:
+        """The log closed (it stops listening then). Must not raise."""
+        ...
 
 
 class EventLog:
@@ -38,6 +50,7 @@ class EventLog:
         "_events",
         "_first_seq",
         "_limit",
+        "_listeners",
         "_trim_at",
         "_waiter",
         "_waiters",
@@ -54,6 +67,7 @@ class EventLog:
         # case is one reader, woken once per token), any others in the list.
         self._waiter: asyncio.Future[None] | None = None
         self._waiters: list[asyncio.Future[None]] = []
+        self._listeners: list[LogListener] = []
         # A plain attribute, not a property: readers check it twice per token.
         self.next_seq = first_seq
 
@@ -79,6 +93,8 @@ class EventLog:
                 waiter.set_result(None)
             if self._waiters:
                 self._wake()
+        if self._listeners:
+            self._tell(event)
 
     @property
     def first_seq(self) -> int:
@@ -104,6 +120,31 @@ class EventLog:
         """Mark the log complete; readers finish after the last event."""
         self._closed = True
         self._wake()
+        listeners, self._listeners = self._listeners, []
+        for listener in listeners:
+            listener.on_close()
+
+    def listen(self, listener: LogListener) -> None:
+        """Tell `listener` of every append from now on, synchronously, until it declines.
+
+        What lets a reader that has caught up have each event written by the appending task
+        itself, instead of being woken for it (a future, a loop callback, a task step per
+        token). A closed log tells it `on_close()` at once.
+        """
+        if self._closed:
+            listener.on_close()
+        else:
+            self._listeners.append(listener)
+
+    def unlisten(self, listener: LogListener) -> None:
+        """Stop telling `listener` (nothing when it is not listening)."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _tell(self, event: BaseEvent) -> None:
+        for listener in list(self._listeners):
+            if not listener.on_append(event):
+                self.unlisten(listener)
 
     def snapshot(self) -> list[BaseEvent]:
         """Return the retained events."""
@@ -262,6 +303,20 @@ class LogReader:
         if not self._tokens:
             ready = [event for event in ready if event.__class__ is not LLMToken]
         return ready
+
+    @property
+    def position(self) -> int:
+        """The `seq` of the next event this reader returns."""
+        return self._next
+
+    @property
+    def stopped(self) -> bool:
+        """Whether `aclose()` or `interrupt()` was called."""
+        return self._closed
+
+    def passed(self, event: BaseEvent) -> None:
+        """Count the event just logged as read (a listener wrote it for this reader)."""
+        self._next = event.seq + 1
 
     async def aclose(self) -> None:
         """Stop reading: the next `__anext__` ends the iteration."""

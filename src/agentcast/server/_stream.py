@@ -12,15 +12,12 @@ the same text in fewer frames and the run never waits for it (the log absorbs th
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from typing import Any
 
-from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Scope
 
-from agentcast.encoders import PING, ProtocolEncoder, encode_event
-from agentcast.errors import ResumeGap
+from agentcast.encoders import ProtocolEncoder, encode_event
 from agentcast.events import BaseEvent
 from agentcast.runtime import (
     HEARTBEAT,
@@ -29,11 +26,18 @@ from agentcast.runtime import (
     ManagedRun,
     RunManager,
     TokenBuffer,
-    coalesce,
+)
+from agentcast.server._body import (
+    BACKLOG,
+    EventStreamResponse,
+    Projection,
+    StreamBody,
+    WriteStats,
 )
 from agentcast.server._transport import DirectBody
 
 __all__ = [
+    "BACKLOG",
     "HEARTBEAT",
     "SSE_HEADERS",
     "EncoderProjection",
@@ -46,45 +50,8 @@ __all__ = [
     "read_events",
 ]
 
-BACKLOG = 64
-"""Events found at one wake-up from which a reader counts as behind: its adjacent tokens of
-one call are then joined (`agentcast.runtime.coalesce`), the same text in fewer frames."""
-
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
 """Headers of every event stream: no caching, no proxy buffering."""
-
-
-class WriteStats:
-    """How many writes the event streams made and how many events they carried.
-
-    Two ints, bumped once per write; `/metrics` exports them as `agentcast_stream_writes_total`
-    and `agentcast_stream_events_total` (their ratio is the events per write), and the
-    streams written straight to the connection (`DirectBody`) as `agentcast_stream_direct_total`.
-    """
-
-    __slots__ = ("direct", "events", "writes")
-
-    def __init__(self) -> None:
-        self.writes = 0
-        self.events = 0
-        self.direct = 0
-
-
-class Projection(Protocol):
-    """Turns a run's events into one protocol's bytes, for `event_stream`."""
-
-    closes_on_gap: bool
-    """Whether a reader that fell behind the bounded log ends the stream with `end()` (a
-    protocol with a terminal error chunk) rather than breaking the connection (native SSE,
-    whose client resumes with `Last-Event-ID` and gets the 410)."""
-
-    def frames(self, event: BaseEvent) -> bytes:
-        """The bytes of one event (empty when the protocol shows nothing for it)."""
-        ...
-
-    def end(self) -> bytes:
-        """The bytes that end the stream, once, after the log's last event."""
-        ...
 
 
 class _Native:
@@ -182,7 +149,7 @@ def event_stream(
     """
     check_resume(managed.run.log, after)
     return EventStreamResponse(
-        _Body(
+        StreamBody(
             manager,
             managed,
             projection,
@@ -195,137 +162,3 @@ def event_stream(
         ),
         headers=dict(SSE_HEADERS, **headers),
     )
-
-
-class _Body:
-    """What one event stream writes, and how: the loop that `EventStreamResponse` runs.
-
-    The loop runs in a task of its own (`EventStreamResponse`), so a wake-up per token resumes
-    this loop and the reader, not the two dozen coroutines of the ASGI app's middleware and
-    routing that the request's own task is nested in.
-    """
-
-    def __init__(
-        self,
-        manager: RunManager,
-        managed: ManagedRun,
-        projection: Projection,
-        *,
-        heartbeat: float,
-        after: int,
-        stream_tokens: bool,
-        buffer: TokenBuffer | None,
-        stats: WriteStats,
-        direct: Callable[[Scope], DirectBody | None] | None,
-    ) -> None:
-        self.manager = manager
-        self.managed = managed
-        self.projection = projection
-        self.buffer = buffer
-        self.stats = stats
-        self.direct = direct
-        self.reader = LogReader(managed.run.log, after, tokens=stream_tokens, heartbeat=heartbeat)
-        self.gone = False
-        """Set when the client disconnected (what the ASGI path learns from `receive`)."""
-
-    def disconnected(self) -> None:
-        """The client left: stop, also while waiting for the run."""
-        self.gone = True
-        self.reader.interrupt()
-
-    async def run(self, scope: Scope, send: Send) -> None:
-        """Write the stream's body (its head is sent) and its end, unless the client left."""
-        body = self.direct(scope) if self.direct is not None else None
-        # The reader is counted from here: whatever ends the body uncounts it (the
-        # disconnect policy applies to a failed send, a dropped socket, a cancelled task).
-        with self.manager.reader(self.managed):
-            if body is not None:
-                self.stats.direct += 1
-                await self._write_all(body.write, lambda: body.disconnected or self.gone)
-            else:
-
-                async def via_asgi(data: bytes) -> None:
-                    await send({"type": "http.response.body", "body": data, "more_body": True})
-
-                await self._write_all(via_asgi, lambda: self.gone)
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    async def _write_all(
-        self, write: Callable[[bytes], Awaitable[None] | None], gone: Callable[[], bool]
-    ) -> None:
-        projection, counts, buffer, reader = self.projection, self.stats, self.buffer, self.reader
-        frames = projection.frames
-        source: AsyncIterator[Any] = reader if buffer is None else buffer.events(reader)
-        try:
-            async for item in source:
-                if item is HEARTBEAT:
-                    data, sent = PING, 0
-                else:
-                    # A buffered stream's batches are the buffer's to make.
-                    ready = reader.take_ready() if buffer is None else ()
-                    sent = 1 + len(ready)
-                    if not ready:
-                        data = frames(item)
-                    elif len(ready) < BACKLOG:
-                        data = b"".join([frames(item), *map(frames, ready)])
-                    else:  # the reader fell behind (a slow client): join its tokens
-                        data = b"".join(map(frames, coalesce([item, *ready])))
-                if data:
-                    if sent:
-                        counts.writes += 1
-                        counts.events += sent
-                    pending = write(data)
-                    if pending is not None:
-                        await pending
-                if gone():
-                    return
-        except ResumeGap:
-            if not projection.closes_on_gap:
-                raise
-        finally:
-            if buffer is not None:
-                await source.aclose()  # type: ignore[attr-defined]
-        tail = projection.end()
-        if tail and not gone():
-            pending = write(tail)
-            if pending is not None:
-                await pending
-
-
-class EventStreamResponse(Response):
-    """A `text/event-stream` response whose body is a run's events, written by `_Body`.
-
-    Not a `StreamingResponse`: the body is written by a task of its own (straight to the
-    connection under `agentcast serve`, see `DirectBody`) while the request's task waits for
-    the client's disconnect: two tasks, as a `StreamingResponse` has, but no async generator
-    or task group between the log and the socket, and nothing per token in the request's task.
-    """
-
-    media_type = "text/event-stream"
-
-    def __init__(self, body: _Body, status_code: int = 200, *, headers: Mapping[str, str]) -> None:
-        self._body = body
-        self.status_code = status_code
-        self.background = None
-        self.init_headers(headers)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Send the head, then the body until the run's log ends or the client leaves."""
-        body = self._body
-        await send(
-            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-        )
-        writer = asyncio.ensure_future(body.run(scope, send))
-        try:
-            # Once the body's end is sent, `receive` answers `http.disconnect` (ASGI): this
-            # task wakes twice in a stream's life, at its end or at the client's leaving.
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            if not writer.done():
-                body.disconnected()
-            await writer
-        except OSError:  # the client went away mid-write (ASGI 2.4 servers raise it)
-            return
-        finally:
-            if not writer.done():  # this task was cancelled (a shutdown): so is the writer
-                writer.cancel()

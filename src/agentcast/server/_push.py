@@ -1,0 +1,143 @@
+"""A caught-up event stream written by the run's own task: no wake-up of the stream per token.
+
+While a stream's reader has read everything its run logged, the stream listens to the log
+(`EventLog.listen`) with a `PushWriter`: each event the run appends is framed and written to
+the connection inside `append`, by the appending task. The stream's own task sleeps meanwhile
+and wakes only when something needs it: the connection's buffer is full (it waits for the
+drain), the log closed, the client left, a heartbeat is due, or a frame failed to build. That
+saves, per token, the reader's future, the loop callback that resolves it and the task step
+that resumes the stream, which is most of what a stream costs beyond the write itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from agentcast.events import BaseEvent, LLMToken
+from agentcast.runtime import EventLog, LogReader
+from agentcast.server._transport import DirectBody
+
+if TYPE_CHECKING:
+    from agentcast.server._body import WriteStats
+
+__all__ = ["PushWriter"]
+
+
+class PushWriter:
+    """Writes each appended event of `log` for `reader`, until it must hand back to its task.
+
+    Args:
+        log: the run's log; the reader has read all of it.
+        reader: the stream's reader, whose cursor follows what is written here.
+        body: the connection's direct writer.
+        frames: the projection's bytes of one event.
+        stats: the write counters.
+        tokens: False skips `llm_token` events (the stream's filter).
+        heartbeat: seconds of the run's silence after which the task wakes to send a ping.
+    """
+
+    __slots__ = (
+        "_body",
+        "_frames",
+        "_heartbeat_ns",
+        "_log",
+        "_reader",
+        "_stats",
+        "_timer",
+        "_tokens",
+        "_wake",
+        "drain",
+        "failed",
+        "ping_due",
+    )
+
+    def __init__(
+        self,
+        log: EventLog,
+        reader: LogReader,
+        body: DirectBody,
+        frames: Callable[[BaseEvent], bytes],
+        stats: WriteStats,
+        *,
+        tokens: bool,
+        heartbeat: float,
+    ) -> None:
+        self._log = log
+        self._reader = reader
+        self._body = body
+        self._frames = frames
+        self._stats = stats
+        self._tokens = tokens
+        self._heartbeat_ns = int(heartbeat * 1e9)
+        self._wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._timer: asyncio.TimerHandle | None = None
+        self.drain: Awaitable[None] | None = None
+        """The wait for the connection's buffer to drain, when a write filled it."""
+        self.failed: Exception | None = None
+        """What failed while building or writing a frame (the task raises it)."""
+        self.ping_due = False
+        """Whether the run was silent for a heartbeat."""
+
+    async def wait(self) -> None:
+        """Listen until the task is needed again (see the module's docstring)."""
+        self._arm(self._heartbeat_ns / 1e9)
+        self._log.listen(self)
+        try:
+            await self._wake
+        finally:
+            self._log.unlisten(self)
+            if self._timer is not None:
+                self._timer.cancel()
+
+    def stop(self) -> bool:
+        """Wake the task (the client left, or the listener must hand back); returns False."""
+        if not self._wake.done():
+            self._wake.set_result(None)
+        return False
+
+    def on_append(self, event: BaseEvent) -> bool:
+        """Write the event just logged; False (and wake the task) when it cannot go on."""
+        reader = self._reader
+        if reader.stopped or self._body.disconnected:
+            return self.stop()  # the event stays unread: the task ends the stream
+        reader.passed(event)
+        if not self._tokens and event.__class__ is LLMToken:
+            return True
+        try:
+            data = self._frames(event)
+            if not data:
+                return True
+            stats = self._stats
+            stats.writes += 1
+            stats.events += 1
+            pending = self._body.write(data)
+        except Exception as exc:  # never into the run: its stream fails, not the run
+            self.failed = exc
+            return self.stop()
+        if pending is not None:
+            self.drain = pending
+            return self.stop()
+        return True
+
+    def on_close(self) -> None:
+        """The run's log closed: the task writes the stream's end."""
+        self.stop()
+
+    def _arm(self, delay: float) -> None:
+        self._timer = asyncio.get_running_loop().call_later(delay, self._check_silence)
+
+    def _check_silence(self) -> None:
+        # The run's last event carries its time: silence is measured from it, so events
+        # cost the heartbeat nothing (no clock read, no timer moved per token).
+        log = self._log
+        last = log.get(log.next_seq - 1).ts if log.next_seq > log.first_seq else 0
+        left = last + self._heartbeat_ns - time.time_ns()
+        if left > 0:
+            self._arm(left / 1e9)
+        else:
+            self._timer = None
+            self.ping_due = True
+            self.stop()
