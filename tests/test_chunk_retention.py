@@ -98,7 +98,7 @@ async def test_the_direct_path_yields_what_astream_yields(options):
 
     from agentcast.models import OfflineChatModel
     from agentcast.models.demo_tools import demo_tools
-    from agentcast.sources._direct import _direct_target, stream_model
+    from agentcast.sources._direct import _direct_target, feed_model, stream_model
 
     model = OfflineChatModel(token_delay=0, **options).bind_tools(demo_tools())
     assert _direct_target(model) is not None
@@ -114,7 +114,10 @@ async def test_the_direct_path_yields_what_astream_yields(options):
         )
 
     direct = [shape(c) async for c in stream_model(model, messages)]
+    fed: list[AIMessageChunk] = []
+    await feed_model(model, messages, fed.append)  # what the native agent drives
     standard = [shape(c) async for c in model.astream(messages)]
     # astream appends one empty closing chunk (chunk_position="last"); nothing reads it
     assert standard[-1][0] in ("", []) and not standard[-1][3]
     assert direct == standard[:-1]
+    assert [shape(c) for c in fed] == direct

@@ -22,9 +22,10 @@ from typing import Any
 from langchain_core.callbacks import AsyncCallbackManager
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, BaseMessageChunk
+from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.runnables import Runnable, RunnableBinding, ensure_config
 
-__all__ = ["stream_model"]
+__all__ = ["feed_model", "stream_model"]
 
 _Normalize = Callable[[Sequence[BaseMessage]], list[BaseMessage]]
 
@@ -92,24 +93,72 @@ def _would_be_seen(model: BaseChatModel) -> bool:
     return bool(manager.handlers or manager.inheritable_handlers)
 
 
-async def _direct(
+async def feed_model(
+    runnable: Runnable[Any, Any],
+    messages: list[BaseMessage],
+    feed: Callable[[BaseMessageChunk], object],
+) -> None:
+    """Stream one model call into `feed`, chunk by chunk: what `stream_model` yields.
+
+    A coroutine, not a generator: on the direct path the model's own `_astream` is the only
+    generator between the provider's bytes and `feed` (one generator resume per token less
+    than iterating `stream_model`). Whatever ends the call closes the model's stream here.
+    """
+    target = _direct_target(runnable)
+    if target is None:
+        chunks: Any = runnable.astream(messages)
+        adopt = None
+    else:
+        model, kwargs = target
+        chunks, default_id = _open(model, messages, kwargs)
+        adopt = _adopter(default_id)
+    try:
+        if adopt is None:
+            async for chunk in chunks:
+                feed(chunk)
+        else:
+            async for generation in chunks:
+                feed(adopt(generation))
+    finally:
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def _open(
     model: BaseChatModel, messages: list[BaseMessage], kwargs: dict[str, Any]
-) -> AsyncIterator[BaseMessageChunk]:
+) -> tuple[AsyncIterator[ChatGenerationChunk], str]:
     assert _normalize is not None
     stop = kwargs.pop("stop", None)
     default_id = f"lc_run--{uuid.uuid4()}"  # what `astream` names a call's messages
-    chunks = model._astream(_normalize(messages), stop=stop, **kwargs)  # noqa: SLF001
+    return model._astream(_normalize(messages), stop=stop, **kwargs), default_id  # noqa: SLF001
+
+
+def _adopter(default_id: str) -> Callable[[ChatGenerationChunk], BaseMessageChunk]:
+    """The per-chunk fix-ups `astream` applies: the call's message id, the generation info."""
+
+    def adopt(generation: ChatGenerationChunk) -> BaseMessageChunk:
+        message = generation.message
+        if message.id is None:
+            message.id = default_id
+        info = generation.generation_info
+        if info:
+            if _GATEWAY_KEY is not None and _GATEWAY_KEY in info:
+                info = {k: v for k, v in info.items() if k != _GATEWAY_KEY}
+            message.response_metadata = {**info, **message.response_metadata}
+        return message
+
+    return adopt
+
+
+async def _direct(
+    model: BaseChatModel, messages: list[BaseMessage], kwargs: dict[str, Any]
+) -> AsyncIterator[BaseMessageChunk]:
+    chunks, default_id = _open(model, messages, kwargs)
+    adopt = _adopter(default_id)
     try:
-        async for chunk in chunks:
-            message = chunk.message
-            if message.id is None:
-                message.id = default_id
-            info = chunk.generation_info
-            if info:
-                if _GATEWAY_KEY is not None and _GATEWAY_KEY in info:
-                    info = {k: v for k, v in info.items() if k != _GATEWAY_KEY}
-                message.response_metadata = {**info, **message.response_metadata}
-            yield message
+        async for generation in chunks:
+            yield adopt(generation)
     finally:
         close = getattr(chunks, "aclose", None)
         if close is not None:

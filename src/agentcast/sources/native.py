@@ -1,6 +1,6 @@
 """The native agent: a tool-calling loop over any LangChain chat model, with no middle layer.
 
-Tokens go from the model's chunks (`_direct.stream_model`: its own stream when no callback
+Tokens go from the model's chunks (`_direct.feed_model`: its own stream when no callback
 handler would see the call, else `astream`) through `LLMCallStream` straight into the run's
 sink: no callback manager, no `astream_events`, no queue. Parallel tool calls run concurrently, each
 in a task of its own that carries the scope that routes `agentcast.emit(...)` and the tokens of
@@ -10,7 +10,6 @@ LLMs the tool calls back into the run (see `_nested`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -26,7 +25,7 @@ from agentcast.errors import MaxStepsExceeded
 from agentcast.events import Error, Message, ToolEnd, ToolStart, json_safe
 from agentcast.events._scope import ToolScope, current_tool_scope
 from agentcast.sources._base import RunRequest, RunSink
-from agentcast.sources._direct import stream_model
+from agentcast.sources._direct import feed_model
 from agentcast.sources._messages import to_langchain
 from agentcast.sources._nested import NestedLLMHandler, nested_handler_var
 from agentcast.sources.llm_call import LLMCallResult, LLMCallStream, ParsedToolCall
@@ -123,14 +122,10 @@ class NativeAgentSource:
                 name=self._class_name,
             )
             stream.start()
-            feed = stream.feed
-            chunks = stream_model(self._bound, messages)
             try:
-                # Closed here, not left to the collector: a cancelled run must stop the model
-                # call before it repairs and saves the turn.
-                async with contextlib.aclosing(chunks):  # type: ignore[type-var]
-                    async for chunk in chunks:
-                        feed(chunk)
+                # The model's stream is closed in there, not left to the collector: a
+                # cancelled run must stop the model call before it repairs and saves the turn.
+                await feed_model(self._bound, messages, stream.feed)
             except Exception as exc:
                 stream.fail("error")
                 error = classify_provider_error(exc)
