@@ -142,7 +142,13 @@ class EventLog:
             self._listeners.remove(listener)
 
     def _tell(self, event: BaseEvent) -> None:
-        for listener in list(self._listeners):
+        listeners = self._listeners
+        if len(listeners) == 1:  # the usual case, once per token: no copy of the list
+            listener = listeners[0]
+            if not listener.on_append(event):
+                self.unlisten(listener)
+            return
+        for listener in list(listeners):
             if not listener.on_append(event):
                 self.unlisten(listener)
 

@@ -100,10 +100,9 @@ class PushWriter:
 
     def on_append(self, event: BaseEvent) -> bool:
         """Write the event just logged; False (and wake the task) when it cannot go on."""
-        reader = self._reader
-        if reader.stopped or self._body.disconnected:
-            return self.stop()  # the event stays unread: the task ends the stream
-        reader.passed(event)
+        # No check for a client that left: `DirectBody` drops what is written then, and the
+        # disconnect itself wakes the task (`StreamBody.disconnected`), which stops this.
+        self._reader.passed(event)
         if not self._tokens and event.__class__ is LLMToken:
             return True
         try:

@@ -56,9 +56,8 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connecti
 
 class _Native:
     closes_on_gap = False
-
-    def frames(self, event: BaseEvent) -> bytes:
-        return encode_event(event)
+    # The encoder itself, not a method calling it: one Python call less per token.
+    frames = staticmethod(encode_event)
 
     def end(self) -> bytes:
         return b""
