@@ -179,3 +179,35 @@ async def test_a_heartbeat_reader_arms_one_timer_per_idle_period_not_one_per_tok
         del loop.call_at
     assert [e.seq for e in seen] == list(range(500))
     assert len(armed) <= 2, f"{len(armed)} timers for 500 tokens"
+
+
+async def test_a_listener_is_told_each_append_until_it_declines_and_of_the_close():
+    class Listener:
+        def __init__(self, keep: int) -> None:
+            self.seen: list[int] = []
+            self.keep = keep
+            self.closed = 0
+
+        def on_append(self, event) -> bool:  # type: ignore[no-untyped-def]
+            self.seen.append(event.seq)
+            return len(self.seen) < self.keep
+
+        def on_close(self) -> None:
+            self.closed += 1
+
+    log = EventLog()
+    short, long = Listener(keep=2), Listener(keep=100)
+    log.listen(short)
+    log.listen(long)
+    for seq in range(4):
+        log.append(token(seq))
+    assert short.seen == [0, 1] and long.seen == [0, 1, 2, 3]  # the first declined at 2
+    log.unlisten(long)
+    log.append(token(4))
+    assert long.seen == [0, 1, 2, 3]
+    log.listen(long)
+    log.close()
+    assert (short.closed, long.closed) == (0, 1)
+    late = Listener(keep=100)
+    log.listen(late)  # a closed log says so at once, and keeps nobody
+    assert late.closed == 1 and late.seen == []
