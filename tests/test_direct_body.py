@@ -200,3 +200,43 @@ async def test_a_direct_stream_writes_each_token_as_the_run_logs_it():
     frames = dechunk(body).count(b"\nid: ")
     assert counters["agentcast_stream_events_total"] == frames
     assert counters["agentcast_stream_writes_total"] >= frames * 0.9  # one event per write
+
+
+async def test_a_burst_of_tokens_goes_out_in_few_writes(monkeypatch):
+    # A model that hands over many chunks at once (one network read holding them): the
+    # pushed stream writes the first at once and the rest of the burst in one send.
+    from langchain_core.messages import AIMessageChunk
+
+    from agentcast.runtime import EventLog
+    from agentcast.testing import ScriptedChatModel
+
+    chunks = [AIMessageChunk(content=f"t{i} ") for i in range(60)]
+    listening = asyncio.Event()
+    listen = EventLog.listen
+
+    def listen_and_tell(log, listener):
+        listen(log, listener)
+        listening.set()
+
+    monkeypatch.setattr(EventLog, "listen", listen_and_tell)
+
+    async def until_the_stream_listens(call: int, index: int) -> None:
+        # Before the burst the stream has caught up and listens; then the 60 chunks come
+        # without a suspension.
+        if index == 0:
+            await listening.wait()
+
+    model = ScriptedChatModel(turns=[chunks], before_chunk=until_the_stream_listens)
+    app = create_app(Agent(model, store=MemoryStore()), tune_gc=False)
+    async with Served(app) as served, httpx.AsyncClient(base_url=served.url) as c:
+        _, body = await raw_exchange(served, request("/invoke", {"prompt": PROMPT, "stream": True}))
+        text = (await c.get("/metrics")).text
+    events, answer = shape(dechunk(body))
+    assert answer == "".join(chunk.content for chunk in chunks) and events[-1] == "agent_end"
+    counters = {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith("agentcast_stream_")
+    }
+    assert counters["agentcast_stream_events_total"] >= 60
+    assert counters["agentcast_stream_writes_total"] <= 20, counters

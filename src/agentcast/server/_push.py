@@ -23,7 +23,12 @@ from agentcast.server._transport import DirectBody
 if TYPE_CHECKING:
     from agentcast.server._body import WriteStats
 
-__all__ = ["PushWriter"]
+__all__ = ["BURST_NS", "PushWriter"]
+
+BURST_NS = 100_000
+"""Events stamped closer together than this (ns) are a burst: a model that hands over several
+chunks at once (one network read holding many). The first goes out at once, the rest of the
+burst in one write at the end of the loop iteration: one send, not one per token."""
 
 
 class PushWriter:
@@ -40,9 +45,11 @@ class PushWriter:
     """
 
     __slots__ = (
+        "_batch",
         "_body",
         "_frames",
         "_heartbeat_ns",
+        "_last",
         "_log",
         "_reader",
         "_stats",
@@ -74,6 +81,10 @@ class PushWriter:
         self._heartbeat_ns = int(heartbeat * 1e9)
         self._wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._timer: asyncio.TimerHandle | None = None
+        self._last = 0
+        """The stamp of the last event written at once (`BURST_NS`)."""
+        self._batch: list[bytes] | None = None
+        """A burst's frames, written by `_flush` at the end of the loop iteration."""
         self.drain: Awaitable[None] | None = None
         """The wait for the connection's buffer to drain, when a write filled it."""
         self.failed: Exception | None = None
@@ -91,6 +102,7 @@ class PushWriter:
             self._log.unlisten(self)
             if self._timer is not None:
                 self._timer.cancel()
+            self._flush()  # a burst not written yet goes before whatever the task writes
 
     def stop(self) -> bool:
         """Wake the task (the client left, or the listener must hand back); returns False."""
@@ -109,9 +121,18 @@ class PushWriter:
             data = self._frames(event)
             if not data:
                 return True
-            stats = self._stats
-            stats.writes += 1
-            stats.events += 1
+            self._stats.events += 1
+            batch = self._batch
+            if batch is not None:
+                batch.append(data)
+                return True
+            stamp = event.ts
+            if stamp - self._last < BURST_NS:
+                self._batch = [data]
+                asyncio.get_running_loop().call_soon(self._flush)
+                return True
+            self._last = stamp
+            self._stats.writes += 1
             pending = self._body.write(data)
         except Exception as exc:  # never into the run: its stream fails, not the run
             self.failed = exc
@@ -124,6 +145,26 @@ class PushWriter:
     def on_close(self) -> None:
         """The run's log closed: the task writes the stream's end."""
         self.stop()
+
+    def _flush(self) -> None:
+        batch = self._batch
+        if batch is None:
+            return
+        self._batch = None
+        self._last = time.time_ns()
+        self._stats.writes += 1
+        try:
+            pending = self._body.write(b"".join(batch))
+        except Exception as exc:  # a failed write fails the stream, as in `on_append`
+            self.failed = exc
+            self.stop()
+            return
+        if pending is not None:
+            if self.drain is None:
+                self.drain = pending
+            else:  # the task already waits for one drain: the second is the same wait
+                pending.close()  # type: ignore[attr-defined]
+            self.stop()
 
     def _arm(self, delay: float) -> None:
         self._timer = asyncio.get_running_loop().call_later(delay, self._check_silence)
