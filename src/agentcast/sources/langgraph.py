@@ -41,6 +41,7 @@ from agentcast.events._scope import ToolScope, current_tool_scope
 from agentcast.sources._base import RunRequest, RunSink
 from agentcast.sources._calls import CallRegistry
 from agentcast.sources._tracking import RunTreeTracker, TrackedTool
+from agentcast.sources.llm_call import LLMCallStream
 
 __all__ = ["LangGraphSource", "message_record"]
 
@@ -83,15 +84,18 @@ class LangGraphSource:
             stream = graph.astream(
                 graph_input, config, stream_mode=["messages", "updates", "custom"], subgraphs=True
             )
+            on_message = state.on_message
             async with contextlib.aclosing(stream):
                 async for namespace, mode, payload in stream:
                     if mode == "messages":
-                        state.on_message(namespace, *payload)
+                        on_message(namespace, payload)
                     elif mode == "custom":
                         state.on_custom(payload)
                     elif mode == "updates":
                         state.on_update(namespace, payload)
-                    yield
+                        # Once a step, not once an item: readers follow the run's log, and a
+                        # yield per token would cost one more generator resume per token.
+                        yield
             state.close_calls()
             if state.interrupt is not None:
                 sink.interrupt(state.interrupt)
@@ -145,32 +149,47 @@ class _StreamState:
     def __init__(self, sink: RunSink) -> None:
         self.sink = sink
         self.calls = CallRegistry(sink.emit, sink.track_text, sink.emit_token)
+        self._get = self.calls.get
         self.output: str | None = None
         self.interrupt: Any = None
         self.steps_seen: set[str] = set()
 
     def on_message(
-        self, namespace: tuple[str, ...], message: BaseMessage, meta: dict[str, Any]
+        self, namespace: tuple[str, ...], item: tuple[BaseMessage, dict[str, Any]]
     ) -> None:
+        message, meta = item
+        if message.__class__ is AIMessageChunk:
+            # The per-token case, first and with the fields read from the chunk's `__dict__`
+            # (a pydantic attribute read costs several dict subscripts).
+            fields = message.__dict__
+            key = fields["id"] or ""
+            call = self._get(key)
+            if call is None:
+                call = self._open(key, namespace, meta)
+            call.feed(message)
+            if fields.get("chunk_position") == "last":
+                self.calls.finish(key)
+            return
         if not isinstance(message, (AIMessage, AIMessageChunk)):
             return  # tool results are reported by tool_end; human input by agent_start
         key = message.id or ""
-        call = self.calls.get(key)
-        if call is None:
-            provenance = meta.get(_META) or {}
-            call = self.calls.open(
-                key,
-                call_id=provenance.get("call_id") or key,
-                parent_id=provenance.get("parent_id") or ("|".join(namespace) or None),
-                depth=provenance.get("depth", 0) + len(namespace),
-                model=meta.get("ls_model_name"),
-                name=provenance.get("name"),
-                tags=tuple(meta.get("tags") or ()),
-                node=meta.get("langgraph_node"),
-            )
+        call = self._get(key) or self._open(key, namespace, meta)
         call.feed(message)
         if not isinstance(message, AIMessageChunk) or message.chunk_position == "last":
             self.calls.finish(key)
+
+    def _open(self, key: str, namespace: tuple[str, ...], meta: dict[str, Any]) -> LLMCallStream:
+        provenance = meta.get(_META) or {}
+        return self.calls.open(
+            key,
+            call_id=provenance.get("call_id") or key,
+            parent_id=provenance.get("parent_id") or ("|".join(namespace) or None),
+            depth=provenance.get("depth", 0) + len(namespace),
+            model=meta.get("ls_model_name"),
+            name=provenance.get("name"),
+            tags=tuple(meta.get("tags") or ()),
+            node=meta.get("langgraph_node"),
+        )
 
     def on_custom(self, payload: Any) -> None:
         if isinstance(payload, dict) and _MARK in payload:

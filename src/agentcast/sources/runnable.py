@@ -77,9 +77,13 @@ class RunnableSource:
         events = self.runnable.astream_events(
             self.make_input(request.input, request.history), version="v2"
         )
+        on_event = mapper.on_event
         async for event in events:
-            mapper.on_event(dict(event))
-            yield
+            on_event(dict(event))
+            if event["event"] == "on_tool_end":
+                # Once a tool, not once an event: readers follow the run's log, and a yield
+                # per token would cost one more generator resume per token.
+                yield
         mapper.close()
         output = mapper.output
         sink.message({"role": "assistant", "content": output if isinstance(output, str) else ""})
