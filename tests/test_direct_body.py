@@ -240,3 +240,44 @@ async def test_a_burst_of_tokens_goes_out_in_few_writes(monkeypatch):
     }
     assert counters["agentcast_stream_events_total"] >= 60
     assert counters["agentcast_stream_writes_total"] <= 20, counters
+
+
+async def test_a_direct_reader_that_stops_reading_catches_up_with_joined_tokens():
+    # The client stops reading (4 KB socket buffers each side): the pushed writes fill the
+    # connection, the stream hands back to its task, which waits for the drain while the run
+    # goes on (the log absorbs it); once the client reads again, the backlog comes as joined
+    # tokens: the same text, the last seq of each join, lifecycle events as they were.
+    from langchain_core.messages import AIMessageChunk
+
+    from agentcast.testing import ScriptedChatModel
+
+    async def hop(call: int, index: int) -> None:
+        await asyncio.sleep(0)  # one loop iteration per token, as a network gives
+
+    chunks = [AIMessageChunk(content=f"token{i:04d} ") for i in range(3000)]
+    model = ScriptedChatModel(turns=[chunks], before_chunk=hop)
+    app = create_app(Agent(model, store=MemoryStore()), tune_gc=False)
+    manager = app.state.agentcast.manager
+    async with Served(app, send_buffer=4096) as served:
+        loop = asyncio.get_running_loop()
+        sock = await served.connect(receive_buffer=4096)
+        await loop.sock_sendall(sock, request("/invoke", {"prompt": PROMPT, "stream": True}))
+        head = b""
+        with anyio.fail_after(HANG_GUARD):
+            while b"\r\n\r\n" not in head:
+                head += await loop.sock_recv(sock, 1)
+            [managed] = manager._runs.values()  # noqa: SLF001
+            await managed.run.wait()  # the run ended while its only reader read nothing
+        body = head.partition(b"\r\n\r\n")[2] + await read_until_closed(sock)
+        sock.close()
+    events = []
+    for frame in dechunk(body).decode().split("\n\n"):
+        if frame.startswith("event:"):
+            fields = dict(line.split(": ", 1) for line in frame.splitlines())
+            events.append(decode_event(fields["event"], fields["data"]))
+    check_invariants(events, contiguous=False)
+    tokens = [e for e in events if isinstance(e, LLMToken)]
+    assert "".join(t.token for t in tokens) == "".join(c.content for c in chunks)
+    assert len(tokens) < len(chunks) / 4, "the backlog came as joined tokens"
+    seqs = [e.seq for e in events]
+    assert seqs == sorted(set(seqs)) and events[-1].type == "agent_end"
