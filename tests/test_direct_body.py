@@ -281,3 +281,31 @@ async def test_a_direct_reader_that_stops_reading_catches_up_with_joined_tokens(
     assert len(tokens) < len(chunks) / 4, "the backlog came as joined tokens"
     seqs = [e.seq for e in events]
     assert seqs == sorted(set(seqs)) and events[-1].type == "agent_end"
+
+
+async def test_a_frame_that_fails_to_build_fails_the_stream_not_the_run(monkeypatch):
+    # The pushed path builds frames inside the run's append: a failure there must end the
+    # stream (its task raises it) and leave the run to finish and save its turn.
+    from agentcast.server import _stream
+
+    encode = _stream.encode_event
+    failed = []
+
+    def fails_at_the_third_token(event):
+        if isinstance(event, LLMToken) and event.seq >= 5 and not failed:
+            failed.append(event.seq)
+            raise UnicodeEncodeError("utf-8", "x", 0, 1, "a frame that cannot be built")
+        return encode(event)
+
+    monkeypatch.setattr(_stream._Native, "frames", staticmethod(fails_at_the_third_token))
+    app = app_with(token_delay=0.001)
+    manager = app.state.agentcast.manager
+    async with Served(app) as served:
+        _, body = await raw_exchange(served, request("/invoke", {"prompt": PROMPT, "stream": True}))
+        [managed] = manager._runs.values()  # noqa: SLF001
+        with anyio.fail_after(HANG_GUARD):
+            result = await managed.run.wait()
+    assert failed, "the failing frame was built"
+    assert not body.endswith(b"0\r\n\r\n"), "the stream was cut, not ended as if complete"
+    assert result.outcome == "success"
+    assert managed.run.log.get(managed.run.log.next_seq - 1).type == "agent_end"

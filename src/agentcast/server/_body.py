@@ -2,7 +2,7 @@
 
 `EventStreamResponse` sends the head, then runs `StreamBody.run` in a task of its own (so a
 write per token resumes only this loop, not the two dozen coroutines of middleware and
-routing the request's task is nested in) while the request's task waits for the client's
+routing the request's task is nested in) while another task waits for the client's
 disconnect. The loop writes every event a wake-up finds in one write, joining a long
 backlog's tokens (a slow client catches up with the same text in fewer frames). Under
 `agentcast serve` it writes straight to the connection (`DirectBody`), and once caught up it
@@ -227,10 +227,9 @@ class StreamBody:
 class EventStreamResponse(Response):
     """A `text/event-stream` response whose body is a run's events, written by `StreamBody`.
 
-    Not a `StreamingResponse`: the body is written by a task of its own while the request's
-    task waits for the client's disconnect: two tasks, as a `StreamingResponse` has, but no
-    async generator or task group between the log and the socket, and nothing per token in
-    the request's task.
+    Not a `StreamingResponse`: the body is written by a task of its own, another waits for the
+    client's disconnect, and the request's task waits for either; no async generator or task
+    group between the log and the socket, and nothing per token in the request's task.
     """
 
     media_type = "text/event-stream"
@@ -250,16 +249,23 @@ class EventStreamResponse(Response):
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
         writer = asyncio.ensure_future(body.run(scope, send))
+        listener = asyncio.ensure_future(_until_disconnect(receive))
         try:
-            # Once the body's end is sent, `receive` answers `http.disconnect` (ASGI): this
-            # task wakes twice in a stream's life, at its end or at the client's leaving.
-            while (await receive())["type"] != "http.disconnect":
-                pass
+            # This task wakes once in a stream's life: when the writer is done (the end was
+            # sent, or it failed: its error then ends the response and closes the
+            # connection), or when the client left first (the writer is told, and stops).
+            await asyncio.wait((writer, listener), return_when=asyncio.FIRST_COMPLETED)
             if not writer.done():
                 body.disconnected()
             await writer
         except OSError:  # the client went away mid-write (ASGI 2.4 servers raise it)
             return
         finally:
+            listener.cancel()
             if not writer.done():  # this task was cancelled (a shutdown): so is the writer
                 writer.cancel()
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
