@@ -88,12 +88,18 @@ class ServerProcess:
         self.log.close()
 
 
-def start_server(kind: str, *, gc_mode: str) -> ServerProcess:
-    """Start one server worker and wait until it answers `/healthz`."""
-    command = [sys.executable, str(BENCH_SERVER), "--serve", kind]
-    command += ["--server-gc", gc_mode]
+def start_server(kind: str, *, gc_mode: str, command: Sequence[str] | None = None) -> ServerProcess:
+    """Start one server worker and wait until it answers `/healthz`.
+
+    `command` replaces bench_server.py's `--serve KIND` (`bench_cluster.py`'s brokered workers);
+    it must print `READY <port> <pid>` as `_servers.serve` does.
+    """
+    if command is None:
+        command = [sys.executable, str(BENCH_SERVER), "--serve", kind, "--server-gc", gc_mode]
     log = tempfile.TemporaryFile()  # noqa: SIM115 - owned by ServerProcess, closed in stop()
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        list(command), stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL
+    )
     server: ServerProcess | None = None
     try:
         assert proc.stdout is not None
@@ -204,8 +210,13 @@ class StreamProtocol(asyncio.Protocol):
     over (a chunk-size line can never look like a stamp).
     """
 
-    def __init__(self, request: bytes, terminal: bytes, latencies: list[int]) -> None:
+    def __init__(
+        self, request: bytes, terminal: bytes, latencies: list[int], since: int = 0
+    ) -> None:
         self.request = request
+        # Tokens due before `since` (ns) are counted but give no sample: a reader that joins a
+        # run already going gets them replayed, late by construction (bench_cluster --cross).
+        self.since = since
         self.terminal = terminal
         self.latencies = latencies
         self.status: int | None = None
@@ -237,8 +248,11 @@ class StreamProtocol(asyncio.Protocol):
                 return
         end = count = 0
         append = self.latencies.append
+        since = self.since
         for match in STAMP.finditer(buffer):
-            append(now - int(match.group(1)))
+            due = int(match.group(1))
+            if due >= since:
+                append(now - due)
             end = match.end()
             count += 1
         self.tokens += count

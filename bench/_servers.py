@@ -84,8 +84,11 @@ class GcWatch:
 # -- the ASGI servers -------------------------------------------------------------------------
 
 
-def build_app(kind: str, watch: GcWatch | None = None) -> Any:
-    """Return the ASGI app of one uvicorn-served kind, plus `/_bench/gc` for the bench."""
+def build_app(kind: str, watch: GcWatch | None = None, **config: Any) -> Any:
+    """Return the ASGI app of one uvicorn-served kind, plus `/_bench/gc` for the bench.
+
+    `config` goes to agentcast's `create_app` (`bench_cluster.py`: `broker=`, `disconnect=`).
+    """
     from fastapi import FastAPI
 
     model = PacedModel()
@@ -93,7 +96,7 @@ def build_app(kind: str, watch: GcWatch | None = None) -> Any:
         from agentcast import Agent
         from agentcast.server import create_app
 
-        app = create_app(Agent(model))
+        app = create_app(Agent(model), **config)
     elif kind in ("plain", "plain-gc"):
         from sse_starlette import EventSourceResponse
 
@@ -246,8 +249,11 @@ def _apply_gc(gc_mode: str) -> None:
         gc.disable()
 
 
-def serve(kind: str, gc_mode: str) -> None:
-    """Run one server worker on a free port of 127.0.0.1; print `READY <port> <pid>` first."""
+def serve(kind: str, gc_mode: str, **config: Any) -> None:
+    """Run one server worker on a free port of 127.0.0.1; print `READY <port> <pid>` first.
+
+    `config` goes to agentcast's `create_app` (the agentcast kind only).
+    """
     raise_open_files()
     watch = GcWatch()
     gc.callbacks.append(watch)
@@ -259,7 +265,7 @@ def serve(kind: str, gc_mode: str) -> None:
         return
     import uvicorn
 
-    app = build_app(kind, watch)
+    app = build_app(kind, watch, **config)
     options: dict[str, Any] = {
         "loop": "asyncio",
         "http": "h11",
