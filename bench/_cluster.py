@@ -73,16 +73,19 @@ def redis_url(spec: str) -> Iterator[str]:
                 server.wait(timeout=10)
 
 
-def redis_commands(url: str) -> int:
-    """All commands the Redis server has run (`INFO commandstats`), the INFO calls left out."""
+def redis_counters(url: str) -> tuple[int, float]:
+    """(commands run, CPU seconds used) by the Redis server so far: `INFO commandstats` with
+    the INFO calls left out, and `INFO cpu` (its own user + system time)."""
     import redis
 
     client = redis.Redis.from_url(url.split("?", 1)[0])
     try:
         stats = client.info("commandstats")
+        cpu = client.info("cpu")
     finally:
         client.close()
-    return sum(v["calls"] for k, v in stats.items() if k not in ("cmdstat_info",))
+    commands = sum(v["calls"] for k, v in stats.items() if k != "cmdstat_info")
+    return commands, float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
 
 
 def replicator_commands(port: int) -> float:

@@ -11,9 +11,10 @@ Per stream count it measures, each level on fresh server processes: the in-proce
 through `GET /runs/{id}/stream` on the next one: the replica path, through the Redis Stream.
 
 Per level: p50/p99/max added latency (receive time - the token's due time, `_load`), server CPU
-per token summed over the workers, Redis commands per token (`INFO commandstats` deltas; the
-replicators' own count from the workers' `/metrics` too), the workers' and the machine's
-run-queue wait (`/proc/<pid>/task/*/schedstat`; the machine's from `/proc/pressure/cpu`).
+per token summed over the workers, Redis commands and Redis CPU per token (`INFO commandstats`
+and `INFO cpu` deltas; the replicators' own count from the workers' `/metrics` too), the
+workers' and the machine's run-queue wait (`/proc/<pid>/task/*/schedstat`,
+`/proc/pressure/cpu`).
 With `--workers-mode`, also `agentcast serve --agent bench/_paced.py:PacedModel --workers N`
 on one port (its parent and forked workers' CPU summed; no per-worker `/metrics` there).
 
@@ -42,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cluster import (  # noqa: E402
     ServeWorkers,
     machine_wait_ns,
-    redis_commands,
+    redis_counters,
     redis_url,
     replicator_commands,
 )
@@ -80,6 +81,7 @@ class ClusterLevel:
     worker_wait_share: float = float("nan")  # the workers' run-queue wait per second, summed
     machine_wait_share: float = float("nan")  # share of the wall time some task waited for a CPU
     redis_commands_per_token: float = float("nan")  # INFO commandstats, all commands
+    redis_cpu_us_per_token: float = float("nan")  # INFO cpu: Redis's own CPU, not in cpu_us
     replicator_commands_per_token: float = float("nan")  # the workers' /metrics counters
     errors: int = 0
     dropped: int = 0
@@ -211,13 +213,13 @@ async def measure(
     )
     await asyncio.sleep(0.3)
 
-    def counters() -> tuple[int, int, int, float, int]:
+    def counters() -> tuple[int, int, int, float, tuple[int, float]]:
         run = wait = 0
         for pid in pids():
             r, w = cpu_ns(pid)
             run, wait = run + r, wait + w
         sent = sum(replicator_commands(p) for p in ports) if per_worker_metrics else 0.0
-        return run, wait, machine_wait_ns(), sent, redis_commands(broker) if broker else 0
+        return run, wait, machine_wait_ns(), sent, redis_counters(broker) if broker else (0, 0.0)
 
     before, began = counters(), time.monotonic()
     latencies: list[int] = []
@@ -234,12 +236,8 @@ async def measure(
     await asyncio.sleep(0.2)  # what follows a stream (saves, the replicators' last writes)
     after, wall = counters(), time.monotonic() - began
     samples = sorted(latencies)
-    level.tokens, level.errors, level.dropped, level.error_samples = (
-        delivered,
-        errors,
-        dropped,
-        tuple(why),
-    )
+    level.tokens, level.errors, level.dropped = delivered, errors, dropped
+    level.error_samples = tuple(why)
     level.p50_ms, level.p99_ms = percentile(samples, 50) / 1e6, percentile(samples, 99) / 1e6
     level.max_ms = samples[-1] / 1e6 if samples else float("nan")
     level.cpu_share = (after[0] - before[0]) / 1e9 / wall
@@ -250,7 +248,8 @@ async def measure(
         if per_worker_metrics:
             level.replicator_commands_per_token = (after[3] - before[3]) / delivered
         if broker:
-            level.redis_commands_per_token = (after[4] - before[4]) / delivered
+            level.redis_commands_per_token = (after[4][0] - before[4][0]) / delivered
+            level.redis_cpu_us_per_token = (after[4][1] - before[4][1]) * 1e6 / delivered
     level.wall_s = wall
     return level
 
@@ -313,15 +312,15 @@ def print_table(levels: Sequence[ClusterLevel]) -> None:
     """One line per level, then broker ÷ in-process CPU per token at each stream count."""
     print(
         f"{'mode':<13}{'wk':>3}{'streams':>8}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}"
-        f"{'µs/tok':>8}{'cpu':>6}{'wait':>6}{'mach':>6}{'redis/tok':>10}{'repl/tok':>9}"
-        f"{'err':>5}{'drop':>5}{'ok':>4}"
+        f"{'µs/tok':>8}{'cpu':>6}{'wait':>6}{'mach':>6}{'redis µs':>9}{'redis/tok':>10}"
+        f"{'repl/tok':>9}{'err':>5}{'drop':>5}{'ok':>4}"
     )
     for lv in levels:
         print(
             f"{lv.mode:<13}{lv.workers:>3}{lv.streams:>8}{lv.p50_ms:>8.1f}{lv.p99_ms:>8.1f}"
             f"{lv.max_ms:>8.1f}{lv.cpu_us_per_token:>8.1f}{lv.cpu_share:>6.2f}"
             f"{lv.worker_wait_share:>6.2f}{lv.machine_wait_share:>6.2f}"
-            f"{lv.redis_commands_per_token:>10.3f}{lv.replicator_commands_per_token:>9.3f}"
+            f"{lv.redis_cpu_us_per_token:>9.1f}{lv.redis_commands_per_token:>10.3f}{lv.replicator_commands_per_token:>9.3f}"
             f"{lv.errors:>5}{lv.dropped:>5}{'yes' if lv.passed else 'NO':>4}"
         )
         for why in lv.error_samples:

@@ -68,5 +68,6 @@ def test_cluster_bench_streams_through_the_broker_and_reports(tmp_path, capsys):
             assert level["redis_commands_per_token"] != level["redis_commands_per_token"]
         else:  # every token went through Redis: at least one command per batch of them
             assert level["redis_commands_per_token"] > 0
+            assert level["redis_cpu_us_per_token"] >= 0
         if level["mode"] in ("broker", "broker-cross"):
             assert level["replicator_commands_per_token"] > 0
