@@ -127,3 +127,34 @@ async def test_a_session_whose_run_logged_its_end_is_free_before_its_lock_is_rel
     await mine.release("k")  # the late release leaves the new holder's lock alone
     assert await broker.holder("k") == taken
     await other.aclose()
+
+
+async def test_concurrent_replicators_count_every_command(broker, monkeypatch):
+    # `stats.commands += await ...` read the counter before the await: replicators that
+    # overlapped lost each other's counts (208 counted for 840 XADDs in a benchmark).
+    import asyncio
+
+    from agentcast.broker._replica import ReplicationStats, replicate
+    from agentcast.runtime import ManagedRun
+
+    monkeypatch.setenv("AGENTCAST_OFFLINE_DELAY", "0.001")  # appends of a few tokens each
+    agent = Agent("offline", store=MemoryStore())
+    stats = ReplicationStats()
+    sent = []
+    append = broker.append
+
+    async def counting_append(*args, **kwargs):
+        commands = await append(*args, **kwargs)
+        sent.append(commands)
+        return commands
+
+    broker.append = counting_append
+    runs = [agent.start("hi", session_id=f"s{i}") for i in range(8)]
+    copies = []
+    for run in runs:
+        managed = ManagedRun(run=run, owner=None)
+        registered = asyncio.get_running_loop().create_future()
+        copies.append(replicate(broker, managed, registered, stats, lambda *_: None))
+    await asyncio.gather(*copies, *(run.execute() for run in runs))
+    assert len(sent) > len(runs)  # several appends per run, overlapping
+    assert stats.commands == sum(sent)

@@ -74,9 +74,10 @@ async def replicate(
         batch = [first, *reader.take_ready()]
         while True:
             try:
-                stats.commands += await broker.append(
-                    run.run_id, batch, last=batch[-1].__class__ is AgentEnd
-                )
+                # Awaited first, then added: `+=` over an await would read the counter
+                # before it and lose the other replicators' updates made meanwhile.
+                sent = await broker.append(run.run_id, batch, last=batch[-1].__class__ is AgentEnd)
+                stats.commands += sent
                 break
             except Fenced:
                 # Another worker declared this one dead and ended the run in the stream:
