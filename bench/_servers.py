@@ -30,6 +30,7 @@ from typing import Any
 from langchain_core.messages import HumanMessage
 from pydantic import BaseModel
 
+from _memory import MemoryTrace
 from _paced import PacedModel, plan_of
 
 HOST = "127.0.0.1"
@@ -84,8 +85,9 @@ class GcWatch:
 # -- the ASGI servers -------------------------------------------------------------------------
 
 
-def build_app(kind: str, watch: GcWatch | None = None) -> Any:
-    """Return the ASGI app of one uvicorn-served kind, plus `/_bench/gc` for the bench."""
+def build_app(kind: str, watch: GcWatch | None = None, memory: MemoryTrace | None = None) -> Any:
+    """Return the ASGI app of one uvicorn-served kind, plus `/_bench/gc` for the bench (and
+    `/_bench/memory` when `memory` traces it)."""
     from fastapi import FastAPI
 
     model = PacedModel()
@@ -120,6 +122,12 @@ def build_app(kind: str, watch: GcWatch | None = None) -> Any:
         return watch.snapshot(reset, tracked) if watch is not None else {}
 
     app.add_api_route("/_bench/gc", gc_stats, methods=["GET"], include_in_schema=False)
+    if memory is not None:
+
+        async def memory_stats(phase: str, streams: int = 1) -> dict[str, Any]:
+            return memory.start() if phase == "start" else memory.middle(streams)
+
+        app.add_api_route("/_bench/memory", memory_stats, include_in_schema=False)
     return app
 
 
@@ -246,9 +254,13 @@ def _apply_gc(gc_mode: str) -> None:
         gc.disable()
 
 
-def serve(kind: str, gc_mode: str) -> None:
-    """Run one server worker on a free port of 127.0.0.1; print `READY <port> <pid>` first."""
+def serve(kind: str, gc_mode: str, trace_memory: bool = False) -> None:
+    """Run one server worker on a free port of 127.0.0.1; print `READY <port> <pid>` first.
+
+    With `trace_memory` (uvicorn-served kinds) it traces its allocations from here on.
+    """
     raise_open_files()
+    memory = MemoryTrace() if trace_memory and kind not in RAW_SERVERS else None
     watch = GcWatch()
     gc.callbacks.append(watch)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -259,7 +271,9 @@ def serve(kind: str, gc_mode: str) -> None:
         return
     import uvicorn
 
-    app = build_app(kind, watch)
+    app = build_app(kind, watch, memory)
+    if memory is not None:
+        memory.trace()
     options: dict[str, Any] = {
         "loop": "asyncio",
         "http": "h11",

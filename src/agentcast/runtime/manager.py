@@ -87,7 +87,7 @@ class ManagedRun:
         remote_readers: how many readers other processes report (a broker keeps it).
         finished_at: monotonic time the run ended, None while it runs.
         size: about how many bytes its events take (JSON), known once it ended.
-        idle: set while no reader is attached (after the last one left).
+        is_idle: no reader is attached (after the last one left); `idle` is its event.
     """
 
     run: RunHandle
@@ -99,7 +99,25 @@ class ManagedRun:
     finished_at: float | None = None
     size: int = 0
     grace: asyncio.TimerHandle | None = field(default=None, repr=False)
-    idle: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    is_idle: bool = False
+    # Made by the first read of `idle` only (tests, tools): an `asyncio.Event` and its deque
+    # are ~0.8 KB per run, which the server itself never waits on.
+    _idle: asyncio.Event | None = field(default=None, repr=False)
+
+    @property
+    def idle(self) -> asyncio.Event:
+        """An event set while no reader is attached (after the last one left)."""
+        if self._idle is None:
+            self._idle = asyncio.Event()
+            if self.is_idle:
+                self._idle.set()
+        return self._idle
+
+    def set_idle(self, idle: bool) -> None:
+        """Record whether no reader is attached (and tell the `idle` event, if made)."""
+        self.is_idle = idle
+        if self._idle is not None:
+            self._idle.set() if idle else self._idle.clear()
 
 
 class RunManager:
@@ -276,7 +294,7 @@ class RunManager:
     def attach(self, managed: ManagedRun) -> None:
         """A reader attached: a pending grace-period cancel is called off."""
         managed.readers += 1
-        managed.idle.clear()
+        managed.set_idle(False)
         if managed.remote:
             if self.on_readers is not None:
                 self.on_readers(managed)
@@ -292,11 +310,11 @@ class RunManager:
             if self.on_readers is not None:
                 self.on_readers(managed)
             if managed.readers == 0:
-                managed.idle.set()
+                managed.set_idle(True)
             return
         if managed.readers > 0:
             return
-        managed.idle.set()
+        managed.set_idle(True)
         if managed.finished_at is not None or self.remote_readers(managed):
             return
         if self.disconnect == "cancel":
