@@ -156,7 +156,7 @@ def profiling(pid: int, out: Path | None, py_spy: str) -> Iterator[None]:
 
 def http_get(port: int, path: str) -> tuple[int, bytes]:
     """A blocking HTTP/1.0 GET on 127.0.0.1 (for health and stats; never timed)."""
-    with socket.create_connection((HOST, port), timeout=5) as conn:
+    with socket.create_connection((HOST, port), timeout=60) as conn:
         conn.sendall(f"GET {path} HTTP/1.0\r\nHost: {HOST}\r\n\r\n".encode())
         chunks = []
         while chunk := conn.recv(65536):
