@@ -8,7 +8,11 @@ to an owner, by the innermost frame of its traceback that belongs to one:
     agentcast  src/agentcast (whatever it calls: pydantic, msgspec, LangChain's wrappers)
     framework  uvicorn, h11, starlette, fastapi, anyio, sse_starlette
     model      bench/_paced.py (the fake model's chunks)
-    other      none of these: asyncio, the interpreter
+    other      none of these within the traceback's frames
+
+uvicorn's `Server.run` is at the bottom of every stack of the server's loop, so `other` is ~0:
+asyncio's own objects (tasks, transports, futures) count for whoever's code made them, e.g. a
+task agentcast creates is agentcast's, a connection's transport the framework's.
 
 agentcast's retained event log (the events of the runs started in the level, which a resume
 replays) is split out of the others: every object an `EventLog` of those runs holds (each
@@ -84,7 +88,9 @@ class MemoryTrace:
         for frame in reversed(traceback):  # innermost first
             for prefix, owner in dirs:
                 if frame.filename.startswith(prefix):
-                    found = (owner, f"{frame.filename.removeprefix(prefix)}:{frame.lineno}")
+                    # Named from the package's folder on: `starlette/routing.py:157`.
+                    where = os.path.relpath(frame.filename, os.path.dirname(prefix.rstrip(os.sep)))
+                    found = (owner, f"{where}:{frame.lineno}")
                     break
             else:
                 continue
