@@ -136,9 +136,11 @@ class MemoryTrace:
             grown[owner] += diff
             sites[owner][site] += diff
         log = self._log_bytes()
-        for owner, size in log.pop("by_owner").items():
+        for (owner, site), size in log.pop("by_site").items():
             grown[owner] -= size
             grown["log"] += size
+            if site and owner in sites:  # the sites are those of what is not the log
+                sites[owner][site] -= size
         return {
             "streams": streams,
             "bytes_per_stream": {owner: grown[owner] / streams for owner in OWNERS},
@@ -153,29 +155,29 @@ class MemoryTrace:
         old = {id(log) for log in self._old_logs}
         logs = [log for log in _event_logs() if id(log) not in old]
         seen: set[int] = set()
-        by_owner: Counter[str] = Counter()
+        by_site: Counter[tuple[str, str]] = Counter()
         events = tokens = token_bytes = 0
         for log in logs:
             items = log._events
-            size = sys.getsizeof(items)
-            by_owner["agentcast"] += size  # its item array grows in EventLog.append
+            # Its item array grows in EventLog.append (agentcast's; no one site to name).
+            by_site["agentcast", ""] += sys.getsizeof(items)
             for event in items:
                 events += 1
-                own = self._deep(event, seen, by_owner)
+                own = self._deep(event, seen, by_site)
                 if type(event).__name__ == "LLMToken":
                     tokens += 1
                     token_bytes += own
-        total = sum(by_owner.values())
+        total = sum(by_site.values())
         return {
             "logs": len(logs),
             "events": events,
             "log_bytes_per_event": total / events if events else float("nan"),
             "tokens": tokens,
             "bytes_per_token_event": token_bytes / tokens if tokens else float("nan"),
-            "by_owner": by_owner,
+            "by_site": by_site,
         }
 
-    def _deep(self, root: Any, seen: set[int], by_owner: Counter[str]) -> int:
+    def _deep(self, root: Any, seen: set[int], by_site: Counter[tuple[str, str]]) -> int:
         # An event's own objects: the struct, its strings, tuples, dicts and nested structs.
         # Objects already counted (a run's shared id strings) count once, for the first event.
         total = 0
@@ -188,7 +190,7 @@ class MemoryTrace:
             traceback = tracemalloc.get_object_traceback(obj)
             if traceback is not None:  # else older than tracing, interned, or a free-list's
                 size = sys.getsizeof(obj)
-                by_owner[self.owner(traceback)[0]] += size
+                by_site[self.owner(traceback)] += size
                 total += size
             fields = getattr(type(obj), "__struct_fields__", None)
             if fields is not None:
