@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _memory import server_memory
 from _paced import prompt_for
 from _servers import HOST
 
@@ -88,7 +89,13 @@ class ServerProcess:
         self.log.close()
 
 
-def start_server(kind: str, *, gc_mode: str, command: Sequence[str] | None = None) -> ServerProcess:
+def start_server(
+    kind: str,
+    *,
+    gc_mode: str,
+    command: Sequence[str] | None = None,
+    trace_memory: bool = False,
+) -> ServerProcess:
     """Start one server worker and wait until it answers `/healthz`.
 
     `command` replaces bench_server.py's `--serve KIND` (`bench_cluster.py`'s brokered workers);
@@ -96,6 +103,7 @@ def start_server(kind: str, *, gc_mode: str, command: Sequence[str] | None = Non
     """
     if command is None:
         command = [sys.executable, str(BENCH_SERVER), "--serve", kind, "--server-gc", gc_mode]
+        command += ["--trace-memory"] if trace_memory else []
     log = tempfile.TemporaryFile()  # noqa: SIM115 - owned by ServerProcess, closed in stop()
     proc = subprocess.Popen(
         list(command), stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL
@@ -161,7 +169,7 @@ def profiling(pid: int, out: Path | None, py_spy: str) -> Iterator[None]:
 
 def http_get(port: int, path: str) -> tuple[int, bytes]:
     """A blocking HTTP/1.0 GET on 127.0.0.1 (for health and stats; never timed)."""
-    with socket.create_connection((HOST, port), timeout=5) as conn:
+    with socket.create_connection((HOST, port), timeout=60) as conn:
         conn.sendall(f"GET {path} HTTP/1.0\r\nHost: {HOST}\r\n\r\n".encode())
         chunks = []
         while chunk := conn.recv(65536):
@@ -309,6 +317,7 @@ class Level:
     run: int = 0
     events_per_write: float = float("nan")
     tracked_per_token: float = float("nan")
+    memory: dict[str, Any] = field(default_factory=dict)  # --trace-memory: `_memory.middle`
 
     @property
     def server_cpu_us_per_token_without_gc(self) -> float:
@@ -403,6 +412,7 @@ async def measure_level(
     profile: Path | None = None,
     py_spy: str = "py-spy",
     count_objects: bool = False,
+    trace_memory: bool = False,
 ) -> Level:
     """Warm the server up, then run one level against it and read its counters around it."""
     level = Level(server.kind, streams, tokens, rate, expected_tokens=streams * tokens)
@@ -427,6 +437,7 @@ async def measure_level(
             rate=rate,
             ramp=ramp,
             count_objects=count_objects,
+            trace_memory=trace_memory,
         )
 
 
@@ -439,8 +450,11 @@ async def _measure(
     rate: float,
     ramp: float,
     count_objects: bool = False,
+    trace_memory: bool = False,
 ) -> Level:
     loop = asyncio.get_running_loop()
+    if trace_memory:
+        server_memory(server.port, "start")
     base = server_gc(server.port, reset=True, tracked=count_objects)
     writes_before = stream_writes(server.port) if server.kind == "agentcast" else {}
     middle: dict[str, Any] = {}
@@ -448,13 +462,18 @@ async def _measure(
     async def count_mid_level() -> None:
         # Halfway through the streams: live tracked objects, over the tokens in flight.
         await asyncio.sleep(ramp + tokens / rate / 2)
-        middle.update(
-            await loop.run_in_executor(
-                None, lambda: server_gc(server.port, reset=False, tracked=True)
+        if count_objects:
+            middle.update(
+                await loop.run_in_executor(
+                    None, lambda: server_gc(server.port, reset=False, tracked=True)
+                )
             )
-        )
+        if trace_memory:
+            level.memory = await loop.run_in_executor(
+                None, lambda: server_memory(server.port, "middle", streams)
+            )
 
-    counter = asyncio.create_task(count_mid_level()) if count_objects else None
+    counter = asyncio.create_task(count_mid_level()) if count_objects or trace_memory else None
     rss_base = rss_bytes(server.pid)
     peak = rss_base
     lags: list[float] = []

@@ -30,6 +30,7 @@ from typing import Any
 from langchain_core.messages import HumanMessage
 from pydantic import BaseModel
 
+from _memory import MemoryTrace
 from _paced import PacedModel, plan_of
 
 HOST = "127.0.0.1"
@@ -84,8 +85,11 @@ class GcWatch:
 # -- the ASGI servers -------------------------------------------------------------------------
 
 
-def build_app(kind: str, watch: GcWatch | None = None, **config: Any) -> Any:
-    """Return the ASGI app of one uvicorn-served kind, plus `/_bench/gc` for the bench.
+def build_app(
+    kind: str, watch: GcWatch | None = None, memory: MemoryTrace | None = None, **config: Any
+) -> Any:
+    """Return the ASGI app of one uvicorn-served kind, plus `/_bench/gc` for the bench (and
+    `/_bench/memory` when `memory` traces it).
 
     `config` goes to agentcast's `create_app` (`bench_cluster.py`: `broker=`, `disconnect=`).
     """
@@ -123,6 +127,12 @@ def build_app(kind: str, watch: GcWatch | None = None, **config: Any) -> Any:
         return watch.snapshot(reset, tracked) if watch is not None else {}
 
     app.add_api_route("/_bench/gc", gc_stats, methods=["GET"], include_in_schema=False)
+    if memory is not None:
+
+        async def memory_stats(phase: str, streams: int = 1) -> dict[str, Any]:
+            return memory.start() if phase == "start" else memory.middle(streams)
+
+        app.add_api_route("/_bench/memory", memory_stats, include_in_schema=False)
     return app
 
 
@@ -249,12 +259,14 @@ def _apply_gc(gc_mode: str) -> None:
         gc.disable()
 
 
-def serve(kind: str, gc_mode: str, **config: Any) -> None:
+def serve(kind: str, gc_mode: str, trace_memory: bool = False, **config: Any) -> None:
     """Run one server worker on a free port of 127.0.0.1; print `READY <port> <pid>` first.
 
+    With `trace_memory` (uvicorn-served kinds) it traces its allocations from here on;
     `config` goes to agentcast's `create_app` (the agentcast kind only).
     """
     raise_open_files()
+    memory = MemoryTrace() if trace_memory and kind not in RAW_SERVERS else None
     watch = GcWatch()
     gc.callbacks.append(watch)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -265,7 +277,9 @@ def serve(kind: str, gc_mode: str, **config: Any) -> None:
         return
     import uvicorn
 
-    app = build_app(kind, watch, **config)
+    app = build_app(kind, watch, memory, **config)
+    if memory is not None:
+        memory.trace()
     options: dict[str, Any] = {
         "loop": "asyncio",
         "http": "h11",

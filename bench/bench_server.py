@@ -40,6 +40,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _load import LATENCY_TARGET_MS, Level, measure_level, start_server  # noqa: E402
+from _memory import print_memory  # noqa: E402
 from _report import environment, print_report  # noqa: E402
 from _servers import GC_MODES, SERVERS, raise_open_files, serve  # noqa: E402
 
@@ -64,6 +65,7 @@ def run_bench(
     profile: Path | None = None,
     py_spy: str = "py-spy",
     count_objects: bool = False,
+    trace_memory: bool = False,
     progress: Any = None,
 ) -> list[Level]:
     """Measure every server at every stream count, each level on a fresh server process.
@@ -78,7 +80,7 @@ def run_bench(
             order = list(servers) if position % 2 == 0 else list(reversed(servers))
             position += 1
             for kind in order:
-                server = start_server(kind, gc_mode=gc_mode)
+                server = start_server(kind, gc_mode=gc_mode, trace_memory=trace_memory)
                 name = f"{kind}-{count}" + (f"-run{run}" if runs > 1 else "")
                 try:
                     level = asyncio.run(
@@ -91,6 +93,7 @@ def run_bench(
                             profile=None if profile is None else profile / f"{name}.txt",
                             py_spy=py_spy,
                             count_objects=count_objects,
+                            trace_memory=trace_memory,
                         )
                     )
                 finally:
@@ -289,6 +292,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="count the server's live tracked objects halfway through each level (walks every"
         " object once: a pause of some ms, so it is off by default)",
     )
+    parser.add_argument(
+        "--trace-memory",
+        action="store_true",
+        help="trace the uvicorn-served servers' allocations (tracemalloc) and report, halfway"
+        " through each level, the memory grown per stream by owner (agentcast, its event log,"
+        " the framework, the model, other); slows the server several times over: off by default",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--serve", choices=SERVERS, help=argparse.SUPPRESS)
@@ -306,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark (or, with the hidden `--serve KIND`, be one of its servers)."""
     args = parse_args(argv)
     if args.serve:
-        serve(args.serve, args.server_gc)
+        serve(args.serve, args.server_gc, args.trace_memory)
         return 0
     env = environment()
 
@@ -330,10 +340,13 @@ def main(argv: list[str] | None = None) -> int:
         profile=args.profile,
         py_spy=args.py_spy,
         count_objects=args.count_objects,
+        trace_memory=args.trace_memory,
         progress=progress,
     )
     results = verdicts(levels)
     print_report(levels, results, env, args)
+    if args.trace_memory:
+        print_memory(levels)
     if args.json:
         payload = {
             "environment": env,

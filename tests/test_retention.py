@@ -83,3 +83,18 @@ def test_the_server_config_sets_the_retention_caps():
     app = create_app(default_agent(), max_retained_runs=7, max_retained_bytes=1234)
     manager = app.state.agentcast.manager
     assert (manager.max_retained_runs, manager.max_retained_bytes) == (7, 1234)
+
+
+async def test_idle_and_wait_made_on_first_use_still_tell_the_runs_state():
+    # Neither asyncio.Event exists until something asks for it (memory per stream, issue 10).
+    manager = offline_manager(disconnect="continue")
+    managed = manager.start("hello", session_id=None)
+    manager.attach(managed)
+    manager.detach(managed)  # the last reader left before anyone looked at `idle`
+    assert managed.idle.is_set()
+    manager.attach(managed)
+    assert not managed.idle.is_set()
+    result = await managed.run.wait()
+    assert await managed.run.wait() is result  # once ended, at once
+    manager.detach(managed)
+    await managed.idle.wait()

@@ -28,12 +28,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-import msgspec
-
 from agentcast.errors import InvalidInput, SessionBusy
-from agentcast.events import LLMToken, Message
+from agentcast.events import Message
 from agentcast.ids import check_id, session_key
 from agentcast.runtime._handle import RunHandle
+from agentcast.runtime._size import size_of
 from agentcast.runtime.run import Run, RunResult
 
 __all__ = [
@@ -87,7 +86,7 @@ class ManagedRun:
         remote_readers: how many readers other processes report (a broker keeps it).
         finished_at: monotonic time the run ended, None while it runs.
         size: about how many bytes its events take (JSON), known once it ended.
-        idle: set while no reader is attached (after the last one left).
+        is_idle: no reader is attached (after the last one left); `idle` is its event.
     """
 
     run: RunHandle
@@ -99,7 +98,25 @@ class ManagedRun:
     finished_at: float | None = None
     size: int = 0
     grace: asyncio.TimerHandle | None = field(default=None, repr=False)
-    idle: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    is_idle: bool = False
+    # Made by the first read of `idle` only (tests, tools): an `asyncio.Event` and its deque
+    # are ~0.8 KB per run, which the server itself never waits on.
+    _idle: asyncio.Event | None = field(default=None, repr=False)
+
+    @property
+    def idle(self) -> asyncio.Event:
+        """An event set while no reader is attached (after the last one left)."""
+        if self._idle is None:
+            self._idle = asyncio.Event()
+            if self.is_idle:
+                self._idle.set()
+        return self._idle
+
+    def set_idle(self, idle: bool) -> None:
+        """Record whether no reader is attached (and tell the `idle` event, if made)."""
+        self.is_idle = idle
+        if self._idle is not None:
+            self._idle.set() if idle else self._idle.clear()
 
 
 class RunManager:
@@ -249,7 +266,7 @@ class RunManager:
             result = await run.execute()
         finally:
             managed.finished_at = time.monotonic()
-            managed.size = _size_of(managed.run)
+            managed.size = size_of(managed.run)
             self._finished[managed.run.run_id] = managed
             self._finished_bytes += managed.size
             if managed.grace is not None:
@@ -276,7 +293,7 @@ class RunManager:
     def attach(self, managed: ManagedRun) -> None:
         """A reader attached: a pending grace-period cancel is called off."""
         managed.readers += 1
-        managed.idle.clear()
+        managed.set_idle(False)
         if managed.remote:
             if self.on_readers is not None:
                 self.on_readers(managed)
@@ -292,11 +309,11 @@ class RunManager:
             if self.on_readers is not None:
                 self.on_readers(managed)
             if managed.readers == 0:
-                managed.idle.set()
+                managed.set_idle(True)
             return
         if managed.readers > 0:
             return
-        managed.idle.set()
+        managed.set_idle(True)
         if managed.finished_at is not None or self.remote_readers(managed):
             return
         if self.disconnect == "cancel":
@@ -382,23 +399,3 @@ class RunManager:
             managed = self._finished.pop(run_id)
             self._finished_bytes -= managed.size
             del self._runs[run_id]
-
-
-_encoder = msgspec.json.Encoder(enc_hook=repr)
-_TOKEN_BYTES = 200
-"""About what a token's JSON takes besides its text (its envelope and call fields)."""
-
-
-def _size_of(run: RunHandle) -> int:
-    """Return about how many bytes a finished run's retained events take, as JSON.
-
-    Tokens (most of a run's events) are counted as their text plus a fixed envelope, the
-    others encoded: encoding the whole log cost about 1 µs per token of server CPU.
-    """
-    size, others = 0, []
-    for event in run.log.snapshot():
-        if event.__class__ is LLMToken:
-            size += _TOKEN_BYTES + len(event.token)  # type: ignore[attr-defined]
-        else:
-            others.append(event)
-    return size + len(_encoder.encode(others))

@@ -93,7 +93,10 @@ class Run:
         self._failure: Exception | None = None
         self._scope: anyio.CancelScope | None = None
         self.result: RunResult | None = None
-        self._done = asyncio.Event()
+        # Made by the first `wait()` only: an `asyncio.Event` (and its deque) per run is
+        # ~0.8 KB that a streamed run, which nobody waits for, never needs.
+        self._finished = False
+        self._done: asyncio.Event | None = None
 
     @property
     def run_id(self) -> str:
@@ -128,7 +131,10 @@ class Run:
 
     async def wait(self) -> RunResult:
         """Wait until the run has ended and its session is saved."""
-        await self._done.wait()
+        if not self._finished:
+            if self._done is None:
+                self._done = asyncio.Event()
+            await self._done.wait()
         assert self.result is not None
         return self.result
 
@@ -160,7 +166,9 @@ class Run:
         finally:
             if not self.log.closed:  # only after a bug in the runtime: readers must not hang
                 self.log.close()
-            self._done.set()
+            self._finished = True
+            if self._done is not None:
+                self._done.set()
         assert self.result is not None
         return self.result
 
