@@ -33,6 +33,10 @@ from typing import Any
 
 __all__ = ["DIRECT_BODY", "DirectBody", "deadline_protocols", "uvicorn_config"]
 
+_CYCLE = ("flow", "transport", "scope", "disconnected", "response_started", "response_complete")
+"""What `DirectBody` reads of uvicorn's h11 request cycle: without one of them (another
+uvicorn), the protocol offers no direct body and streams take the ASGI path."""
+
 DIRECT_BODY = "agentcast.direct_body"
 """The scope extension under which the protocol offers a request's `DirectBody`."""
 
@@ -138,7 +142,11 @@ class _HeaderDeadline(_SendDeadline):
         # A request whose head is complete has a cycle; its app task has not run yet (it was
         # only scheduled), so the extension is in the scope before the app reads it.
         cycle = getattr(self, "cycle", None)
-        if cycle is not None and cycle is not self._cycle and hasattr(cycle, "flow"):
+        if (
+            cycle is not None
+            and cycle is not self._cycle
+            and all(hasattr(cycle, name) for name in _CYCLE)
+        ):
             extensions = cycle.scope.setdefault("extensions", {})
             extensions.setdefault(DIRECT_BODY, DirectBody(cycle))
 
