@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import anyio
 import httpx
@@ -81,35 +82,55 @@ async def raw_exchange(served: Served, data: bytes) -> tuple[bytes, bytes]:
     return head, body
 
 
+def parse_counters(text: str) -> dict[str, float]:
+    found = re.findall(r"^agentcast_stream_(\w+)_total (\S+)$", text, re.M)
+    return {name: float(value) for name, value in found}
+
+
+async def stream_counters(client: httpx.AsyncClient) -> dict[str, float]:
+    """The streams' counters on /metrics: writes, events, direct (`WriteStats`)."""
+    return parse_counters((await client.get("/metrics")).text)
+
+
+async def open_stream(served: Served):
+    """A raw socket that has sent `POST /invoke` for a stream (and reads nothing yet)."""
+    sock = await served.connect()
+    data = request("/invoke", {"prompt": PROMPT, "stream": True})
+    await asyncio.get_running_loop().sock_sendall(sock, data)
+    return sock
+
+
 async def direct_streams(client: httpx.AsyncClient) -> float:
-    text = (await client.get("/metrics")).text
-    line = next(x for x in text.splitlines() if x.startswith("agentcast_stream_direct_total "))
-    return float(line.split()[1])
+    return (await stream_counters(client))["direct"]
+
+
+async def reference_body(app) -> bytes:
+    """The stream's body through the ASGI path (in process), to compare the direct one with."""
+    async with in_process(app) as c:
+        return (await c.post("/invoke", json={"prompt": PROMPT, "stream": True})).content
 
 
 async def test_the_direct_body_is_the_asgi_body_in_valid_chunks():
     app = app_with()
-    async with in_process(app) as c:
-        reference = await c.post("/invoke", json={"prompt": PROMPT, "stream": True})
+    reference = await reference_body(app)
     async with Served(app) as served, httpx.AsyncClient(base_url=served.url) as c:
         head, body = await raw_exchange(
             served, request("/invoke", {"prompt": PROMPT, "stream": True})
         )
         assert b"transfer-encoding: chunked" in head.lower()
-        assert shape(dechunk(body)) == shape(reference.content)
+        assert shape(dechunk(body)) == shape(reference)
         assert await direct_streams(c) == 1
 
 
 async def test_an_http10_client_gets_the_asgi_path_and_the_whole_body():
     app = app_with()
-    async with in_process(app) as c:
-        reference = await c.post("/invoke", json={"prompt": PROMPT, "stream": True})
+    reference = await reference_body(app)
     async with Served(app) as served, httpx.AsyncClient(base_url=served.url) as c:
         head, body = await raw_exchange(
             served, request("/invoke", {"prompt": PROMPT, "stream": True}, version="1.0")
         )
         assert b"chunked" not in head.lower()  # close-delimited: no chunk framing to bypass
-        assert shape(body) == shape(reference.content)
+        assert shape(body) == shape(reference)
         assert await direct_streams(c) == 0
 
 
@@ -142,9 +163,8 @@ async def test_a_client_leaving_an_idle_direct_stream_frees_its_reader_at_once()
     app = app_with(token_delay=3600, heartbeat=3600)
     manager = app.state.agentcast.manager
     async with Served(app) as served:
-        sock = await served.connect()
+        sock = await open_stream(served)
         loop = asyncio.get_running_loop()
-        await loop.sock_sendall(sock, request("/invoke", {"prompt": PROMPT, "stream": True}))
         head = b""
         with anyio.fail_after(HANG_GUARD):
             while b"llm_start" not in head:  # the stream is open and waiting for a token
@@ -169,9 +189,8 @@ async def test_a_caught_up_direct_stream_still_gets_its_heartbeat():
     # sleeps: the silence of the run must still wake it for the keep-alive comment.
     app = app_with(token_delay=3600, heartbeat=0.05)
     async with Served(app) as served:
-        sock = await served.connect()
+        sock = await open_stream(served)
         loop = asyncio.get_running_loop()
-        await loop.sock_sendall(sock, request("/invoke", {"prompt": PROMPT, "stream": True}))
         seen = b""
         with anyio.fail_after(HANG_GUARD):
             while seen.count(PING) < 2:  # two: the silence is measured again after each
@@ -192,14 +211,10 @@ async def test_a_direct_stream_writes_each_token_as_the_run_logs_it():
         text = (await c.get("/metrics")).text
     events, answer = shape(dechunk(body))
     assert events[-1] == "agent_end" and answer
-    counters = {
-        line.split()[0]: float(line.split()[1])
-        for line in text.splitlines()
-        if line.startswith("agentcast_stream_")
-    }
+    counters = parse_counters(text)
     frames = dechunk(body).count(b"\nid: ")
-    assert counters["agentcast_stream_events_total"] == frames
-    assert counters["agentcast_stream_writes_total"] >= frames * 0.9  # one event per write
+    assert counters["events"] == frames
+    assert counters["writes"] >= frames * 0.9  # one event per write
 
 
 async def test_a_burst_of_tokens_goes_out_in_few_writes(monkeypatch):
@@ -233,13 +248,9 @@ async def test_a_burst_of_tokens_goes_out_in_few_writes(monkeypatch):
         text = (await c.get("/metrics")).text
     events, answer = shape(dechunk(body))
     assert answer == "".join(chunk.content for chunk in chunks) and events[-1] == "agent_end"
-    counters = {
-        line.split()[0]: float(line.split()[1])
-        for line in text.splitlines()
-        if line.startswith("agentcast_stream_")
-    }
-    assert counters["agentcast_stream_events_total"] >= 60
-    assert counters["agentcast_stream_writes_total"] <= 20, counters
+    counters = parse_counters(text)
+    assert counters["events"] >= 60
+    assert counters["writes"] <= 20, counters
 
 
 async def test_a_direct_reader_that_stops_reading_catches_up_with_joined_tokens():
