@@ -377,14 +377,28 @@ async def open_streams(
         except OSError as exc:
             results.append(f"connect: {exc}")
             return
-        try:
-            await asyncio.wait_for(asyncio.shield(protocol.done), timeout)
-        except asyncio.TimeoutError:
-            protocol.error = "timed out"
-            protocol._end()
-        results.append(protocol)
+        results.append(await finish(protocol, timeout))
 
     await asyncio.gather(*(one(k) for k in range(streams)))
+    return tally(results, tokens)
+
+
+async def finish(protocol: StreamProtocol, timeout: float) -> StreamProtocol:
+    """Wait for a stream to end, hanging it up after `timeout` s (then it counts as an error)."""
+    try:
+        await asyncio.wait_for(asyncio.shield(protocol.done), timeout)
+    except asyncio.TimeoutError:
+        protocol.error = "timed out"
+        protocol._end()  # noqa: SLF001 - the protocol's own hang-up
+    return protocol
+
+
+def tally(results: Sequence[StreamProtocol | str], tokens: int) -> tuple[int, int, int, list[str]]:
+    """(tokens delivered, streams that failed, streams cut short, the first five reasons).
+
+    A str in `results` is a stream that never started (why); a stream answered with another
+    status than 200 failed; one that ended early or with an error was cut short.
+    """
     delivered = errors = dropped = 0
     why: list[str] = []
     for result in results:

@@ -52,8 +52,10 @@ from _load import (  # noqa: E402
     ServerProcess,
     StreamProtocol,
     cpu_ns,
+    finish,
     percentile,
     start_server,
+    tally,
 )
 from _paced import prompt_for  # noqa: E402
 from _report import environment  # noqa: E402
@@ -161,29 +163,10 @@ async def spread_streams(
         except (OSError, RuntimeError, asyncio.IncompleteReadError) as exc:
             results.append(f"start: {exc!r}")
             return
-        try:
-            await asyncio.wait_for(asyncio.shield(protocol.done), timeout)
-        except asyncio.TimeoutError:
-            protocol.error = "timed out"
-            protocol._end()  # noqa: SLF001 - the protocol's own hang-up
-        results.append(protocol)
+        results.append(await finish(protocol, timeout))
 
     await asyncio.gather(*(one(k) for k in range(streams)))
-    delivered = errors = dropped = 0
-    why: list[str] = []
-    for result in results:
-        if isinstance(result, str):
-            errors += 1
-            why.append(result)
-            continue
-        delivered += result.tokens
-        if result.status != 200:
-            errors += 1
-            why.append(result.error or f"HTTP {result.status}")
-        elif result.error or result.tokens != tokens:
-            dropped += 1
-            why.append(result.error or f"{result.tokens}/{tokens} tokens")
-    return delivered, errors, dropped, why[:5]
+    return tally(results, tokens)
 
 
 async def measure(

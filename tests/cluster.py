@@ -137,6 +137,26 @@ def sse_events(response: httpx.Response) -> Iterator[BaseEvent]:
             data.append(line[5:].lstrip())
 
 
+def until_first_token(events: Iterator[BaseEvent]) -> list[BaseEvent]:
+    """Read a stream's events up to and including its first `llm_token` (the run is live)."""
+    head = []
+    for event in events:
+        head.append(event)
+        if event.type == "llm_token":
+            break
+    return head
+
+
+@contextlib.contextmanager
+def follow(url: str, run_id: str, after: int) -> Iterator[Iterator[BaseEvent]]:
+    """GET /runs/{id}/stream on the worker at `url`, after `seq`: its events as they arrive."""
+    with (
+        httpx.Client(timeout=30) as client,
+        client.stream("GET", f"{url}/runs/{run_id}/stream", params={"after": str(after)}) as r,
+    ):
+        yield sse_events(r)
+
+
 def read_stream(url: str, *, headers: dict[str, str] | None = None, **params: object) -> list:
     with (
         httpx.Client(timeout=30) as client,

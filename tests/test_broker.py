@@ -18,7 +18,15 @@ import httpx
 import pytest
 
 from agentcast.testing import check_invariants
-from tests.cluster import Cluster, free_port, invoke_stream, read_stream, sse_events
+from tests.cluster import (
+    Cluster,
+    follow,
+    free_port,
+    invoke_stream,
+    read_stream,
+    sse_events,
+    until_first_token,
+)
 
 pytestmark = pytest.mark.slow  # real `agentcast serve` processes
 
@@ -157,20 +165,8 @@ def test_workers_without_a_broker_are_refused_with_the_reason():
 def test_cancel_on_another_worker_stops_the_run_within_100_ms(cluster):
     a, b = cluster.worker(), cluster.worker()
     with invoke_stream(a.url, PROMPT) as (run_id, events):
-        seen = []
-        for event in events:
-            seen.append(event)
-            if event.type == "llm_token":
-                break
-        with (
-            httpx.Client(timeout=30) as client,
-            client.stream(
-                "GET", f"{b.url}/runs/{run_id}/stream", params={"after": str(seen[-1].seq)}
-            ) as response,
-        ):
-            from tests.cluster import sse_events
-
-            on_b = sse_events(response)
+        seen = until_first_token(events)
+        with follow(b.url, run_id, seen[-1].seq) as on_b:
             began, wall = time.perf_counter(), time.time()
             answer = httpx.post(f"{b.url}/runs/{run_id}/cancel", timeout=10)
             assert answer.status_code == 202 and answer.json()["status"] == "cancelling"
@@ -262,14 +258,8 @@ def test_a_killed_worker_s_run_is_ended_by_another_within_the_lease(cluster):
     ended_at: list[float] = []
 
     def read_on_b(run_id: str, after: int) -> None:
-        with (
-            httpx.Client(timeout=30) as client,
-            client.stream(
-                "GET", f"{b.url}/runs/{run_id}/stream", params={"after": str(after)}
-            ) as response,
-        ):
-            for event in sse_events(response):
-                tail.append(event)
+        with follow(b.url, run_id, after) as events:
+            tail.extend(events)
             ended_at.append(time.perf_counter())
 
     head: list = []
@@ -304,11 +294,7 @@ def test_the_session_policy_holds_across_workers(cluster, policy):
     a = cluster.worker("--session-policy", policy)
     b = cluster.worker("--session-policy", policy)
     with invoke_stream(a.url, PROMPT, session_id="shared") as (first_id, events):
-        head = []
-        for event in events:
-            head.append(event)
-            if event.type == "llm_token":
-                break
+        head = until_first_token(events)
         # The second request on the same session reaches the other worker.
         second = httpx.post(
             f"{b.url}/invoke", json={"prompt": "hi", "session_id": "shared"}, timeout=60
@@ -439,11 +425,7 @@ def test_a_broker_lost_mid_run_ends_it_with_a_typed_error_and_503_until_back(clu
     try:
         a = cluster.worker("--lease", "1", broker=f"redis://127.0.0.1:{port}/0")
         with invoke_stream(a.url, PROMPT) as (_, events):
-            head = []
-            for event in events:
-                head.append(event)
-                if event.type == "llm_token":
-                    break
+            head = until_first_token(events)
             redis_server.kill()
             redis_server.wait()
             rest = list(events)  # the reader on the executing worker gets the typed end
@@ -471,18 +453,8 @@ def test_a_broker_lost_mid_run_ends_it_with_a_typed_error_and_503_until_back(clu
 def test_a_worker_shut_down_mid_run_writes_its_own_end_to_the_stream(cluster):
     a, b = cluster.worker(), cluster.worker()
     with invoke_stream(a.url, PROMPT) as (run_id, events):
-        head = []
-        for event in events:
-            head.append(event)
-            if event.type == "llm_token":
-                break
-        with (
-            httpx.Client(timeout=30) as client,
-            client.stream(
-                "GET", f"{b.url}/runs/{run_id}/stream", params={"after": str(head[-1].seq)}
-            ) as response,
-        ):
-            on_b = sse_events(response)
+        head = until_first_token(events)
+        with follow(b.url, run_id, head[-1].seq) as on_b:
             a.stop()  # SIGINT: a graceful shutdown ends every run first
             tail = list(on_b)
     check_invariants([*head, *tail])

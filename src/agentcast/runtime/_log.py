@@ -311,11 +311,6 @@ class LogReader:
         return ready
 
     @property
-    def position(self) -> int:
-        """The `seq` of the next event this reader returns."""
-        return self._next
-
-    @property
     def stopped(self) -> bool:
         """Whether `aclose()` or `interrupt()` was called."""
         return self._closed
