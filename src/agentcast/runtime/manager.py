@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -166,7 +167,9 @@ class RunManager:
         self.on_readers = on_readers
         self._runs: dict[str, ManagedRun] = {}
         # Finished runs, oldest first (the order they ended): what retention evicts.
-        self._finished: dict[str, ManagedRun] = {}
+        # An OrderedDict, not a dict: runs leave from the front, and a dict keeps a hole per
+        # removed entry at its front that each walk from the oldest skips again, until a resize.
+        self._finished: OrderedDict[str, ManagedRun] = OrderedDict()
         self._finished_bytes = 0
         # session key (the id within its owner's namespace) -> the run last started on it
         self._active: dict[str, ManagedRun] = {}

@@ -159,9 +159,12 @@ class Run:
         self._sink.loop = asyncio.get_running_loop()
         self._state.mark_started()
         try:
-            async with anyio.create_task_group() as handlers_group:
-                for handler in self._handlers:
-                    handlers_group.start_soon(self._feed_handler, handler)
+            if self._handlers:
+                async with anyio.create_task_group() as handlers_group:
+                    for handler in self._handlers:
+                        handlers_group.start_soon(self._feed_handler, handler)
+                    await self._execute()
+            else:  # the server's case: no task group to enter and leave per run
                 await self._execute()
         finally:
             if not self.log.closed:  # only after a bug in the runtime: readers must not hang

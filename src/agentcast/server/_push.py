@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from time import monotonic_ns
 from typing import TYPE_CHECKING
 
 from agentcast.events import BaseEvent, LLMToken
@@ -26,9 +27,10 @@ if TYPE_CHECKING:
 __all__ = ["BURST_NS", "PushWriter"]
 
 BURST_NS = 100_000
-"""Events stamped closer together than this (ns) are a burst: a model that hands over several
-chunks at once (one network read holding many). The first goes out at once, the rest of the
-burst in one write at the end of the loop iteration: one send, not one per token."""
+"""Events appended closer together than this (ns, on the monotonic clock) are a burst: a model
+that hands over several chunks at once (one network read holding many). The first goes out at
+once, the rest of the burst in one write at the end of the loop iteration: one send, not one
+per token. (Not the events' own `ts`: it has millisecond resolution, ten times too coarse.)"""
 
 
 class PushWriter:
@@ -82,7 +84,7 @@ class PushWriter:
         self._wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._timer: asyncio.TimerHandle | None = None
         self._last = 0
-        """The stamp of the last event written at once (`BURST_NS`)."""
+        """When (`monotonic_ns`) the last write went out (`BURST_NS`)."""
         self._batch: list[bytes] | None = None
         """A burst's frames, written by `_flush` at the end of the loop iteration."""
         self.drain: Awaitable[None] | None = None
@@ -126,12 +128,12 @@ class PushWriter:
             if batch is not None:
                 batch.append(data)
                 return True
-            stamp = event.ts
-            if stamp - self._last < BURST_NS:
+            now = monotonic_ns()
+            if now - self._last < BURST_NS:
                 self._batch = [data]
                 asyncio.get_running_loop().call_soon(self._flush)
                 return True
-            self._last = stamp
+            self._last = now
             self._stats.writes += 1
             pending = self._body.write(data)
         except Exception as exc:  # never into the run: its stream fails, not the run
@@ -151,7 +153,7 @@ class PushWriter:
         if batch is None:
             return
         self._batch = None
-        self._last = time.time_ns()
+        self._last = monotonic_ns()
         self._stats.writes += 1
         try:
             pending = self._body.write(b"".join(batch))
@@ -170,11 +172,11 @@ class PushWriter:
         self._timer = asyncio.get_running_loop().call_later(delay, self._check_silence)
 
     def _check_silence(self) -> None:
-        # The run's last event carries its time: silence is measured from it, so events
-        # cost the heartbeat nothing (no clock read, no timer moved per token).
+        # The run's last event carries its time (`ts`, in ms): silence is measured from it, so
+        # events cost the heartbeat nothing (no timer moved per token).
         log = self._log
-        last = log.get(log.next_seq - 1).ts if log.next_seq > log.first_seq else 0
-        left = last + self._heartbeat_ns - time.time_ns()
+        last_ms = log.get(log.next_seq - 1).ts if log.next_seq > log.first_seq else 0
+        left = last_ms * 1_000_000 + self._heartbeat_ns - time.time_ns()
         if left > 0:
             self._arm(left / 1e9)
         else:
