@@ -33,9 +33,7 @@ async def measure(per_event: bool, runs: int = 5) -> dict[str, float]:
     for _ in range(runs):
         managed = manager.start(PROMPT, session_id=None)
         await managed.run.wait()
-        # Until the replicator wrote the run's end.
-        replicators = [t for t in node._tasks if t.get_name().startswith("replicate")]  # noqa: SLF001
-        await asyncio.gather(*replicators)
+        await node.replicator.flushed()  # until the replicator wrote the run's end
         log = managed.run.log.snapshot()
         events += len(log)
         tokens += sum(1 for e in log if e.type == "llm_token")

@@ -6,12 +6,14 @@ could die, and ended as the sweeper ends it.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
+import msgspec
 import pytest
 
 from agentcast import Agent
-from agentcast.errors import WorkerLost
+from agentcast.errors import BrokerUnavailable, WorkerLost
 from agentcast.models.demo_tools import demo_tools
 from agentcast.runtime import close_lost_run
 from agentcast.sessions import MemoryStore
@@ -60,17 +62,25 @@ async def broker():
     await broker.aclose()
 
 
+async def _append(broker, run_id, events, *, last=False) -> set[str]:
+    """Append one run's events (then, with `last`, its finishing commands); the runs fenced."""
+    from agentcast.broker.redis import Batch
+
+    fenced = (await broker.append_many([Batch(run_id, events)])).fenced
+    if last and not fenced:
+        await broker.append_many([Batch(run_id, finish=events[-1].outcome)])
+    return fenced
+
+
 @requires_services
 async def test_an_append_after_another_worker_ended_the_run_is_fenced(broker, log):
-    from agentcast.broker.redis import Fenced
-
     run_id = log[0].run_id
-    await broker.append(run_id, log[:5], last=False)
+    await _append(broker, run_id, log[:5])
     last, held = await broker.history(run_id)
     closing = close_lost_run(run_id, "s", held, WorkerLost("gone"))
     assert await broker.end_lost(run_id, last, closing)
-    with pytest.raises(Fenced):  # the worker declared dead wakes up: refused
-        await broker.append(run_id, log[5:9], last=False)
+    # The worker declared dead wakes up: refused.
+    assert await _append(broker, run_id, log[5:9]) == {run_id}
     _, stored = await broker.history(run_id)
     assert stored == [*log[:5], *closing]
     check_invariants(stored)
@@ -79,9 +89,9 @@ async def test_an_append_after_another_worker_ended_the_run_is_fenced(broker, lo
 @requires_services
 async def test_the_sweeper_does_not_end_a_run_whose_stream_moved_on(broker, log):
     run_id = log[0].run_id
-    await broker.append(run_id, log[:5], last=False)
+    await _append(broker, run_id, log[:5])
     last, held = await broker.history(run_id)
-    await broker.append(run_id, log[5:7], last=False)  # the worker was alive after all
+    await _append(broker, run_id, log[5:7])  # the worker was alive after all
     closing = close_lost_run(run_id, "s", held, WorkerLost("gone"))
     assert not await broker.end_lost(run_id, last, closing)
     assert (await broker.history(run_id))[1] == log[:7]
@@ -92,10 +102,10 @@ async def test_the_sweeper_does_not_end_a_run_whose_stream_moved_on(broker, log)
 async def test_an_append_retried_after_a_lost_reply_stores_each_event_once(broker, log, per_event):
     broker.per_event = per_event
     run_id = log[0].run_id
-    await broker.append(run_id, log[:6], last=False)
+    await _append(broker, run_id, log[:6])
     # The reply was lost: the replicator retries the batch, grown meanwhile.
-    await broker.append(run_id, log[:10], last=False)
-    await broker.append(run_id, log[10:], last=True)
+    assert not await _append(broker, run_id, log[:10])
+    await _append(broker, run_id, log[10:], last=True)
     _, stored = await broker.history(run_id)
     assert stored == log
     info = await broker.lookup(run_id)
@@ -118,10 +128,10 @@ async def test_a_session_whose_run_logged_its_end_is_free_before_its_lock_is_rel
 
     await mine.claim("k", "reject", print, ended)
     await mine.bind("k", run_id)
-    await broker.append(run_id, log[:-1], last=False)  # running: the session is busy
+    await _append(broker, run_id, log[:-1])  # running: the session is busy
     with pytest.raises(SessionBusy):
         await theirs.claim("k", "reject", print, ended)
-    await broker.append(run_id, log[-1:], last=True)  # agent_end stored, lock not released
+    await _append(broker, run_id, log[-1:], last=True)  # agent_end stored, lock not released
     taken = await theirs.claim("k", "reject", print, ended)
     assert taken.split(" ")[1] == other.worker_id
     await mine.release("k")  # the late release leaves the new holder's lock alone
@@ -129,32 +139,269 @@ async def test_a_session_whose_run_logged_its_end_is_free_before_its_lock_is_rel
     await other.aclose()
 
 
-async def test_concurrent_replicators_count_every_command(broker, monkeypatch):
-    # `stats.commands += await ...` read the counter before the await: replicators that
-    # overlapped lost each other's counts (208 counted for 840 XADDs in a benchmark).
-    import asyncio
+# -- the replicator: one pipeline for every run executing on the worker ------------------------
 
-    from agentcast.broker._replica import ReplicationStats, replicate
+
+class _Run:
+    """What the replicator reads of a run: its id, session, log; `cancel()` is recorded."""
+
+    def __init__(self, events) -> None:
+        from agentcast.runtime import EventLog
+
+        self.run_id = f"run_{uuid.uuid4().hex[:12]}"
+        self.session_id = self.session_key = None
+        self.log = EventLog()
+        self.cancelled = False
+        # The demo run's events, as this run's.
+        self.events = [msgspec.structs.replace(e, run_id=self.run_id) for e in events]
+
+    def emit(self, upto: int) -> None:
+        """Log the events up to seq `upto` (excluded); the log closes after `agent_end`."""
+        for event in self.events[self.log.next_seq : upto]:
+            self.log.append(event)
+        if self.log.next_seq == len(self.events):
+            self.log.close()
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class _Replication:
+    """A replicator on the real Redis, its flusher running, each pipeline it sent recorded."""
+
+    def __init__(self, broker) -> None:
+        from agentcast.broker._replicator import ReplicationStats, Replicator
+
+        self.broker = broker
+        self.stats = ReplicationStats()
+        self.lost: list[str] = []
+        self.replicated: list[str] = []
+        self.pipelines: list[dict[str, list[int]]] = []  # run id -> the seqs sent, per call
+        self.answered = self.failures = 0
+        self.gate: asyncio.Event | None = None  # when set here: replies wait for it
+        self._flushes = asyncio.Condition()
+        self.replicator = Replicator(
+            broker,
+            self.stats,
+            lambda managed, _: self.lost.append(managed.run.run_id),
+            lambda managed: self.replicated.append(managed.run.run_id),
+        )
+        append_many = broker.append_many
+
+        async def recorded(batches):
+            self.pipelines.append({b.run_id: [e.seq for e in b.events] for b in batches})
+            try:
+                sent = await append_many(batches)
+            except Exception:
+                self.failures += 1
+                raise
+            finally:
+                self.answered += 1
+                async with self._flushes:
+                    self._flushes.notify_all()
+            if self.gate is not None:  # the reply is in; the replicator has not seen it
+                await self.gate.wait()
+            return sent
+
+        broker.append_many = recorded
+
+    def attach(self, run):
+        from agentcast.runtime import ManagedRun
+
+        return self.replicator.attach(ManagedRun(run=run, owner=None))
+
+    async def flushes(self, count: int) -> None:
+        """Wait until `count` pipelines were answered (or failed)."""
+        async with self._flushes:
+            await asyncio.wait_for(self._flushes.wait_for(lambda: self.answered >= count), 10)
+
+    async def stored(self, run) -> list:
+        return (await self.broker.history(run.run_id))[1]
+
+    async def __aenter__(self):
+        self.task = asyncio.create_task(self.replicator.run())
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+@requires_services
+async def test_many_runs_go_in_one_pipeline_and_each_stream_equals_its_log(broker, monkeypatch):
     from agentcast.runtime import ManagedRun
 
-    monkeypatch.setenv("AGENTCAST_OFFLINE_DELAY", "0.001")  # appends of a few tokens each
+    monkeypatch.setenv("AGENTCAST_OFFLINE_DELAY", "0.001")  # a few tokens per wake-up
     agent = Agent("offline", store=MemoryStore())
-    stats = ReplicationStats()
-    sent = []
-    append = broker.append
-
-    async def counting_append(*args, **kwargs):
-        commands = await append(*args, **kwargs)
-        sent.append(commands)
-        return commands
-
-    broker.append = counting_append
     runs = [agent.start("hi", session_id=f"s{i}") for i in range(8)]
-    copies = []
+    async with _Replication(broker) as replication:
+        for run in runs:
+            replication.replicator.attach(ManagedRun(run=run, owner=None))
+        await asyncio.gather(*(run.execute() for run in runs))
+        await asyncio.wait_for(replication.replicator.flushed(), 10)
+    stats = replication.stats
+    assert stats.events == sum(len(run.log.snapshot()) for run in runs)
+    assert stats.round_trips == len(replication.pipelines) < stats.events / 4
+    # Runs per pipeline: several (one each, with a replicator per run).
+    assert sum(len(p) for p in replication.pipelines) / stats.round_trips > 2
+    assert sorted(replication.replicated) == sorted(run.run_id for run in runs)
     for run in runs:
-        managed = ManagedRun(run=run, owner=None)
-        registered = asyncio.get_running_loop().create_future()
-        copies.append(replicate(broker, managed, registered, stats, lambda *_: None))
-    await asyncio.gather(*copies, *(run.execute() for run in runs))
-    assert len(sent) > len(runs)  # several appends per run, overlapping
-    assert stats.commands == sum(sent)
+        assert await replication.stored(run) == run.log.snapshot()
+        info = await broker.lookup(run.run_id)
+        assert info is not None and info["status"] == "finished"
+    assert await broker.running() == {}
+    # The counter took every command (`+=` across an await lost the concurrent updates).
+    keys = [k async for k in broker.client.scan_iter(f"{broker.prefix}run:*:events")]
+    entries = sum([await broker.client.xlen(k) for k in keys])
+    assert stats.commands == entries + len(runs) * (2 + 4)  # + registrations, finishing
+
+
+@requires_services
+@pytest.mark.parametrize("per_event", [False, True])
+async def test_events_logged_while_a_round_trip_is_in_flight_go_in_the_next(broker, log, per_event):
+    broker.per_event = per_event
+    run = _Run(log)
+    run.emit(3)  # logged before the run is attached: taken from the log
+    async with _Replication(broker) as replication:
+        replication.gate = asyncio.Event()
+        registered = replication.attach(run)
+        run.emit(5)
+        await replication.flushes(1)
+        assert not registered.done()  # in flight: the replicator waits for its reply
+        run.emit(9)  # meanwhile
+        replication.gate.set()
+        await registered
+        await replication.flushes(2)
+        run.emit(len(log))
+        await asyncio.wait_for(replication.replicator.flushed(), 10)
+    sent = [p[run.run_id] for p in replication.pipelines if p.get(run.run_id)]
+    assert sent[:2] == [[0, 1, 2, 3, 4], [5, 6, 7, 8]]
+    assert [seq for seqs in sent for seq in seqs] == list(range(len(log)))
+    stored = await replication.stored(run)
+    assert [e.seq for e in stored] == list(range(len(log)))
+    assert stored == run.log.snapshot()
+    ids = [i for i, _ in await broker.client.xrange(broker.key("run", run.run_id, "events"))]
+    first = [s for seqs in sent for s in (seqs if per_event else seqs[:1])]
+    assert ids == [f"{s}-1".encode() for s in first]
+    assert replication.stats.events == len(log)
+    assert replication.replicated == [run.run_id]
+
+
+@requires_services
+async def test_a_fenced_run_is_cancelled_while_the_others_in_its_pipeline_go_on(broker, log):
+    fenced, other = _Run(log), _Run(log)
+    async with _Replication(broker) as replication:
+        for run in (fenced, other):
+            replication.attach(run)
+            run.emit(5)
+        await replication.flushes(1)
+        # Another worker declared this one dead and ended `fenced` in its stream.
+        last, held = await broker.history(fenced.run_id)
+        closing = close_lost_run(fenced.run_id, None, held, WorkerLost("gone"))
+        assert await broker.end_lost(fenced.run_id, last, closing)
+        for run in (fenced, other):
+            run.emit(9)
+        await replication.flushes(2)
+        assert replication.pipelines[1].keys() == {fenced.run_id, other.run_id}
+        assert fenced.cancelled and not other.cancelled
+        assert replication.replicated == [fenced.run_id]
+        fenced.emit(len(log))  # its own ending, after the cancel: not sent
+        other.emit(len(log))
+        await asyncio.wait_for(replication.replicator.flushed(), 10)
+    assert await replication.stored(fenced) == [*fenced.events[:5], *closing]
+    assert await replication.stored(other) == other.log.snapshot()
+    assert replication.replicated == [fenced.run_id, other.run_id]
+    assert not replication.lost
+
+
+class _Relay:
+    """A TCP relay to Redis that can lose Redis: the reply to the next `XADD` is dropped (it
+    was applied), then every connection is refused until `restore()`."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.lose_next_xadd = False
+
+    async def __aenter__(self):
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.server.close()
+
+    async def _relay(self, reader, writer) -> None:
+        if self.down:
+            writer.close()
+            return
+        upstream_reader, upstream = await asyncio.open_connection("127.0.0.1", 6379)
+        losing = False
+
+        async def requests() -> None:
+            nonlocal losing
+            while data := await reader.read(65536):
+                if self.lose_next_xadd and b"XADD" in data:
+                    self.lose_next_xadd, losing = False, True
+                upstream.write(data)
+            upstream.close()
+
+        async def replies() -> None:
+            while data := await upstream_reader.read(65536):
+                if losing or self.down:  # Redis applied it; its reply is lost with Redis
+                    self.down = True
+                    break
+                writer.write(data)
+            writer.close()
+            upstream.close()
+
+        await asyncio.gather(requests(), replies(), return_exceptions=True)
+
+    def restore(self) -> None:
+        self.down = False
+
+
+@requires_services
+async def test_redis_lost_mid_batch_then_back_stores_every_event_once(log, monkeypatch):
+    from agentcast.broker import _replicator, open_broker
+
+    monkeypatch.setattr(_replicator, "RETRY", 0.01)
+    async with _Relay() as relay:
+        prefix = f"w{uuid.uuid4().hex[:10]}:"
+        broker = open_broker(f"redis://127.0.0.1:{relay.port}/13?prefix={prefix}", timeout=2)
+        runs = [_Run(log), _Run(log)]
+        try:
+            async with _Replication(broker) as replication:
+                for run in runs:
+                    replication.attach(run)
+                    run.emit(5)
+                await replication.flushes(1)
+                relay.lose_next_xadd = True
+                for run in runs:
+                    run.emit(9)  # applied by Redis, but its reply is lost
+                await replication.flushes(3)  # that one, and a retry refused
+                assert replication.failures == 2 and relay.down
+                assert sorted(replication.lost) == sorted(r.run_id for r in runs)  # told once
+                for run in runs:
+                    run.emit(12)  # while Redis is away
+                late = _Run(log)  # started while Redis is away: its start fails (503)
+                registered = replication.attach(late)
+                late.emit(4)
+                await replication.flushes(4)
+                with pytest.raises(BrokerUnavailable):
+                    await registered
+                runs.append(late)
+                relay.restore()
+                for run in runs:
+                    run.emit(len(log))
+                await asyncio.wait_for(replication.replicator.flushed(), 10)
+            for run in runs:
+                stored = await replication.stored(run)
+                assert [e.seq for e in stored] == list(range(len(log)))  # no gap, no duplicate
+                assert stored == run.log.snapshot()
+                info = await broker.lookup(run.run_id)
+                assert info is not None and info["status"] == "finished"
+            assert sorted(replication.lost) == sorted(r.run_id for r in runs)  # once each
+            assert replication.stats.events == len(runs) * len(log)
+        finally:
+            await broker.client.delete(*[k async for k in broker.client.scan_iter(f"{prefix}*")])
+            await broker.aclose()

@@ -1,10 +1,11 @@
 """`BrokerNode`: one worker's part in a cluster of identical workers sharing one Redis.
 
 It hooks into the worker's `RunManager` (the runtime does not know it is there): every run
-started here is registered and replicated (`_replica.replicate`); a run executing elsewhere is
-found in the registry and served from a replica; a cancel for a run executing elsewhere is
-published to every worker, and the one executing it stops it; reader counts of remote readers
-go to the executing worker, which applies the disconnect policy knowing them.
+started here is registered and mirrored to its stream by the worker's one replicator
+(`_replicator`: one task, one pipeline for all its runs); a run executing elsewhere is found
+in the registry and served from a replica; a cancel for a run executing elsewhere is published
+to every worker, and the one executing it stops it; reader counts of remote readers go to the
+executing worker, which applies the disconnect policy knowing them.
 
 Liveness: every worker renews a lease (`SET PX`) every third of its time, and sweeps the runs
 whose worker's lease expired: it ends them in their stream (closers, `error(worker_lost)`,
@@ -19,7 +20,8 @@ import logging
 from collections import OrderedDict
 from typing import Any
 
-from agentcast.broker._replica import RemoteRun, ReplicationStats, open_replica, replicate
+from agentcast.broker._replica import RemoteRun, open_replica
+from agentcast.broker._replicator import ReplicationStats, Replicator
 from agentcast.broker._sessions import SessionLocks
 from agentcast.broker.redis import BROKER_ERRORS, RedisBroker
 from agentcast.errors import AgentcastError, BrokerUnavailable, WorkerLost
@@ -45,6 +47,7 @@ class BrokerNode:
         self.broker = broker
         self.manager = manager
         self.stats = ReplicationStats()
+        self.replicator = Replicator(broker, self.stats, self._broker_lost, self._replicated)
         self.locks = SessionLocks(broker)
         self.down = False  # the last broker call failed (the server answers 503)
         self._registered: dict[str, asyncio.Future[None]] = {}
@@ -63,18 +66,20 @@ class BrokerNode:
         """
         await self.broker.connect()
         await self.broker.renew()
+        self._spawn(self.replicator.run(), "broker replicator")
         self._spawn(self._listen(), "broker subscriber")
         self._spawn(self._keep_alive(), "broker lease")
 
     async def aclose(self) -> None:
-        """Let the replicators write the runs' ends, then stop everything and disconnect.
+        """Let the replicator write the runs' ends, then stop everything and disconnect.
 
         Called after the manager ended every run (a shutdown), so each stream gets its own
         `agent_end` rather than a sweeper's `worker_lost` a lease later.
         """
-        replicators = [t for t in self._tasks if t.get_name().startswith("replicate ")]
-        if replicators:
-            await asyncio.wait(replicators, timeout=self.broker.timeout)
+        if self.replicator.attached:
+            flushed = asyncio.ensure_future(self.replicator.flushed())
+            await asyncio.wait([flushed], timeout=self.broker.timeout)
+            flushed.cancel()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -89,14 +94,8 @@ class BrokerNode:
     # -- runs executing here ----------------------------------------------------------------
 
     def _started(self, managed: ManagedRun) -> None:
-        registered = asyncio.get_running_loop().create_future()
         run_id = managed.run.run_id
-        self._registered[run_id] = registered
-        task = self._spawn(
-            replicate(self.broker, managed, registered, self.stats, self._broker_lost),
-            f"replicate {run_id}",
-        )
-        task.add_done_callback(lambda _: self._replicated(managed))
+        self._registered[run_id] = self.replicator.attach(managed)
         key = managed.run.session_key
         if key is not None and key in self.locks.held:
             self._spawn(self._quietly(self.locks.bind(key, run_id)), f"bind {run_id}")
@@ -147,7 +146,7 @@ class BrokerNode:
         self.down = True
         logger.warning("broker lost while run %s executes: %s", managed.run.run_id, error)
         fail = getattr(managed.run, "fail", None)
-        if fail is not None:
+        if fail is not None and not managed.run.done:  # an ended run only awaits its copy
             fail(error)
 
     # -- runs executing elsewhere -----------------------------------------------------------

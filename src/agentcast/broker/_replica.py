@@ -1,9 +1,7 @@
-"""Both ends of a run's copy in Redis: the replicator that writes it, the replica that reads it.
+"""The reading end of a run's copy in Redis: the replica of a run executing elsewhere.
 
 The worker executing a run keeps its in-memory `EventLog` (its own readers stay on the fast
-path) and one replicator task per run reads that log like any reader and appends what each
-wake-up found in one pipelined round trip: while a round trip is in flight, events pile up
-and go in the next one, so the batches grow with the load by themselves.
+path), and its replicator (`_replicator`, one per worker) writes the run's stream.
 
 A worker serving a run executing elsewhere fills a local replica `EventLog` with one follower
 task per run (`XREAD` from the last entry id, blocking once caught up), shared by all its local
@@ -18,12 +16,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from agentcast.broker.redis import BROKER_ERRORS, Fenced, RedisBroker
-from agentcast.errors import AgentcastError, ResumeGap
+from agentcast.broker.redis import BROKER_ERRORS, RedisBroker
+from agentcast.errors import ResumeGap
 from agentcast.events import AgentEnd, BaseEvent
-from agentcast.runtime import EventLog, LogReader, ManagedRun, RunResult
+from agentcast.runtime import EventLog, RunResult
 
-__all__ = ["RemoteRun", "ReplicationStats", "follow", "replicate"]
+__all__ = ["RETRY", "RemoteRun", "follow", "open_replica"]
 
 logger = logging.getLogger("agentcast")
 
@@ -32,69 +30,6 @@ RETRY = 1.0
 
 BLOCK = 5.0
 """Seconds a follower's `XREAD` blocks before it asks again (and notices a cancel)."""
-
-
-class ReplicationStats:
-    """What the replicators sent: Redis commands, events, round trips (`/metrics`)."""
-
-    __slots__ = ("commands", "events", "round_trips")
-
-    def __init__(self) -> None:
-        self.commands = 0
-        self.events = 0
-        self.round_trips = 0
-
-
-async def replicate(
-    broker: RedisBroker,
-    managed: ManagedRun,
-    registered: asyncio.Future[None],
-    stats: ReplicationStats,
-    on_broker_lost: Callable[[ManagedRun, AgentcastError], None],
-) -> None:
-    """Register a run executing here, then mirror its log to its stream until `agent_end`."""
-    run = managed.run
-    try:
-        await broker.register(
-            run.run_id,
-            {
-                "owner": managed.owner or "",
-                "session_id": run.session_id or "",
-                "session_key": run.session_key or "",
-            },
-        )
-    except BROKER_ERRORS as exc:
-        registered.set_exception(broker.unavailable(exc))
-        on_broker_lost(managed, broker.unavailable(exc))
-        return
-    registered.set_result(None)
-    reader = LogReader(run.log)
-    lost = False
-    async for first in reader:
-        batch = [first, *reader.take_ready()]
-        while True:
-            try:
-                # Awaited first, then added: `+=` over an await would read the counter
-                # before it and lose the other replicators' updates made meanwhile.
-                sent = await broker.append(run.run_id, batch, last=batch[-1].__class__ is AgentEnd)
-                stats.commands += sent
-                break
-            except Fenced:
-                # Another worker declared this one dead and ended the run in the stream:
-                # stop it here too; its readers here still see its own ending.
-                logger.warning("run %s was ended by another worker; stopping it", run.run_id)
-                run.cancel()
-                return
-            except BROKER_ERRORS as exc:
-                if not lost:  # the run ends with a typed error; its end still goes out
-                    lost = True
-                    on_broker_lost(managed, broker.unavailable(exc))
-                # A retry period while Redis is down: the log keeps every event meanwhile,
-                # and the explicit ids make a retried entry impossible to store twice.
-                await asyncio.sleep(RETRY)
-                batch.extend(reader.take_ready())
-        stats.events += len(batch)
-        stats.round_trips += 1
 
 
 class RemoteRun:

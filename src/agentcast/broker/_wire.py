@@ -2,17 +2,30 @@
 
 A run's stream entry holds one batch of events: its id is `{seq}-1`, `seq` the batch's first
 event's, and its one field `e` the events' canonical JSON (`agentcast.events.codec`), one per
-line. Redis refuses an entry id not above the stream's last, which fences the stream.
+line. Redis refuses an entry id not above the stream's last, which fences the stream: what a
+refused append still has to send, or that it is fenced, is decided by `unsent`. `Batch` and
+`Appended` are one run's part of a multi-run append and what the append did.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from agentcast.events import BaseEvent
 from agentcast.events.codec import from_json, to_json
 
-__all__ = ["END_LOST", "IF_HELD", "LOCK", "decode", "encode", "entry_id"]
+__all__ = [
+    "END_LOST",
+    "IF_HELD",
+    "LOCK",
+    "Appended",
+    "Batch",
+    "decode",
+    "encode",
+    "entry_id",
+    "unsent",
+]
 
 
 def entry_id(seq: int) -> str:
@@ -28,6 +41,51 @@ def encode(events: Sequence[BaseEvent]) -> bytes:
 def decode(payload: bytes) -> list[BaseEvent]:
     """The events of one entry's field, with the project's codec."""
     return [from_json(line) for line in payload.split(b"\n")]
+
+
+def unsent(events: Sequence[BaseEvent], held: Sequence[BaseEvent]) -> list[BaseEvent] | None:
+    """The events of a refused append that its stream, whose last entry holds `held`, lacks.
+
+    Only the executing worker appends to its runs' streams, except a sweeper, whose one entry
+    ends the run: a stream ending with an `agent_end` this worker did not send is fenced
+    (None).
+    """
+    if not held:
+        return list(events)
+    last = held[-1]
+    if last.type == "agent_end" and next((e for e in events if e.seq == last.seq), None) != last:
+        return None
+    return [e for e in events if e.seq > last.seq]
+
+
+@dataclass(slots=True)
+class Batch:
+    """One run's part of an `append_many`: what to append to its stream, and around it."""
+
+    run_id: str
+    events: Sequence[BaseEvent] = ()
+    """Its next events, in seq order (none: only a registration or the finishing commands)."""
+    register: dict[str, str] | None = None
+    """Its registry fields (owner, session_id, session_key): it starts here; sent first."""
+    finish: str | None = None
+    """Its outcome, once its `agent_end` is stored: the registry says finished, the run
+    leaves the running set, its keys get their TTL. Sent after its events."""
+
+
+class Appended:
+    """What an `append_many` took (`commands`, `round_trips`) and which runs were `fenced`."""
+
+    __slots__ = ("commands", "fenced", "round_trips")
+
+    def __init__(self) -> None:
+        self.commands = 0
+        self.round_trips = 0
+        self.fenced: set[str] = set()
+
+    def count(self, commands: int) -> None:
+        """Count one round trip of `commands` commands."""
+        self.commands += commands
+        self.round_trips += 1
 
 
 END_LOST = """

@@ -16,9 +16,10 @@ The only importer of `redis` in the broker. Keys (the prefix defaults to `agentc
 {prefix}fence             string  the counter the locks' fencing tokens come from
 ```
 
-Explicit entry ids fence the stream: Redis refuses an id not above the stream's last, so a
-worker declared dead that wakes up cannot append after the sweeper ended its run, and no seq
-is ever written twice or out of order. The sweeper's end of a lost run is one Lua script that
+A worker's replicator appends for all its runs in one pipeline (`append_many`). Explicit
+entry ids fence the stream: Redis refuses an id not above the stream's last, so a worker
+declared dead that wakes up cannot append after the sweeper ended its run, and no seq is ever
+written twice or out of order. The sweeper's end of a lost run is one Lua script that
 checks the stream's last id first, so it never interleaves with a late append.
 """
 
@@ -30,26 +31,27 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from agentcast.broker._wire import END_LOST, IF_HELD, LOCK, decode, encode, entry_id
+from agentcast.broker._wire import (
+    END_LOST,
+    IF_HELD,
+    LOCK,
+    Appended,
+    Batch,
+    decode,
+    encode,
+    entry_id,
+    unsent,
+)
 from agentcast.errors import BrokerUnavailable, ConfigError
 from agentcast.events import BaseEvent
 from agentcast.runtime import new_id
 
-__all__ = ["BROKER_ERRORS", "Fenced", "RedisBroker"]
+__all__ = ["BROKER_ERRORS", "Appended", "Batch", "RedisBroker"]
 
 BROKER_ERRORS = (RedisError, OSError, BrokerUnavailable)
 """What a broker call may raise when Redis is unreachable or failing."""
-
-
-class Fenced(Exception):
-    """Redis refused an append: the stream already holds that seq.
-
-    Another worker ended the run, declaring this one dead.
-    """
 
 
 class RedisBroker:
@@ -137,69 +139,99 @@ class RedisBroker:
 
     # -- run streams -------------------------------------------------------------------------
 
-    async def append(self, run_id: str, events: Sequence[BaseEvent], *, last: bool) -> int:
-        """Append events (in seq order) to the run's stream; return how many commands it took.
+    async def append_many(self, batches: Sequence[Batch]) -> Appended:
+        """Append several runs' events in one pipelined round trip (more only when refused).
 
-        `last`: the batch ends the run: then the stream and the registry entry get their TTL
-        and the run leaves the running set (one more round trip, once the end is stored).
-        An append retried after a lost reply finds its own entries there and sends only what
-        is missing.
+        Per run, in pipeline order: its registration (`Batch.register`), its events (one
+        entry, or one per event with `per_event`), its finishing commands (`Batch.finish`).
+        A run whose entry is refused (a retry after a lost reply finds its own entries
+        there) gets what its stream does not hold yet in one more round trip, unless another
+        worker ended its stream: then it is in `Appended.fenced`.
 
         Raises:
-            Fenced: the stream was ended by another worker (it declared this one dead).
-            BrokerUnavailable: Redis does not answer.
+            BrokerUnavailable: Redis does not answer, or failed a command; which commands it
+                applied is unknown, so every batch is to be sent again (the explicit ids
+                store each event once).
         """
-        stream = self.key("run", run_id, "events")
-        outcome = getattr(events[-1], "outcome", "") if events else ""
-        commands = 0
-        while events:
+        appended = Appended()
+        while batches:
             pipe = self.client.pipeline(transaction=False)
-            batches = [[e] for e in events] if self.per_event else [events]
+            spans = []  # each batch's XADDs: a slice of the results
             for batch in batches:
-                pipe.xadd(
-                    stream,
-                    {"e": encode(batch)},
-                    id=entry_id(batch[0].seq),
-                    maxlen=self.maxlen,
-                    approximate=True,
-                )
+                if batch.register is not None:
+                    self._register(pipe, batch.run_id, batch.register)
+                start = len(pipe)
+                self._xadd(pipe, batch.run_id, batch.events)
+                spans.append((start, len(pipe)))
+                if batch.finish is not None:
+                    self._finish(pipe, batch.run_id, batch.finish)
             results = await self._execute(pipe, raise_on_error=False)
-            commands += len(results)
-            for result in results:
-                if isinstance(result, (RedisConnectionError, RedisTimeoutError)):
-                    raise self.unavailable(result)
-            if not any(isinstance(r, ResponseError) for r in results):
+            appended.count(len(results))
+            if not any(isinstance(result, Exception) for result in results):
                 break
-            events = await self._missing(stream, events)
-        if last:
-            ttl = int(self.retention * 1000)
-            run = self.key("run", run_id)
-            pipe = self.client.pipeline(transaction=False)
-            pipe.hset(run, mapping={"status": "finished", "outcome": outcome, "finished": _now()})
-            pipe.hdel(self.key("running"), run_id)
-            pipe.pexpire(stream, ttl)
-            pipe.pexpire(run, ttl)
-            commands += len(await self._execute(pipe))
-        return commands
+            refused = []
+            for batch, (start, end) in zip(batches, spans, strict=True):
+                error = next((r for r in results[start:end] if isinstance(r, Exception)), None)
+                if error is not None:
+                    refused.append((batch, error))
+            xadds = {i for start, end in spans for i in range(start, end)}
+            for i, result in enumerate(results):
+                if isinstance(result, Exception) and not (
+                    i in xadds and isinstance(result, ResponseError)
+                ):  # a registration's or a finishing command's failure, not a fence
+                    raise self.unavailable(result)
+            batches = await self._missing(refused, appended)
+        return appended
 
-    async def _missing(self, stream: str, events: Sequence[BaseEvent]) -> list[BaseEvent]:
-        """The events of a refused append the stream does not hold yet.
+    def _register(self, pipe: Any, run_id: str, fields: dict[str, str]) -> None:
+        fields = dict(fields, worker=self.worker_id, status="running", created=_now())
+        pipe.hset(self.key("run", run_id), mapping=fields)
+        pipe.hset(self.key("running"), run_id, self.worker_id)
 
-        Only this worker appends to its runs' streams, except a sweeper, whose one entry ends
-        the run: a stream ending with an `agent_end` this worker did not send is fenced.
+    def _xadd(self, pipe: Any, run_id: str, events: Sequence[BaseEvent]) -> None:
+        stream = self.key("run", run_id, "events")
+        entries = [[e] for e in events] if self.per_event else [events] if events else []
+        for entry in entries:
+            pipe.xadd(
+                stream,
+                {"e": encode(entry)},
+                id=entry_id(entry[0].seq),
+                maxlen=self.maxlen,
+                approximate=True,
+            )
+
+    def _finish(self, pipe: Any, run_id: str, outcome: str) -> None:
+        ttl = int(self.retention * 1000)
+        run = self.key("run", run_id)
+        pipe.hset(run, mapping={"status": "finished", "outcome": outcome, "finished": _now()})
+        pipe.hdel(self.key("running"), run_id)
+        pipe.pexpire(self.key("run", run_id, "events"), ttl)
+        pipe.pexpire(run, ttl)
+
+    async def _missing(
+        self, refused: list[tuple[Batch, Exception]], appended: Appended
+    ) -> list[Batch]:
+        """What the streams of refused appends do not hold yet (one round trip for all).
 
         Raises:
-            Fenced: another worker ended the run.
+            BrokerUnavailable: a refusal that is no retry (the stream holds none of the
+                batch: Redis is out of memory, say).
         """
-        found = await self._do(self.client.xrevrange(stream, count=1))
-        held = decode(found[0][1][b"e"]) if found else []
-        if not held:
-            return list(events)
-        last = held[-1]
-        mine = {e.seq: e for e in events}
-        if last.type == "agent_end" and mine.get(last.seq) != last:
-            raise Fenced(f"the stream of {last.run_id} was ended by another worker")
-        return [e for e in events if e.seq > last.seq]
+        pipe = self.client.pipeline(transaction=False)
+        for batch, _ in refused:
+            pipe.xrevrange(self.key("run", batch.run_id, "events"), count=1)
+        found = await self._execute(pipe)
+        appended.count(len(found))
+        again = []
+        for (batch, error), entries in zip(refused, found, strict=True):
+            rest = unsent(batch.events, decode(entries[0][1][b"e"]) if entries else [])
+            if rest is None:
+                appended.fenced.add(batch.run_id)
+            elif len(rest) == len(batch.events):
+                raise self.unavailable(error)  # the stream holds none of it: no retry
+            elif rest:
+                again.append(Batch(batch.run_id, rest))
+        return again
 
     async def read(
         self, run_id: str, after: bytes, *, block: float | None
@@ -256,23 +288,10 @@ class RedisBroker:
             _now(),
             run_id,
         ]
-        try:
-            self.client  # noqa: B018 - registers the script
-            return bool(await self._end_lost(keys=keys, args=args))
-        except (RedisError, OSError) as exc:
-            raise self.unavailable(exc) from exc
+        self.client  # noqa: B018 - registers the script
+        return bool(await self._do(self._end_lost(keys=keys, args=args)))
 
     # -- the registry ------------------------------------------------------------------------
-
-    async def register(self, run_id: str, fields: dict[str, str]) -> None:
-        """Record a run starting on this worker (registry hash, running set)."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hset(
-            self.key("run", run_id),
-            mapping=dict(fields, worker=self.worker_id, status="running", created=_now()),
-        )
-        pipe.hset(self.key("running"), run_id, self.worker_id)
-        await self._execute(pipe)
 
     async def lookup(self, run_id: str) -> dict[str, str] | None:
         """The run's registry entry (None: unknown, or expired)."""
@@ -288,12 +307,8 @@ class RedisBroker:
 
     async def renew(self) -> None:
         """Renew this worker's liveness lease."""
-        try:
-            await self.client.set(
-                self.key("worker", self.worker_id), b"1", px=int(self.lease * 1000)
-            )
-        except (RedisError, OSError) as exc:
-            raise self.unavailable(exc) from exc
+        lease = int(self.lease * 1000)
+        await self._do(self.client.set(self.key("worker", self.worker_id), b"1", px=lease))
 
     async def alive(self, workers: Sequence[str]) -> set[str]:
         """The workers among `workers` whose lease has not expired."""
@@ -304,13 +319,8 @@ class RedisBroker:
 
     async def claim(self, name: str, seconds: float) -> bool:
         """Take a short exclusive claim (`SET NX PX`), e.g. one sweeper per lost run."""
-        try:
-            taken = await self.client.set(
-                self.key("claim", name), self.worker_id, nx=True, px=int(seconds * 1000)
-            )
-        except (RedisError, OSError) as exc:
-            raise self.unavailable(exc) from exc
-        return bool(taken)
+        key, px = self.key("claim", name), int(seconds * 1000)
+        return bool(await self._do(self.client.set(key, self.worker_id, nx=True, px=px)))
 
     # -- session locks -----------------------------------------------------------------------
 
@@ -340,25 +350,16 @@ class RedisBroker:
 
     async def token(self) -> int:
         """A new fencing token: above every token handed out before."""
-        try:
-            return int(await self.client.incr(self.key("fence")))
-        except (RedisError, OSError) as exc:
-            raise self.unavailable(exc) from exc
+        return int(await self._do(self.client.incr(self.key("fence"))))
 
     async def if_held(self, session_key: str, value: str, action: str) -> bool:
         """Act on a session lock if it still holds `value`; return whether it did.
 
         `action`: `release`, `renew`, or a new value (the run holding it is now known).
         """
-        try:
-            self.client  # noqa: B018 - registers the scripts
-            done = await self._if_held(
-                keys=[self.key("lock", session_key)],
-                args=[value, action, int(self.lease * 1000)],
-            )
-        except (RedisError, OSError) as exc:
-            raise self.unavailable(exc) from exc
-        return bool(done)
+        self.client  # noqa: B018 - registers the scripts
+        keys, args = [self.key("lock", session_key)], [value, action, int(self.lease * 1000)]
+        return bool(await self._do(self._if_held(keys=keys, args=args)))
 
     # -- messages between workers ------------------------------------------------------------
 
