@@ -228,23 +228,31 @@ class _Replication:
 
 
 @requires_services
-async def test_many_runs_go_in_one_pipeline_and_each_stream_equals_its_log(broker, monkeypatch):
-    from agentcast.runtime import ManagedRun
-
-    monkeypatch.setenv("AGENTCAST_OFFLINE_DELAY", "0.001")  # a few tokens per wake-up
-    agent = Agent("offline", store=MemoryStore())
-    runs = [agent.start("hi", session_id=f"s{i}") for i in range(8)]
+async def test_many_runs_go_in_one_pipeline_and_each_stream_equals_its_log(broker, log):
+    # Eight runs attached at once share the first pipeline; what they log while it is in
+    # flight (its reply held) goes in the second, all eight again; their finishing commands
+    # in the third. One replicator per run sent a pipeline per run per wake-up.
+    runs = [_Run(log) for _ in range(8)]
+    for run in runs:
+        run.emit(3)
     async with _Replication(broker) as replication:
+        replication.gate = asyncio.Event()
+        registered = [replication.attach(run) for run in runs]
+        await replication.flushes(1)
         for run in runs:
-            replication.replicator.attach(ManagedRun(run=run, owner=None))
-        await asyncio.gather(*(run.execute() for run in runs))
+            run.emit(len(log))  # to its end, while the first round trip is in flight
+        replication.gate.set()
+        await asyncio.gather(*registered)
         await asyncio.wait_for(replication.replicator.flushed(), 10)
+    ids = sorted(run.run_id for run in runs)
+    assert [sorted(p) for p in replication.pipelines] == [ids, ids, ids]
+    assert all(p[r.run_id] == [0, 1, 2] for p in replication.pipelines[:1] for r in runs)
+    assert all(
+        p[r.run_id] == list(range(3, len(log))) for p in replication.pipelines[1:2] for r in runs
+    )
     stats = replication.stats
-    assert stats.events == sum(len(run.log.snapshot()) for run in runs)
-    assert stats.round_trips == len(replication.pipelines) < stats.events / 4
-    # Runs per pipeline: several (one each, with a replicator per run).
-    assert sum(len(p) for p in replication.pipelines) / stats.round_trips > 2
-    assert sorted(replication.replicated) == sorted(run.run_id for run in runs)
+    assert stats.round_trips == 3 and stats.events == len(runs) * len(log)
+    assert sorted(replication.replicated) == ids
     for run in runs:
         assert await replication.stored(run) == run.log.snapshot()
         info = await broker.lookup(run.run_id)
