@@ -265,6 +265,27 @@ async def test_many_runs_go_in_one_pipeline_and_each_stream_equals_its_log(broke
 
 
 @requires_services
+async def test_between_two_pipelines_the_flush_interval_gathers_what_is_logged(broker, log):
+    # At a low load, each pipeline (a round trip's worth of a worker's CPU) carries what was
+    # logged during the interval after the previous one; a new run's registration does not
+    # wait for it (its start waits for the registration).
+    broker.flush_interval = 3600.0
+    first, second = _Run(log), _Run(log)
+    async with _Replication(broker) as replication:
+        await replication.attach(first)  # the registration goes at once
+        first.emit(4)  # logged in the interval: held
+        await asyncio.sleep(0)  # a loop turn: enough for a flusher without an interval to send
+        await replication.flushes(len(replication.pipelines))  # none is left in flight
+        assert len(replication.pipelines) == 1
+        await replication.attach(second)  # no wait: and the first's events come along
+        assert replication.pipelines == [
+            {first.run_id: []},
+            {first.run_id: [0, 1, 2, 3], second.run_id: []},
+        ]
+        replication.task.cancel()
+
+
+@requires_services
 @pytest.mark.parametrize("per_event", [False, True])
 async def test_events_logged_while_a_round_trip_is_in_flight_go_in_the_next(broker, log, per_event):
     broker.per_event = per_event

@@ -25,7 +25,8 @@ __all__ = ["attach", "open_broker"]
 def open_broker(url: str, **options: Any) -> RedisBroker:
     """Return the broker a URL names (`redis://host:6379/0`); connections open on first use.
 
-    `options` are `RedisBroker`'s (lease, retention, maxlen, per_event, timeout).
+    `options` are `RedisBroker`'s (lease, retention, maxlen, per_event, timeout,
+    flush_interval).
 
     Raises:
         ConfigError: the URL is not a Redis URL.

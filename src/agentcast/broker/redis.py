@@ -63,6 +63,7 @@ class RedisBroker:
         retention: seconds a run's stream and registry entry live after the run ended.
         maxlen: about how many entries a run's stream keeps (`MAXLEN ~`).
         per_event: one stream entry per event instead of one per batch (for measuring).
+        flush_interval: seconds at least between two replication pipelines (`Replicator`).
         timeout: seconds a command may take before `BrokerUnavailable`.
     """
 
@@ -74,6 +75,7 @@ class RedisBroker:
         retention: float = 600.0,
         maxlen: int = 100_000,
         per_event: bool = False,
+        flush_interval: float = 0.005,
         timeout: float = 5.0,
     ) -> None:
         parts = urlsplit(url)
@@ -87,6 +89,7 @@ class RedisBroker:
         self.retention = retention
         self.maxlen = maxlen
         self.per_event = per_event
+        self.flush_interval = flush_interval
         self.timeout = timeout
         self.worker_id = new_id("worker")
         self._client: Any = None

@@ -68,6 +68,10 @@ class ServerConfig:
         broker_lease: seconds a worker's liveness lease lasts: a worker that died is noticed,
             and its runs ended, within about this long.
         stream_maxlen: about how many entries a run's Redis Stream keeps.
+        broker_flush: seconds the replicator lets pass between two pipelines it sends to
+            Redis, at least: the events of all runs logged meanwhile go in the next one. What
+            another worker's reader waits at most besides the round trip; a worker's own
+            readers never wait for it.
     """
 
     session_policy: SessionPolicy = "reject"
@@ -88,3 +92,4 @@ class ServerConfig:
     broker: str | None = None
     broker_lease: float = 10.0
     stream_maxlen: int = 100_000
+    broker_flush: float = 0.005

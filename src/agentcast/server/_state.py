@@ -91,6 +91,7 @@ class ServerState:
                 lease=self.config.broker_lease,
                 retention=self.config.retention,
                 maxlen=self.config.stream_maxlen,
+                flush_interval=self.config.broker_flush,
             )
             self.node = attach(broker, self.manager)
             self.metrics.watch_broker(self.node)
