@@ -58,16 +58,22 @@ def push_writer(log: EventLog, heartbeat: float = 60.0) -> tuple[PushWriter, Rec
     return writer, body
 
 
-async def test_tokens_a_model_hands_over_apart_are_each_written_inside_append(monkeypatch):
-    # A network-paced model: tokens 50 ms apart. Each must go out inside the run's own
-    # `append`, not at the end of the loop iteration (a loop callback per token). The events'
-    # `ts` is in milliseconds: read as nanoseconds, every token after the first looked like
-    # part of a burst.
+def listening(monkeypatch) -> tuple[Clock, EventLog, RecordingBody]:
+    """A log with a `PushWriter` listening, on a clock the test moves."""
     clock = Clock()
     monkeypatch.setattr(_push, "monotonic_ns", clock)
     log = EventLog()
     writer, body = push_writer(log)
     log.listen(writer)
+    return clock, log, body
+
+
+async def test_tokens_a_model_hands_over_apart_are_each_written_inside_append(monkeypatch):
+    # A network-paced model: tokens 50 ms apart. Each must go out inside the run's own
+    # `append`, not at the end of the loop iteration (a loop callback per token). The events'
+    # `ts` is in milliseconds: read as nanoseconds, every token after the first looked like
+    # part of a burst.
+    clock, log, body = listening(monkeypatch)
     start_ms = time.time_ns() // 1_000_000
     for seq in range(5):
         clock.now += 50_000_000
@@ -77,11 +83,7 @@ async def test_tokens_a_model_hands_over_apart_are_each_written_inside_append(mo
 
 
 async def test_a_burst_goes_out_in_one_write_at_the_end_of_the_loop_iteration(monkeypatch):
-    clock = Clock()
-    monkeypatch.setattr(_push, "monotonic_ns", clock)
-    log = EventLog()
-    writer, body = push_writer(log)
-    log.listen(writer)
+    clock, log, body = listening(monkeypatch)
     ts_ms = time.time_ns() // 1_000_000
     for seq in range(10):  # ten chunks of one network read: microseconds apart
         clock.now += BURST_NS // 10

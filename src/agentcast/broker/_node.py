@@ -76,10 +76,8 @@ class BrokerNode:
         Called after the manager ended every run (a shutdown), so each stream gets its own
         `agent_end` rather than a sweeper's `worker_lost` a lease later.
         """
-        if self.replicator.attached:
-            flushed = asyncio.ensure_future(self.replicator.flushed())
-            await asyncio.wait([flushed], timeout=self.broker.timeout)
-            flushed.cancel()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.replicator.flushed(), self.broker.timeout)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

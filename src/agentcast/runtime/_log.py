@@ -148,9 +148,11 @@ class EventLog:
             if not listener.on_append(event):
                 self.unlisten(listener)
             return
-        for listener in list(listeners):
-            if not listener.on_append(event):
-                self.unlisten(listener)
+        # No copy of the list per event (a replicated run has two listeners): a listener
+        # never changes the list inside `on_append`, so the ones declining go after the loop.
+        declined = [listener for listener in listeners if not listener.on_append(event)]
+        for listener in declined:
+            self.unlisten(listener)
 
     def snapshot(self) -> list[BaseEvent]:
         """Return the retained events."""

@@ -167,8 +167,7 @@ class RunManager:
         self.on_readers = on_readers
         self._runs: dict[str, ManagedRun] = {}
         # Finished runs, oldest first (the order they ended): what retention evicts.
-        # An OrderedDict, not a dict: runs leave from the front, and a dict keeps a hole per
-        # removed entry at its front that each walk from the oldest skips again, until a resize.
+        # Not a dict: runs leave from the front, whose holes each walk from the oldest skips.
         self._finished: OrderedDict[str, ManagedRun] = OrderedDict()
         self._finished_bytes = 0
         # session key (the id within its owner's namespace) -> the run last started on it
