@@ -100,11 +100,22 @@ class PushWriter:
         self._log.listen(self)
         try:
             await self._wake
-        finally:
-            self._log.unlisten(self)
-            if self._timer is not None:
-                self._timer.cancel()
-            self._flush()  # a burst not written yet goes before whatever the task writes
+        except BaseException:  # the stream is cancelled: nobody will await the drain
+            self._hand_back()
+            self._drop_drain()
+            raise
+        self._hand_back()
+
+    def _hand_back(self) -> None:
+        self._log.unlisten(self)
+        if self._timer is not None:
+            self._timer.cancel()
+        self._flush()  # a burst not written yet goes before whatever the task writes
+
+    def _drop_drain(self) -> None:
+        drain, self.drain = self.drain, None
+        if drain is not None:
+            drain.close()  # type: ignore[attr-defined]  # a coroutine: no "never awaited"
 
     def stop(self) -> bool:
         """Wake the task (the client left, or the listener must hand back); returns False."""
@@ -159,14 +170,21 @@ class PushWriter:
             pending = self._body.write(b"".join(batch))
         except Exception as exc:  # a failed write fails the stream, as in `on_append`
             self.failed = exc
-            self.stop()
+            self._decline()
             return
         if pending is not None:
             if self.drain is None:
                 self.drain = pending
             else:  # the task already waits for one drain: the second is the same wait
                 pending.close()  # type: ignore[attr-defined]
-            self.stop()
+            self._decline()
+
+    def _decline(self) -> None:
+        # Outside `on_append` (a loop callback, or the hand-back): stop listening now, not when
+        # the task runs. A token logged meanwhile would be written past the full buffer, and
+        # its drain would replace the one the task awaits (which then is never awaited).
+        self._log.unlisten(self)
+        self.stop()
 
     def _arm(self, delay: float) -> None:
         self._timer = asyncio.get_running_loop().call_later(delay, self._check_silence)
