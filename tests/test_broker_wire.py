@@ -1,5 +1,8 @@
 """The broker's parts in one process, on the real Redis: ending a lost run, fencing, retries.
 
+Fencing is also the session store's: a worker that lost its session lock has its late turn
+refused by the (real Postgres) store once the next lock's run saved.
+
 A real demo run's log (the offline model, a tool call, tokens) is cut at every point a worker
 could die, and ended as the sweeper ends it.
 """
@@ -132,8 +135,9 @@ async def test_a_session_whose_run_logged_its_end_is_free_before_its_lock_is_rel
     with pytest.raises(SessionBusy):
         await theirs.claim("k", "reject", print, ended)
     await _append(broker, run_id, log[-1:], last=True)  # agent_end stored, lock not released
-    taken = await theirs.claim("k", "reject", print, ended)
-    assert taken.split(" ")[1] == other.worker_id
+    token = await theirs.claim("k", "reject", print, ended)
+    taken = await broker.holder("k")
+    assert taken.split(" ")[:2] == [str(token), other.worker_id]  # taken over: a new token
     await mine.release("k")  # the late release leaves the new holder's lock alone
     assert await broker.holder("k") == taken
     await other.aclose()
@@ -434,3 +438,57 @@ async def test_redis_lost_mid_batch_then_back_stores_every_event_once(log, monke
         finally:
             await broker.client.delete(*[k async for k in broker.client.scan_iter(f"{prefix}*")])
             await broker.aclose()
+
+
+@requires_services
+async def test_a_stalled_worker_that_lost_its_session_lock_cannot_save_its_turn_late():
+    from langchain_core.messages import AIMessageChunk
+
+    from agentcast.server._config import ServerConfig
+    from agentcast.server._state import ServerState
+    from agentcast.sessions.postgres import PostgresStore
+    from agentcast.testing import ScriptedChatModel
+    from tests.test_sessions import POSTGRES_URL, postgres_prefix
+
+    resume_a = asyncio.Event()
+
+    async def stall(call: int, index: int) -> None:
+        await resume_a.wait()  # worker A's run stalls (a GC pause, a partition) mid-answer
+
+    answer = [[AIMessageChunk(content="from "), AIMessageChunk(content="me")]]
+    url = f"redis://127.0.0.1:6379/13?prefix=f{uuid.uuid4().hex[:10]}:"
+    config = ServerConfig(broker=url, tune_gc=False)
+    async with postgres_prefix() as tables:
+
+        def worker(model: ScriptedChatModel) -> ServerState:
+            store = PostgresStore(POSTGRES_URL, table_prefix=tables)
+            return ServerState(Agent(model, store=store), config=config)
+
+        a = worker(ScriptedChatModel(turns=answer, before_chunk=stall))
+        b = worker(ScriptedChatModel(turns=answer))
+        assert a.node is not None and b.node is not None
+        broker = a.node.broker
+        try:
+            async with a.lifespan(), b.lifespan():
+                on_a = await a.start_run("asked on A", session_id="s", owner=None)
+                key = a.session_key("s", None)
+                token_a = int((await broker.holder(key)).split(" ")[0])
+                # A's lease runs out while it stalls: the lock is gone, B's run takes it.
+                await broker.client.delete(broker.key("lock", key))
+                on_b = await b.start_run("asked on B", session_id="s", owner=None)
+                assert int((await broker.holder(key)).split(" ")[0]) > token_a
+                saved = await on_b.run.wait()
+                assert saved.outcome == "success"
+                resume_a.set()
+                late = await on_a.run.wait()
+                history = await PostgresStore(POSTGRES_URL, table_prefix=tables).load(key)
+        finally:
+            keys = [k async for k in broker.client.scan_iter(f"{broker.prefix}*")]
+            if keys:
+                await broker.client.delete(*keys)
+            await broker.aclose()
+    assert (late.outcome, late.error_code) == ("error", "session_fenced")
+    assert late.error is not None and "newer run" in late.error
+    [error] = [e for e in on_a.run.log.snapshot() if e.type == "error"]
+    assert (error.code, error.error_type) == ("session_fenced", "SessionFenced")
+    assert [m["content"] for m in history] == ["asked on B", "from me"], "B's turn only"

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 from agentcast import Agent
 from agentcast.cli import main
-from agentcast.errors import ConfigError
+from agentcast.errors import ConfigError, SessionFenced
 from agentcast.models import OfflineChatModel
 from agentcast.server import create_app
 from agentcast.sessions import MemoryStore
@@ -66,7 +66,7 @@ async def test_sqlite_database_from_before_versions_is_migrated_and_keeps_its_da
     [info] = await store.list_sessions(actor_id="alice")
     assert (info.session_id, info.title, info.message_count) == ("old", "old question", 1)
     version, indexes = _sqlite_state(path)
-    assert version == len(sqlite_module.MIGRATIONS) == 2
+    assert version == len(sqlite_module.MIGRATIONS) == 3
     assert {"sessions_by_update", "sessions_by_actor"} <= indexes
     await store.append("old", turn("new"))
     assert len(await SQLiteStore(path).load("old")) == 1 + len(turn("new"))
@@ -83,7 +83,7 @@ async def test_sqlite_concurrent_setup_applies_each_step_once(tmp_path, monkeypa
             tg.start_soon(store.setup)
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT count(*) FROM probe").fetchone()[0] == 1
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 4
 
 
 async def test_sqlite_database_newer_than_the_code_is_refused(tmp_path):
@@ -92,11 +92,27 @@ async def test_sqlite_database_newer_than_the_code_is_refused(tmp_path):
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA user_version = 99")
     store = SQLiteStore(path)
-    with pytest.raises(ConfigError, match="schema version 99, newer than the 2"):
+    with pytest.raises(ConfigError, match="schema version 99, newer than the 3"):
         await store.setup()
     with pytest.raises(ConfigError, match="upgrade agentcast"):
         await store.load("s")
     assert _sqlite_state(path)[0] == 99, "a refused database is left as it was"
+
+
+async def test_sqlite_database_of_the_previous_schema_gets_the_fence_column(tmp_path):
+    path = tmp_path / "s.db"
+    await SQLiteStore(path).append("old", turn("old"))
+    with sqlite3.connect(path) as db:  # back to the schema of the release before fencing
+        db.execute("ALTER TABLE sessions DROP COLUMN fence")
+        db.execute("PRAGMA user_version = 2")
+    store = SQLiteStore(path)
+    await store.append("old", turn("fenced"), fence=5)
+    with pytest.raises(SessionFenced):
+        await store.append("old", turn("late"), fence=4)
+    assert await store.load("old") == [*turn("old"), *turn("fenced")]
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT fence FROM sessions").fetchall() == [(5,)]
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
 
 
 async def _postgres_versions(prefix: str) -> list[int]:
@@ -124,7 +140,25 @@ async def test_postgres_tables_from_before_versions_are_migrated_and_keep_their_
         await _postgres_execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(f"{prefix}schema")))
         store = PostgresStore(POSTGRES_URL, table_prefix=prefix)
         assert await store.load("s") == TURN
-        assert await _postgres_versions(prefix) == [1]
+        assert await _postgres_versions(prefix) == [1, 2]
+
+
+async def test_postgres_tables_of_the_previous_schema_get_the_fence_column():
+    async with postgres_prefix() as prefix:
+        await PostgresStore(POSTGRES_URL, table_prefix=prefix).append("old", turn("old"))
+        # Back to the schema of the release before fencing.
+        sessions, schema = (sql.Identifier(f"{prefix}{name}") for name in ("sessions", "schema"))
+        await _postgres_execute(sql.SQL("ALTER TABLE {} DROP COLUMN fence").format(sessions))
+        await _postgres_execute(sql.SQL("DELETE FROM {} WHERE version = 2").format(schema))
+        stores = [PostgresStore(POSTGRES_URL, table_prefix=prefix) for _ in range(3)]
+        async with anyio.create_task_group() as tg:  # several processes starting at once
+            for store in stores:
+                tg.start_soon(store.setup)
+        assert await _postgres_versions(prefix) == [1, 2]
+        await stores[0].append("old", turn("fenced"), fence=5)
+        with pytest.raises(SessionFenced):
+            await stores[1].append("old", turn("late"), fence=4)
+        assert await stores[2].load("old") == [*turn("old"), *turn("fenced")]
 
 
 async def test_postgres_concurrent_setup_applies_each_step_once(monkeypatch):
@@ -136,7 +170,7 @@ async def test_postgres_concurrent_setup_applies_each_step_once(monkeypatch):
         async with anyio.create_task_group() as tg:
             for store in stores:
                 tg.start_soon(store.setup)
-        assert await _postgres_versions(prefix) == [1, 2]
+        assert await _postgres_versions(prefix) == [1, 2, 3]
         await stores[0].append("s", TURN)
         assert await stores[1].load("s") == TURN
 
@@ -148,7 +182,7 @@ async def test_postgres_tables_newer_than_the_code_are_refused():
             sql.SQL("INSERT INTO {} VALUES (99, 0)").format(sql.Identifier(f"{prefix}schema"))
         )
         store = PostgresStore(POSTGRES_URL, table_prefix=prefix)
-        with pytest.raises(ConfigError, match="schema version 99, newer than the 1"):
+        with pytest.raises(ConfigError, match="schema version 99, newer than the 2"):
             await store.load("s")
 
 

@@ -15,6 +15,7 @@ AgentcastError                  root; `code` is a stable machine-readable string
 │   └── WorkerLost              the server process executing the run died (another ended it)
 ├── SessionError                the session store failed or refused
 │   ├── SessionBusy             a run is already active on the session (policy `reject`)
+│   ├── SessionFenced           a newer run took the session's lock: a late turn is refused
 │   └── StoreUnavailable        the store cannot be reached, or did not answer in time
 ├── BrokerUnavailable           the broker (Redis, with `--broker`) cannot be reached
 └── ClientError                 the HTTP client: talking to an agentcast server failed
@@ -55,6 +56,7 @@ __all__ = [
     "ServerUnreachable",
     "SessionBusy",
     "SessionError",
+    "SessionFenced",
     "StoreUnavailable",
     "ToolNotFound",
     "Unauthorized",
@@ -181,6 +183,18 @@ class SessionBusy(SessionError):
     """A run is already active on this session and the policy is `reject`."""
 
     code = "session_busy"
+
+
+class SessionFenced(SessionError):
+    """A newer run took the session's lock: the store refused this run's late turn.
+
+    With a broker, a worker that stalled past its lease (a long GC pause, a partition) may
+    lose the session's lock to another worker's run, which then saves its turn first. The
+    store keeps the highest fencing token that saved on the session and refuses an older one,
+    so the stalled turn is never written after a newer one.
+    """
+
+    code = "session_fenced"
 
 
 class StoreUnavailable(SessionError):

@@ -62,6 +62,7 @@ class Runner:
         run_id: str | None = None,
         owner: str | None = None,
         history: Sequence[Message] | None = None,
+        fence: int | None = None,
     ) -> Run:
         """Create a run (not started yet): `await run.execute()` runs it; read `run.events()`.
 
@@ -77,6 +78,8 @@ class Runner:
             history: the conversation so far, when the caller holds it (a front-end protocol
                 sends it with every request): the run answers from it instead of the stored
                 history. None: the stored history. The turn is saved to the session either way.
+            fence: the fencing token of the session's lock, when a lock across processes holds
+                it (the server's broker): the turn is saved with it (`SessionStore.append`).
 
         Raises:
             InvalidInput: the prompt is empty, or an id breaks the id rule (`agentcast.ids`).
@@ -105,6 +108,7 @@ class Runner:
             store=self.store,
             timeout=self.timeout,
             handlers=(*self.callbacks, *callbacks),
+            fence=fence,
         )
 
     def astream(

@@ -105,14 +105,19 @@ class BrokerNode:
         if key is not None and key in self.locks.held:
             self._spawn(self._quietly(self.locks.release(key)), f"release {key}")
 
-    async def claim_session(self, session_key: str, policy: SessionPolicy) -> None:
+    async def claim_session(self, session_key: str, policy: SessionPolicy) -> int:
         """Apply the session policy across workers before a run starts on the session.
+
+        Returns the session lock's fencing token, for the run's save (`fence=`).
 
         Raises:
             SessionBusy: `reject`, and a run is in progress on the session at some worker.
             BrokerUnavailable: Redis does not answer.
         """
-        await self._call(self.locks.claim(session_key, policy, self.cancel, self._ended))
+        token: int = await self._call(
+            self.locks.claim(session_key, policy, self.cancel, self._ended)
+        )
+        return token
 
     async def _ended(self, run_id: str) -> bool:
         """Whether a run has logged its `agent_end`: known here, or the last in its stream."""

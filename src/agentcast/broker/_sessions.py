@@ -5,7 +5,9 @@ its stream (its turn is saved by then), on whichever worker it executes. A secon
 the same session, at any worker, meets the lock and applies the policy as one process would:
 `reject` answers 409, `enqueue` waits for the lock, `interrupt` cancels the holder's run and
 waits. The lock is a lease (`SET NX PX`), renewed by its worker's keep-alive loop: a worker
-that died loses it within the lease time. Its value carries a fencing token.
+that died loses it within the lease time. Its value carries a fencing token, which the run
+passes to the store with its turn: a worker that stalled past the lease and lost the lock has
+its late turn refused (`SessionFenced`) once the next lock's run has saved.
 """
 
 from __future__ import annotations
@@ -17,10 +19,15 @@ from agentcast.broker.redis import RedisBroker
 from agentcast.errors import SessionBusy
 from agentcast.runtime import SessionPolicy
 
-__all__ = ["SessionLocks"]
+__all__ = ["SessionLocks", "token_of"]
 
 POLL = 0.05
 """Seconds between two tries at a busy session's lock (enqueue, interrupt)."""
+
+
+def token_of(value: str) -> int:
+    """The fencing token of a lock's value (`{token} {worker} {run id|-}`)."""
+    return int(value.split(" ", 1)[0])
 
 
 class SessionLocks:
@@ -36,8 +43,11 @@ class SessionLocks:
         policy: SessionPolicy,
         cancel: Callable[[str], None],
         ended: Callable[[str], Awaitable[bool]],
-    ) -> str:
+    ) -> int:
         """Take the session's lock, applying `policy` while another run holds it.
+
+        Returns the lock's fencing token: the run saves its turn with it, and the store
+        refuses it once a run holding a later lock on the session has saved.
 
         A lock whose run has logged its `agent_end` (`ended`) is free: the session is busy
         until then and no longer (its turn is saved by then), as on one worker, although its
@@ -53,13 +63,13 @@ class SessionLocks:
             value, holder = await self.broker.lock(session_key, None)
             if value:
                 self.held[session_key] = value
-                return value
+                return token_of(value)
             run_id = holder.split(" ")[2] if holder.count(" ") == 2 else "-"
             if run_id != "-" and await ended(run_id):
                 value = f"{await self.broker.token()} {self.broker.worker_id} -"
                 if await self.broker.if_held(session_key, holder, value):
                     self.held[session_key] = value
-                    return value
+                    return token_of(value)
                 continue
             if policy == "reject":
                 raise SessionBusy(

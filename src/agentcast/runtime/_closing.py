@@ -7,7 +7,8 @@ One closing path for every outcome (`success`, `error`, `cancelled`, `timeout`, 
 - the turn is repaired so the saved history is valid input for the next model call
   (invariant 9): every tool call gets a result, a partial answer is kept marked `interrupted`;
 - the failure, or the timeout, becomes one `error` event;
-- the turn is saved, and a failed save turns the outcome into `error` (the turn was lost);
+- the turn is saved, and a failed save turns the outcome into `error` (the turn was lost),
+  with the store's code: `store_unavailable`, or `session_fenced` for a lock lost meanwhile;
 - `agent_end` is the last event, and the log closes.
 """
 
@@ -55,6 +56,7 @@ class RunCloser:
         session_key: the session in the store.
         actor_id: who asked, saved with the turn.
         timeout: the run's timeout, for the message of a `timeout` error.
+        fence: the fencing token the turn is saved with (None: no lock across processes).
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class RunCloser:
         session_key: str | None,
         actor_id: str | None,
         timeout: float | None,
+        fence: int | None = None,
     ) -> None:
         self._sink = sink
         self._state = sink.state
@@ -74,6 +77,7 @@ class RunCloser:
         self._session_key = session_key
         self._actor_id = actor_id
         self._timeout = timeout
+        self._fence = fence
 
     async def finish(
         self, outcome: Outcome, failure: BaseException | None, *, session_id: str | None
@@ -215,7 +219,13 @@ class RunCloser:
         async def append() -> None:
             nonlocal began
             began = True
-            await store.append(session_key, state.messages, actor_id=self._actor_id)
+            if self._fence is None:
+                # Without the keyword: a custom store from before `fence=` still saves here.
+                await store.append(session_key, state.messages, actor_id=self._actor_id)
+            else:
+                await store.append(
+                    session_key, state.messages, actor_id=self._actor_id, fence=self._fence
+                )
 
         cancelled = False
         while True:

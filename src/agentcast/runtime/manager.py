@@ -69,6 +69,7 @@ class Starter(Protocol):
         owner: str | None = ...,
         history: Sequence[Message] | None = ...,
         run_id: str | None = ...,
+        fence: int | None = ...,
     ) -> Run:
         """Create the run."""
         ...
@@ -211,12 +212,14 @@ class RunManager:
         owner: str | None = None,
         history: Sequence[Message] | None = None,
         run_id: str | None = None,
+        fence: int | None = None,
     ) -> ManagedRun:
         """Start a run now (or queue it behind the session's active run, per policy).
 
         `run_id` names the run (a front-end protocol sends its own, as AG-UI does); an id the
         manager already knows, of any owner, is not reused: the run gets a new one, so a
-        caller can neither reach nor detect another owner's run through it.
+        caller can neither reach nor detect another owner's run through it. `fence`: the
+        token of a session lock across processes, saved with the turn (`SessionStore.append`).
 
         A session is busy until its run has logged `agent_end` (the turn is saved by then):
         a reader that saw the end may start the next turn at once, under every policy.
@@ -239,6 +242,7 @@ class RunManager:
             owner=owner,
             history=history,
             run_id=run_id if run_id is not None and run_id not in self._runs else None,
+            fence=fence,
         )
         key = run.session_key
         previous = self._active.get(key) if key else None

@@ -17,7 +17,8 @@ Flows:
 - `cancel()` or timeout: the source's cancel scope is cancelled (LLM request and tools stop)
   -> closers -> (timeout: `error`) -> session saved -> `agent_end(cancelled|timeout)`.
 - the task itself is cancelled from outside: the same closing, then the cancellation propagates.
-- the save fails: `error` (the store's code) -> `agent_end(error)`: the turn was not kept.
+- the save fails: `error` (the store's code) -> `agent_end(error)`: the turn was not kept;
+  also when the store refuses the run's fencing token (`session_fenced`: it lost its lock).
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class Run:
         handlers: called with every event, in order, from a task of their own (a slow handler
             never stalls the source).
         log_limit: how many events the run's log retains for late readers.
+        fence: the fencing token the turn is saved with (`SessionStore.append`); None when
+            no lock across processes holds the session.
     """
 
     def __init__(
@@ -74,6 +77,7 @@ class Run:
         timeout: float | None = None,
         handlers: Sequence[EventHandler] = (),
         log_limit: int = 100_000,
+        fence: int | None = None,
     ) -> None:
         self._run_id = request.run_id or new_id()
         self.request = replace(request, run_id=self._run_id)
@@ -84,6 +88,7 @@ class Run:
         self._source = source
         self._store = store
         self._timeout = timeout
+        self._fence = fence
         self._handlers = tuple(handlers)
         self.log = EventLog(log_limit)
         self._state = RunState()
@@ -268,6 +273,7 @@ class Run:
                 session_key=self.session_key,
                 actor_id=self.request.actor_id,
                 timeout=self._timeout,
+                fence=self._fence,
             )
             self.result, cancelled = await closer.finish(
                 outcome, failure, session_id=self.session_id

@@ -136,19 +136,23 @@ class ServerState:
         """Start a run (`RunManager.start`), with the session policy across workers.
 
         With a broker, the session policy (`policy`, else the server's) first holds across
-        workers, and the run is registered before this returns, so any worker finds it.
+        workers, and the run is registered before this returns, so any worker finds it. The
+        run saves its turn with the session lock's fencing token: the store refuses the turn
+        (`session_fenced`) if the lock was lost and a later lock's run saved first.
 
         Raises:
             SessionBusy: the session is busy and the policy is `reject`.
             BrokerUnavailable: the broker does not answer (503).
         """
-        key = None
+        key = fence = None
         self.ensure_broker()
         if self.node is not None and session_id is not None:
             key = self.session_key(session_id, owner)
-            await self.node.claim_session(key, policy or self.config.session_policy)
+            fence = await self.node.claim_session(key, policy or self.config.session_policy)
         try:
-            managed = self.manager.start(prompt, session_id=session_id, owner=owner, **options)
+            managed = self.manager.start(
+                prompt, session_id=session_id, owner=owner, fence=fence, **options
+            )
         except BaseException:
             if key is not None and self.node is not None:
                 await self.node.release_session(key)

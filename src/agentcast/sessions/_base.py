@@ -19,7 +19,7 @@ from typing import Protocol, runtime_checkable
 
 import anyio
 
-from agentcast.errors import ConfigError, StoreUnavailable
+from agentcast.errors import ConfigError, InvalidInput, SessionFenced, StoreUnavailable
 from agentcast.events import Message
 from agentcast.ids import check_id, check_session_key
 
@@ -31,6 +31,7 @@ __all__ = [
     "check_actor",
     "check_schema_version",
     "check_turn",
+    "fenced",
     "title_of",
 ]
 
@@ -82,9 +83,23 @@ class SessionStore(Protocol):
         ...
 
     async def append(
-        self, session_id: str, messages: Sequence[Message], *, actor_id: str | None = None
+        self,
+        session_id: str,
+        messages: Sequence[Message],
+        *,
+        actor_id: str | None = None,
+        fence: int | None = None,
     ) -> None:
-        """Append one turn's messages atomically, creating the session if needed."""
+        """Append one turn's messages atomically, creating the session if needed.
+
+        `fence` is the fencing token of the session lock the run held (with a broker): the
+        store refuses it when a higher one has saved on the session, else records it as the
+        session's fence (the highest), in the same atomic step as the append. None (one
+        process, no lock) is never refused and records nothing.
+
+        Raises:
+            SessionFenced: a higher fence has saved on the session; nothing was written.
+        """
         ...
 
     async def list_sessions(
@@ -145,14 +160,16 @@ def check_schema_version(found: int, known: int, store: str) -> None:
         )
 
 
-def check_turn(session_id: object, actor_id: object) -> None:
-    """Refuse a malformed session key or actor id (what `append` checks).
+def check_turn(session_id: object, actor_id: object, fence: object = None) -> None:
+    """Refuse a malformed session key, actor id or fence (what `append` checks).
 
     Raises:
-        InvalidInput: either breaks the id rule.
+        InvalidInput: an id breaks the id rule, or the fence is not a non-negative int.
     """
     check_session_key(session_id)
     check_actor(actor_id)
+    if fence is not None and (type(fence) is not int or fence < 0):
+        raise InvalidInput(f"fence must be a non-negative int or None, not {fence!r}")
 
 
 def check_actor(actor_id: object) -> None:
@@ -163,6 +180,15 @@ def check_actor(actor_id: object) -> None:
     """
     if actor_id is not None:
         check_id(actor_id, "actor_id")
+
+
+def fenced() -> SessionFenced:
+    """The error of a save refused for its fencing token (one wording in every store).
+
+    It names neither the session nor the tokens: it reaches the run's reader, who needs to
+    know only that the turn was not kept and why.
+    """
+    return SessionFenced("the turn was not saved: the session's lock was taken by a newer run")
 
 
 def title_of(messages: Sequence[Message]) -> str:

@@ -9,7 +9,7 @@ import msgspec
 
 from agentcast.events import Message
 from agentcast.ids import check_session_key
-from agentcast.sessions._base import SessionInfo, check_actor, check_turn, title_of
+from agentcast.sessions._base import SessionInfo, check_actor, check_turn, fenced, title_of
 
 __all__ = ["MemoryStore"]
 
@@ -22,6 +22,7 @@ class MemoryStore:
         # and encoding is far cheaper than a deep copy.
         self._messages: dict[str, list[bytes]] = {}
         self._meta: dict[str, tuple[str | None, int, int]] = {}
+        self._fences: dict[str, int] = {}  # the highest fencing token that saved, per session
 
     async def setup(self) -> None:
         """Nothing to create: a dict has no schema."""
@@ -32,13 +33,24 @@ class MemoryStore:
         return [msgspec.json.decode(raw) for raw in self._messages.get(session_id, ())]
 
     async def append(
-        self, session_id: str, messages: Sequence[Message], *, actor_id: str | None = None
+        self,
+        session_id: str,
+        messages: Sequence[Message],
+        *,
+        actor_id: str | None = None,
+        fence: int | None = None,
     ) -> None:
-        """Append one turn."""
-        check_turn(session_id, actor_id)
+        """Append one turn (refused for a fence below the session's: `SessionStore.append`)."""
+        check_turn(session_id, actor_id, fence)
+        bodies = [msgspec.json.encode(m) for m in messages]  # before any write: all or nothing
+        if fence is not None:
+            # No await between the check and the write: atomic on the event loop.
+            if fence < self._fences.get(session_id, 0):
+                raise fenced()
+            self._fences[session_id] = fence
         now = time.time_ns() // 1_000_000
         actor, created, _ = self._meta.get(session_id, (actor_id, now, now))
-        self._messages.setdefault(session_id, []).extend(msgspec.json.encode(m) for m in messages)
+        self._messages.setdefault(session_id, []).extend(bodies)
         self._meta[session_id] = (actor, created, now)
 
     async def list_sessions(
@@ -82,6 +94,7 @@ class MemoryStore:
         """Delete a session."""
         check_session_key(session_id)
         self._meta.pop(session_id, None)
+        self._fences.pop(session_id, None)
         return self._messages.pop(session_id, None) is not None
 
     async def aclose(self) -> None:

@@ -11,7 +11,8 @@ e.g. `?options=-csearch_path%3Dmyschema`):
 
 ```
 {prefix}sessions  session_id PK, actor_id, title, created_at, updated_at (epoch ms),
-                  message_count, touched (a sequence number: the update order, for ties)
+                  message_count, touched (a sequence number: the update order, for ties),
+                  fence (the highest fencing token that saved a turn; 0: none)
 {prefix}messages  (session_id, position) PK -> sessions ON DELETE CASCADE, body BYTEA
 {prefix}schema    version PK, applied_at (epoch ms): one row per applied migration step
 ```
@@ -46,6 +47,7 @@ from agentcast.sessions._base import (
     check_actor,
     check_schema_version,
     check_turn,
+    fenced,
     redact_url,
     title_of,
 )
@@ -76,6 +78,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX IF NOT EXISTS {sessions_by_actor} ON {sessions}"
         " (actor_id, updated_at DESC, touched DESC)",
     ),
+    # 2: the highest fencing token that saved on the session (`append(fence=)`); 0: none.
+    ("ALTER TABLE {sessions} ADD COLUMN IF NOT EXISTS fence BIGINT NOT NULL DEFAULT 0",),
 )
 """The schema's migration steps, oldest first: step N brings the tables to version N.
 
@@ -122,14 +126,17 @@ class PostgresStore:
         }
         self._version_table = f"{table_prefix}schema"
         sessions, messages = self._names["sessions"], self._names["messages"]
+        # A refused fence updates nothing and returns no row; the row is locked all the same.
         self._upsert = sql.SQL(
             "INSERT INTO {s} AS s (session_id, actor_id, title, created_at, updated_at,"
-            " message_count) VALUES (%s, %s, %s, %s, %s, %s)"
+            " message_count, fence) VALUES (%s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (session_id) DO UPDATE SET"
             " updated_at = excluded.updated_at,"
             " touched = excluded.touched,"
             " message_count = s.message_count + excluded.message_count,"
+            " fence = GREATEST(s.fence, excluded.fence),"
             " title = CASE WHEN s.title = '' THEN excluded.title ELSE s.title END"
+            " WHERE %s OR s.fence <= excluded.fence"
             " RETURNING s.message_count"
         ).format(s=sessions)
         self._insert = sql.SQL(
@@ -251,20 +258,24 @@ class PostgresStore:
         return [msgspec.json.decode(row[0]) for row in rows]
 
     async def append(
-        self, session_id: str, messages: Sequence[Message], *, actor_id: str | None = None
+        self,
+        session_id: str,
+        messages: Sequence[Message],
+        *,
+        actor_id: str | None = None,
+        fence: int | None = None,
     ) -> None:
-        """Append one turn in a single transaction."""
-        check_turn(session_id, actor_id)
+        """Append one turn in a single transaction (`fence`: see `SessionStore.append`)."""
+        check_turn(session_id, actor_id, fence)
         bodies = [msgspec.json.encode(m) for m in messages]  # before any write: all or nothing
         now = time.time_ns() // 1_000_000
         async with self._connect() as conn:
             title = title_of(messages)  # without control characters: TEXT refuses NUL
-            cursor = await conn.execute(
-                self._upsert, (session_id, actor_id, title, now, now, len(bodies))
-            )
+            values = (session_id, actor_id, title, now, now, len(bodies), fence or 0)
+            cursor = await conn.execute(self._upsert, (*values, fence is None))
             row = await cursor.fetchone()
-            if row is None:  # pragma: no cover - an upsert's RETURNING always gives its row
-                raise SessionError(f"the upsert of session {session_id!r} returned no row")
+            if row is None:  # the fence was refused: closing without a commit rolls back
+                raise fenced()
             if bodies:
                 # The session's row stays locked until the commit: turns cannot interleave.
                 start = int(row[0]) - len(bodies)

@@ -4,7 +4,8 @@ This module is the only importer of `redis`. Keys (the prefix defaults to `agent
 
 ```
 {prefix}session:{id}:messages   list   the messages, oldest first, as msgspec JSON bytes
-{prefix}session:{id}:meta       hash   created_at, updated_at (epoch ms), title, actor_id
+{prefix}session:{id}:meta       hash   created_at, updated_at (epoch ms), title, actor_id,
+                                       fence (the highest fencing token that saved; absent: 0)
 {prefix}sessions                zset   every session id, scored by updated_at
 {prefix}actor:{actor}           zset   the actor's session ids, scored by updated_at
 {prefix}schema_version          string the last applied migration step (absent: none, 0)
@@ -17,10 +18,12 @@ version 0: it has no step, and a store never migrated writes no version key.
 
 A turn is appended, and a session deleted, by one Lua script each: Redis runs a script
 atomically, so a turn is never split or interleaved with another, and its metadata and indexes
-always agree with its messages. A script rather than MULTI/EXEC because the actor index to
-update is the one stored with the session (the first turn's `actor_id`), which a transaction
-could only read with WATCH and retries. The scripts compute the actor index key from the
-prefix, so the store needs a single Redis server (or a primary), not Redis Cluster.
+always agree with its messages; the append's fence check (`append(fence=)`) is in the same
+script, so no newer turn can land between the check and the write. A script rather than
+MULTI/EXEC because the actor index to update is the one stored with the session (the first
+turn's `actor_id`), which a transaction could only read with WATCH and retries. The scripts
+compute the actor index key from the prefix, so the store needs a single Redis server (or a
+primary), not Redis Cluster.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from agentcast.sessions._base import (
     check_actor,
     check_schema_version,
     check_turn,
+    fenced,
     redact_url,
     title_of,
 )
@@ -78,8 +82,15 @@ return tonumber(ARGV[1])
 
 _APPEND = """
 local messages, meta, index = KEYS[1], KEYS[2], KEYS[3]
-local session_id, now, has_actor, actor, title, actor_prefix =
-    ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local session_id, now, has_actor, actor, title, actor_prefix, fence =
+    ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+if fence ~= '' then
+    local recorded = tonumber(redis.call('HGET', meta, 'fence') or '0')
+    if tonumber(fence) < recorded then
+        return 0
+    end
+    redis.call('HSET', meta, 'fence', fence)
+end
 if redis.call('HSETNX', meta, 'created_at', now) == 1 and has_actor == '1' then
     redis.call('HSET', meta, 'actor_id', actor)
 end
@@ -87,7 +98,7 @@ redis.call('HSET', meta, 'updated_at', now)
 if title ~= '' then
     redis.call('HSETNX', meta, 'title', title)
 end
-for first = 7, #ARGV, 1000 do
+for first = 8, #ARGV, 1000 do
     redis.call('RPUSH', messages, unpack(ARGV, first, math.min(first + 999, #ARGV)))
 end
 redis.call('ZADD', index, now, session_id)
@@ -226,10 +237,15 @@ class RedisStore:
         return [msgspec.json.decode(raw) for raw in raws]
 
     async def append(
-        self, session_id: str, messages: Sequence[Message], *, actor_id: str | None = None
+        self,
+        session_id: str,
+        messages: Sequence[Message],
+        *,
+        actor_id: str | None = None,
+        fence: int | None = None,
     ) -> None:
-        """Append one turn atomically (one script)."""
-        check_turn(session_id, actor_id)
+        """Append one turn atomically (one script, which also checks `fence`)."""
+        check_turn(session_id, actor_id, fence)
         bodies = [msgspec.json.encode(m) for m in messages]  # before any write: all or nothing
         now = time.time_ns() // 1_000_000
         args: list[bytes | str | int] = [
@@ -239,11 +255,14 @@ class RedisStore:
             actor_id or "",
             title_of(messages),
             self._actor_prefix,
+            "" if fence is None else fence,
             *bodies,
         ]
         async with self._connect() as client:
             script = client.register_script(_APPEND)
-            await script(keys=[*self._keys(session_id), self._index], args=args)
+            saved = await script(keys=[*self._keys(session_id), self._index], args=args)
+        if not int(saved):
+            raise fenced()
 
     async def list_sessions(
         self, *, actor_id: str | None = None, limit: int = 100

@@ -29,6 +29,7 @@ from agentcast.sessions._base import (
     check_actor,
     check_schema_version,
     check_turn,
+    fenced,
     title_of,
 )
 
@@ -55,6 +56,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX IF NOT EXISTS sessions_by_update ON sessions(updated_at DESC)",
         "CREATE INDEX IF NOT EXISTS sessions_by_actor ON sessions(actor_id, updated_at DESC)",
     ),
+    # 3: the highest fencing token that saved on the session (`append(fence=)`); 0: none.
+    ("ALTER TABLE sessions ADD COLUMN fence INTEGER NOT NULL DEFAULT 0",),
 )
 """The schema's migration steps, oldest first: step N brings the file to `user_version` N.
 
@@ -189,20 +192,32 @@ class SQLiteStore:
         return [msgspec.json.decode(row[0]) for row in rows]
 
     async def append(
-        self, session_id: str, messages: Sequence[Message], *, actor_id: str | None = None
+        self,
+        session_id: str,
+        messages: Sequence[Message],
+        *,
+        actor_id: str | None = None,
+        fence: int | None = None,
     ) -> None:
-        """Append one turn in a single transaction."""
-        check_turn(session_id, actor_id)
+        """Append one turn in a single transaction (`fence`: see `SessionStore.append`)."""
+        check_turn(session_id, actor_id, fence)
         now = time.time_ns() // 1_000_000
         async with self._connect() as db:
-            await db.execute(
-                "INSERT INTO sessions(session_id, actor_id, title, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT(session_id) DO UPDATE SET"
+            # The upsert takes the write lock and checks the fence in one statement; refused,
+            # it changes no row, and the transaction is rolled back before anything else.
+            cursor = await db.execute(
+                "INSERT INTO sessions(session_id, actor_id, title, created_at, updated_at,"
+                " fence) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(session_id) DO UPDATE SET"
                 " updated_at = excluded.updated_at,"
+                " fence = max(sessions.fence, excluded.fence),"
                 " title = CASE WHEN sessions.title = '' THEN excluded.title"
-                " ELSE sessions.title END",
-                (session_id, actor_id, title_of(messages), now, now),
+                " ELSE sessions.title END"
+                " WHERE ? OR sessions.fence <= excluded.fence",
+                (session_id, actor_id, title_of(messages), now, now, fence or 0, fence is None),
             )
+            if cursor.rowcount == 0:
+                await db.rollback()
+                raise fenced()
             await db.executemany(
                 "INSERT INTO messages(session_id, body) VALUES (?, ?)",
                 [(session_id, msgspec.json.encode(m)) for m in messages],
