@@ -441,6 +441,20 @@ async def test_redis_lost_mid_batch_then_back_stores_every_event_once(log, monke
 
 
 @requires_services
+async def test_fencing_tokens_keep_increasing_after_redis_lost_its_counter(broker):
+    from agentcast.broker._sessions import token_of
+
+    value, _ = await broker.lock("k", None)
+    before = [token_of(value), await broker.token()]
+    # A Redis restarted empty: the stores still hold the tokens handed out before.
+    await broker.client.delete(broker.key("fence"), broker.key("lock", "k"))
+    value, _ = await broker.lock("k", None)
+    after = [token_of(value), await broker.token(), await broker.token()]
+    assert before == sorted(before) and after == sorted(after)
+    assert min(after) > max(before) and len(set(before + after)) == 5
+
+
+@requires_services
 async def test_a_stalled_worker_that_lost_its_session_lock_cannot_save_its_turn_late():
     from langchain_core.messages import AIMessageChunk
 

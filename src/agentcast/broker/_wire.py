@@ -19,6 +19,7 @@ __all__ = [
     "END_LOST",
     "IF_HELD",
     "LOCK",
+    "TOKEN",
     "Appended",
     "Batch",
     "decode",
@@ -109,6 +110,17 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return '' end
 return redis.call('GET', KEYS[1]) or ''
 """
 """Takes a session lock (`SET NX PX`); returns '' when taken, else the holder's value."""
+
+TOKEN = """
+local token = redis.call('INCR', KEYS[1])
+if token >= tonumber(ARGV[1]) then return token end
+redis.call('SET', KEYS[1], ARGV[1])
+return tonumber(ARGV[1])
+"""
+"""A new fencing token: the counter's next value, raised to the clock (ARGV[1], in µs) if it is
+below. The stores keep the highest token that saved on each session: a Redis restarted empty
+(or a new prefix) must not start the tokens again from 1, or every such session's turns would be
+refused until the counter caught up."""
 
 IF_HELD = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end

@@ -13,7 +13,7 @@ The only importer of `redis` in the broker. Keys (the prefix defaults to `agentc
 {prefix}cancel            channel run ids to cancel, for whichever worker executes them
 {prefix}readers           channel `{run id} {+1|-1}`: a reader attached or left on some worker
 {prefix}lock:{session}    string  the session's lease lock: `{token} {worker} {run id|-}`
-{prefix}fence             string  the counter the locks' fencing tokens come from
+{prefix}fence             string  the counter the locks' fencing tokens come from (`TOKEN`)
 ```
 
 A worker's replicator appends for all its runs in one pipeline (`append_many`). Explicit
@@ -37,6 +37,7 @@ from agentcast.broker._wire import (
     END_LOST,
     IF_HELD,
     LOCK,
+    TOKEN,
     Appended,
     Batch,
     decode,
@@ -97,6 +98,7 @@ class RedisBroker:
         self._end_lost: Any = None
         self._lock: Any = None
         self._if_held: Any = None
+        self._token: Any = None
 
     def _new_client(self, socket_timeout: float | None) -> Any:
         return redis.asyncio.Redis.from_url(
@@ -115,6 +117,7 @@ class RedisBroker:
             self._end_lost = self._client.register_script(END_LOST)
             self._lock = self._client.register_script(LOCK)
             self._if_held = self._client.register_script(IF_HELD)
+            self._token = self._client.register_script(TOKEN)
         return self._client
 
     def key(self, *parts: str) -> str:
@@ -330,14 +333,12 @@ class RedisBroker:
     async def lock(self, session_key: str, run_id: str | None) -> tuple[str, str]:
         """Try to take a session's lease lock: `(value, "")` when taken, `("", holder)` not.
 
-        The value carries a fencing token (a counter incremented per lock taken), this
+        The value carries a fencing token (`token()`: increasing per lock taken), this
         worker, and the run (`-` until it is known). The lock expires after the lease unless
         renewed (`if_held`), so a dead worker cannot hold it forever.
         """
+        value = f"{await self.token()} {self.worker_id} {run_id or '-'}"
         try:
-            self.client  # noqa: B018 - registers the scripts
-            token = await self.client.incr(self.key("fence"))
-            value = f"{token} {self.worker_id} {run_id or '-'}"
             holder = await self._lock(
                 keys=[self.key("lock", session_key)], args=[value, int(self.lease * 1000)]
             )
@@ -352,8 +353,10 @@ class RedisBroker:
         return value.decode() if value else ""
 
     async def token(self) -> int:
-        """A new fencing token: above every token handed out before."""
-        return int(await self._do(self.client.incr(self.key("fence"))))
+        """A new fencing token: above every one handed out before, even by a Redis since lost."""
+        self.client  # noqa: B018 - registers the scripts
+        args = [time.time_ns() // 1000]  # the floor: the clock, in µs (`TOKEN`)
+        return int(await self._do(self._token(keys=[self.key("fence")], args=args)))
 
     async def if_held(self, session_key: str, value: str, action: str) -> bool:
         """Act on a session lock if it still holds `value`; return whether it did.
