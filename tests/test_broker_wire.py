@@ -347,6 +347,31 @@ async def test_a_fenced_run_is_cancelled_while_the_others_in_its_pipeline_go_on(
     assert not replication.lost
 
 
+@requires_services
+async def test_a_failing_finish_callback_skips_none_of_the_other_runs(broker, log, caplog):
+    # The node's callback fails for one run (a bug): the runs ending in the same pipeline
+    # after it are still detached and told. Raised inside the flush's loop, it left them
+    # attached for ever, and `flushed()` never returned.
+    runs = [_Run(log) for _ in range(4)]
+    async with _Replication(broker) as replication:
+        told = replication.replicator._on_replicated  # noqa: SLF001
+
+        def failing_for_the_first(managed) -> None:
+            told(managed)
+            if managed.run is runs[0]:
+                raise RuntimeError("a bug in a finishing callback")
+
+        replication.replicator._on_replicated = failing_for_the_first  # noqa: SLF001
+        for run in runs:
+            replication.attach(run)
+            run.emit(len(log))
+        await asyncio.wait_for(replication.replicator.flushed(), 10)
+    assert sorted(replication.replicated) == sorted(run.run_id for run in runs)
+    assert "a broker replication callback failed" in caplog.text
+    for run in runs:
+        assert await replication.stored(run) == run.log.snapshot()
+
+
 class _Relay:
     """A TCP relay to Redis that can lose Redis: the reply to the next `XADD` is dropped (it
     was applied), then every connection is refused until `restore()`."""

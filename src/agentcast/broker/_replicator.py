@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from agentcast.broker._replica import RETRY
 from agentcast.broker._wire import Batch
@@ -235,7 +236,7 @@ class Replicator:
                 # stop it here too; its readers here still see its own ending.
                 logger.warning("run %s was ended by another worker; stopping it", copy.run_id)
                 self._detach(copy)
-                copy.managed.run.cancel()
+                _tell(copy.managed.run.cancel)
             elif events and events[-1].__class__ is AgentEnd:
                 copy.ended = getattr(events[-1], "outcome", "")
                 self._ending.append(copy)
@@ -265,11 +266,11 @@ class Replicator:
                 self._dirty.append(copy)
             if not copy.lost:  # the run ends with a typed error; its end still goes out
                 copy.lost = True
-                self._on_broker_lost(copy.managed, error)
+                _tell(self._on_broker_lost, copy.managed, error)
         for copy in ending:
             if not copy.lost:
                 copy.lost = True
-                self._on_broker_lost(copy.managed, error)
+                _tell(self._on_broker_lost, copy.managed, error)
 
     def _detach(self, copy: _Copy) -> None:
         if self._copies.get(copy.run_id) is not copy:
@@ -277,8 +278,17 @@ class Replicator:
         del self._copies[copy.run_id]
         copy.managed.run.log.unlisten(copy)
         copy.pending = []
-        self._on_replicated(copy.managed)
+        _tell(self._on_replicated, copy.managed)
         if not self._copies and self._idle is not None:
             idle, self._idle = self._idle, None
             if not idle.done():
                 idle.set_result(None)
+
+
+def _tell(callback: Callable[..., None], *args: Any) -> None:
+    # A callback that fails is logged, not raised: raised inside a flush's loop over its runs,
+    # it skipped the runs after it (never detached, their registrations never answered).
+    try:
+        callback(*args)
+    except Exception:
+        logger.exception("a broker replication callback failed")
