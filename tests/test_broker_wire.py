@@ -143,6 +143,52 @@ async def test_a_session_whose_run_logged_its_end_is_free_before_its_lock_is_rel
     await other.aclose()
 
 
+@requires_services
+async def test_an_enqueued_claim_is_woken_by_the_holders_release_not_by_a_poll(broker, monkeypatch):
+    # The waiter's broker has a long lease (its fallback retry) and the old code's poll is made
+    # as long: only the release the holder publishes can hand the session over in time.
+    from agentcast.broker import _sessions
+    from agentcast.broker._sessions import SessionLocks
+    from agentcast.broker.redis import RedisBroker
+
+    monkeypatch.setattr(_sessions, "POLL", 60.0, raising=False)
+    other = RedisBroker(f"redis://127.0.0.1:6379/13?prefix={broker.prefix}", lease=60.0)
+    mine, theirs = SessionLocks(broker), SessionLocks(other)
+    subscribed, tried = asyncio.Event(), asyncio.Event()
+
+    async def relay() -> None:  # what `BrokerNode._listen` does with the channel
+        async for _, session_key in other.subscribe("released", ready=subscribed.set):
+            theirs.released(session_key)
+
+    lock = other.lock
+
+    async def lock_once_tried(session_key, run_id):
+        taken = await lock(session_key, run_id)
+        tried.set()
+        return taken
+
+    other.lock = lock_once_tried  # type: ignore[method-assign]
+
+    async def never_ended(run: str) -> bool:
+        return False
+
+    listening = asyncio.create_task(relay())
+    try:
+        await asyncio.wait_for(subscribed.wait(), 10)
+        await mine.claim("k", "reject", print, never_ended)
+        waiting = asyncio.create_task(theirs.claim("k", "enqueue", print, never_ended))
+        await asyncio.wait_for(tried.wait(), 10)
+        assert not waiting.done(), "the session is busy: the claim waits"
+        await mine.release("k")
+        token = await asyncio.wait_for(waiting, 10)  # a hang guard: a lease or a poll is 60 s
+        assert (await broker.holder("k")).split(" ")[:2] == [str(token), other.worker_id]
+        assert not theirs._waiting, "no waiter is left behind"  # noqa: SLF001
+    finally:
+        listening.cancel()
+        await asyncio.gather(listening, return_exceptions=True)
+        await other.aclose()
+
+
 # -- the replicator: one pipeline for every run executing on the worker ------------------------
 
 

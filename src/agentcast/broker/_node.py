@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from agentcast.broker._replica import RemoteRun, open_replica
@@ -67,8 +68,13 @@ class BrokerNode:
         await self.broker.connect()
         await self.broker.renew()
         self._spawn(self.replicator.run(), "broker replicator")
-        self._spawn(self._listen(), "broker subscriber")
+        subscribed = asyncio.Event()
+        self._spawn(self._listen(subscribed.set), "broker subscriber")
         self._spawn(self._keep_alive(), "broker lease")
+        try:  # from here on no cancel, reader count or released lock is missed
+            await asyncio.wait_for(subscribed.wait(), self.broker.timeout)
+        except asyncio.TimeoutError as exc:
+            raise self.broker.unavailable(exc) from exc
 
     async def aclose(self) -> None:
         """Let the replicator write the runs' ends, then stop everything and disconnect.
@@ -227,13 +233,16 @@ class BrokerNode:
         self.down = False
         return result
 
-    async def _listen(self) -> None:
-        """Apply the cancels and reader counts other workers publish (reconnects if lost)."""
+    async def _listen(self, ready: Callable[[], None]) -> None:
+        """Apply the cancels, reader counts and lock releases workers publish (reconnects)."""
         while True:
             try:
-                async for channel, message in self.broker.subscribe("cancel", "readers"):
+                channels = ("cancel", "readers", "released")
+                async for channel, message in self.broker.subscribe(*channels, ready=ready):
                     if channel == "cancel":
                         self._apply_cancel(message)
+                    elif channel == "released":
+                        self.locks.released(message)
                     else:
                         run_id, _, delta = message.partition(" ")
                         self._apply_readers(run_id, int(delta))

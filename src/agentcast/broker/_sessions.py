@@ -4,10 +4,13 @@ A run on a session holds the session's lock from before it starts until its `age
 its stream (its turn is saved by then), on whichever worker it executes. A second request on
 the same session, at any worker, meets the lock and applies the policy as one process would:
 `reject` answers 409, `enqueue` waits for the lock, `interrupt` cancels the holder's run and
-waits. The lock is a lease (`SET NX PX`), renewed by its worker's keep-alive loop: a worker
-that died loses it within the lease time. Its value carries a fencing token, which the run
-passes to the store with its turn: a worker that stalled past the lease and lost the lock has
-its late turn refused (`SessionFenced`) once the next lock's run has saved.
+waits. A release is published (`{prefix}released`), so a waiter tries again at once rather
+than polling; it tries again a lease later anyway, for a holder that died without releasing.
+
+The lock is a lease (`SET NX PX`), renewed by its worker's keep-alive loop: a worker that died
+loses it within the lease time. Its value carries a fencing token, which the run passes to the
+store with its turn: a worker that stalled past the lease and lost the lock has its late turn
+refused (`SessionFenced`) once the next lock's run has saved.
 """
 
 from __future__ import annotations
@@ -21,9 +24,6 @@ from agentcast.runtime import SessionPolicy
 
 __all__ = ["SessionLocks", "token_of"]
 
-POLL = 0.05
-"""Seconds between two tries at a busy session's lock (enqueue, interrupt)."""
-
 
 def token_of(value: str) -> int:
     """The fencing token of a lock's value (`{token} {worker} {run id|-}`)."""
@@ -36,6 +36,13 @@ class SessionLocks:
     def __init__(self, broker: RedisBroker) -> None:
         self.broker = broker
         self.held: dict[str, str] = {}  # session key -> the lock's value
+        self._waiting: dict[str, list[asyncio.Future[None]]] = {}  # session key -> its waiters
+
+    def released(self, session_key: str) -> None:
+        """A worker released the session's lock (published): its waiters here try again."""
+        for waiter in self._waiting.pop(session_key, ()):
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def claim(
         self,
@@ -60,26 +67,41 @@ class SessionLocks:
         """
         cancelled: str | None = None
         while True:
-            value, holder = await self.broker.lock(session_key, None)
-            if value:
-                self.held[session_key] = value
-                return token_of(value)
-            run_id = holder.split(" ")[2] if holder.count(" ") == 2 else "-"
-            if run_id != "-" and await ended(run_id):
-                value = f"{await self.broker.token()} {self.broker.worker_id} -"
-                if await self.broker.if_held(session_key, holder, value):
+            # Watched before the try: a release between the try and the wait is not missed.
+            freed = asyncio.get_running_loop().create_future()
+            self._waiting.setdefault(session_key, []).append(freed)
+            try:
+                value, holder = await self.broker.lock(session_key, None)
+                if value:
                     self.held[session_key] = value
                     return token_of(value)
-                continue
-            if policy == "reject":
-                raise SessionBusy(
-                    f"session already has a run in progress ({run_id}) on another request;"
-                    " wait for it, cancel it, or resume its stream"
-                )
-            if policy == "interrupt" and run_id != "-" and run_id != cancelled:
-                cancel(run_id)
-                cancelled = run_id
-            await asyncio.sleep(POLL)  # the holder's end is in another process: try again
+                run_id = holder.split(" ")[2] if holder.count(" ") == 2 else "-"
+                if run_id != "-" and await ended(run_id):
+                    value = f"{await self.broker.token()} {self.broker.worker_id} -"
+                    if await self.broker.if_held(session_key, holder, value):
+                        self.held[session_key] = value
+                        return token_of(value)
+                    continue
+                if policy == "reject":
+                    raise SessionBusy(
+                        f"session already has a run in progress ({run_id}) on another request;"
+                        " wait for it, cancel it, or resume its stream"
+                    )
+                if policy == "interrupt" and run_id != "-" and run_id != cancelled:
+                    cancel(run_id)
+                    cancelled = run_id
+                # Woken by the holder's release, published by whichever worker holds it; a
+                # holder that died publishes nothing, and its lock expires within the lease.
+                await asyncio.wait((freed,), timeout=self.broker.lease)
+            finally:
+                self._unwatch(session_key, freed)
+
+    def _unwatch(self, session_key: str, waiter: asyncio.Future[None]) -> None:
+        waiters = self._waiting.get(session_key)
+        if waiters is not None and waiter in waiters:
+            waiters.remove(waiter)
+            if not waiters:
+                del self._waiting[session_key]
 
     async def bind(self, session_key: str, run_id: str) -> None:
         """Name the run holding the lock (an `interrupt` elsewhere needs its id)."""

@@ -12,6 +12,7 @@ The only importer of `redis` in the broker. Keys (the prefix defaults to `agentc
 {prefix}worker:{id}       string  the worker's liveness lease (PX: the lease time)
 {prefix}cancel            channel run ids to cancel, for whichever worker executes them
 {prefix}readers           channel `{run id} {+1|-1}`: a reader attached or left on some worker
+{prefix}released          channel a session key whose lock was released (its waiters try again)
 {prefix}lock:{session}    string  the session's lease lock: `{token} {worker} {run id|-}`
 {prefix}fence             string  the counter the locks' fencing tokens come from (`TOKEN`)
 ```
@@ -26,7 +27,7 @@ checks the stream's last id first, so it never interleaves with a late append.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -364,7 +365,8 @@ class RedisBroker:
         `action`: `release`, `renew`, or a new value (the run holding it is now known).
         """
         self.client  # noqa: B018 - registers the scripts
-        keys, args = [self.key("lock", session_key)], [value, action, int(self.lease * 1000)]
+        keys = [self.key("lock", session_key)]
+        args = [value, action, int(self.lease * 1000), self.key("released"), session_key]
         return bool(await self._do(self._if_held(keys=keys, args=args)))
 
     # -- messages between workers ------------------------------------------------------------
@@ -373,15 +375,26 @@ class RedisBroker:
         """Publish to `{prefix}{channel}` (`cancel`, `readers`)."""
         await self._do(self.client.publish(self.key(channel), message))
 
-    async def subscribe(self, *channels: str) -> AsyncIterator[tuple[str, str]]:
-        """Yield `(channel, message)` published on the channels, until cancelled."""
-        pubsub = self._new_client(None).pubsub(ignore_subscribe_messages=True)
+    async def subscribe(
+        self, *channels: str, ready: Callable[[], None] = lambda: None
+    ) -> AsyncIterator[tuple[str, str]]:
+        """Yield `(channel, message)` published on the channels, until cancelled.
+
+        `ready` is called once Redis confirmed every subscription: nothing published after
+        that is missed.
+        """
+        pubsub = self._new_client(None).pubsub()
         try:
             await pubsub.subscribe(*(self.key(c) for c in channels))
-            strip = len(self.prefix)
+            strip, confirmed = len(self.prefix), 0
             async for message in pubsub.listen():
-                if message is not None and message.get("type") == "message":
+                kind = message.get("type") if message is not None else None
+                if kind == "message":
                     yield message["channel"].decode()[strip:], message["data"].decode()
+                elif kind == "subscribe":
+                    confirmed += 1
+                    if confirmed == len(channels):
+                        ready()
         except (RedisError, OSError) as exc:
             raise self.unavailable(exc) from exc
         finally:
