@@ -10,6 +10,7 @@ could die, and ended as the sweeper ends it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 
 import msgspec
@@ -577,3 +578,240 @@ async def test_a_stalled_worker_that_lost_its_session_lock_cannot_save_its_turn_
     [error] = [e for e in on_a.run.log.snapshot() if e.type == "error"]
     assert (error.code, error.error_type) == ("session_fenced", "SessionFenced")
     assert [m["content"] for m in history] == ["asked on B", "from me"], "B's turn only"
+
+
+# -- the follower: one blocking read for every replica on the worker ---------------------------
+
+
+@contextlib.asynccontextmanager
+async def _reading_worker(url: str, **options):
+    """Worker B: a broker node (no server) whose replicas are runs executing on worker A.
+
+    Its follower's `read_many` calls are recorded (`node.reads`: the run ids asked, per call;
+    `node.read_failures`, notified on `node.failed`); `node.read_out` is set while a read is
+    out.
+    """
+    from agentcast.broker import attach, open_broker
+    from agentcast.runtime import RunManager
+
+    broker = open_broker(url, **options)
+    node = attach(broker, RunManager(lambda *args, **kwargs: None))
+    node.reads, node.read_failures, node.read_out = [], 0, asyncio.Event()
+    node.failed = asyncio.Condition()
+    read_many = getattr(broker, "read_many", None)  # None: one blocking read per replica
+
+    async def recorded(runs, **kwargs):
+        node.reads.append(set(runs))
+        node.read_out.set()
+        try:
+            return await read_many(runs, **kwargs)
+        except Exception:
+            node.read_out.clear()
+            node.read_failures += 1
+            async with node.failed:
+                node.failed.notify_all()
+            raise
+        finally:
+            node.read_out.clear()
+
+    if read_many is not None:
+        broker.read_many = recorded
+    try:
+        yield node
+    finally:
+        await node.aclose()
+
+
+def _url(broker) -> str:
+    """The URL of another worker's broker on the same Redis and prefix as `broker`."""
+    return f"{broker.url}?prefix={broker.prefix}"
+
+
+async def _collect(log) -> list:
+    """What one local reader of a replica's log gets, to the log's end."""
+    from agentcast.runtime import LogReader
+
+    return [event async for event in LogReader(log)]
+
+
+async def _reached(log, seq: int) -> None:
+    """Wait until a replica's log holds the events before `seq` (or is closed)."""
+    while log.next_seq < seq and not log.closed:
+        await log.waiter()
+
+
+def _following_tasks() -> list[asyncio.Task]:
+    """The tasks reading replicas' streams: the follower (before: one per replica)."""
+    return [t for t in asyncio.all_tasks() if "follow" in t.get_name()]
+
+
+@requires_services
+async def test_many_replicas_share_one_follower_task_and_one_blocking_connection(broker, log):
+    # 50 runs executing on worker A, each read live on worker B: one task and one blocked
+    # connection on B read them all (one per replica before), and every reader gets every
+    # event once, in order.
+    import anyio
+
+    runs = [_Run(log) for _ in range(50)]
+    for run in runs:
+        run.emit(3)
+    with anyio.fail_after(30):
+        async with _Replication(broker) as on_a, _reading_worker(_url(broker)) as b:
+            await asyncio.gather(*[on_a.attach(run) for run in runs])
+            replicas = [await b.find(run.run_id, None) for run in runs]
+            readers = [asyncio.create_task(_collect(m.run.log)) for m in replicas]
+            [follower] = _following_tasks()
+            assert sorted(b.follower.following) == sorted(run.run_id for run in runs)
+            for upto in (10, 20, 40, len(log)):
+                for run in runs:
+                    run.emit(upto)
+                for managed in replicas:
+                    await _reached(managed.run.log, upto)
+            delivered = await asyncio.gather(*readers)
+            await follower  # it ends with the last run it follows
+            pool = b.broker._blocking.connection_pool
+            assert len(pool._available_connections) + len(pool._in_use_connections) == 1
+            assert max(len(asked) for asked in b.reads) == len(runs)  # all in one XREAD
+            assert b.follower.following == [] and b.follower.task is None  # all ended
+    for run, events in zip(runs, delivered, strict=True):
+        check_invariants(events)
+        assert events == run.log.snapshot()
+
+
+@requires_services
+async def test_a_run_added_while_the_follower_is_blocked_is_read_at_once(broker, log, monkeypatch):
+    # The follower's read, out for the first replica alone, would block 30 s: the second
+    # replica, added meanwhile, wakes it (its worker's wake stream), so the second run's
+    # live events arrive at once. A hang guard, not a timing.
+    import anyio
+
+    from agentcast.broker import _followers
+
+    monkeypatch.setattr(_followers, "BLOCK", 30.0)
+    idle, live = _Run(log), _Run(log)
+    for run in (idle, live):
+        run.emit(3)
+    async with _Replication(broker) as on_a, _reading_worker(_url(broker)) as b:
+        for run in (idle, live):
+            await on_a.attach(run)
+        with anyio.fail_after(5):
+            await b.find(idle.run_id, None)
+            await b.read_out.wait()  # blocked for `idle` alone
+            replica = await b.find(live.run_id, None)
+            live.emit(len(log))
+            await replica.run.wait()
+        assert b.reads[0] == {idle.run_id}
+        assert b.reads[-1] == {idle.run_id}  # `live` ended: no longer asked for
+    assert replica.run.log.snapshot() == live.log.snapshot()
+
+
+@requires_services
+async def test_a_discarded_replica_is_no_longer_followed_nor_after_the_node_closed(
+    broker, log, monkeypatch
+):
+    # Each step is prompt though a read blocks 30 s: a discarded run's read is answered by
+    # its next entries, and the node's close ends the follower at once (the close's cancel
+    # lands right after the follower sent its read: redis-py on Python 3.11 can lose it).
+    import anyio
+
+    from agentcast.broker import _followers
+
+    monkeypatch.setattr(_followers, "BLOCK", 30.0)
+    first, second = _Run(log), _Run(log)
+    for run in (first, second):
+        run.emit(3)
+    async with _Replication(broker) as on_a:
+        with anyio.fail_after(5):
+            async with _reading_worker(_url(broker)) as b:
+                for run in (first, second):
+                    await on_a.attach(run)
+                replica = await b.find(first.run_id, None)
+                follower = b.follower.task
+                await b.read_out.wait()
+                b.follower.discard(first.run_id)  # while its read is out
+                first.emit(len(log))  # that read brings these: dropped
+                await follower  # nothing is followed: the task ends
+                assert replica.run.log.next_seq == 3 and not replica.run.log.closed
+                assert b.follower.following == [] and _following_tasks() == []
+                # Followed again by another replica, until the node closes.
+                other = await b.find(second.run_id, None)
+                [follower] = _following_tasks()
+        assert follower.done() and _following_tasks() == []
+        second.emit(len(log))
+        await asyncio.wait_for(on_a.replicator.flushed(), 10)
+    assert other.run.log.next_seq == 3
+
+
+@requires_services
+async def test_replicas_wait_while_redis_is_lost_and_continue_with_no_gap(log, monkeypatch):
+    import anyio
+
+    from agentcast.broker import _followers
+
+    monkeypatch.setattr(_followers, "RETRY", 0.01)
+    prefix = f"w{uuid.uuid4().hex[:10]}:"
+    from agentcast.broker import open_broker
+
+    on_a_broker = open_broker(f"redis://127.0.0.1:6379/13?prefix={prefix}")
+    runs = [_Run(log) for _ in range(3)]
+    for run in runs:
+        run.emit(3)
+    try:
+        async with _Relay() as relay, _Replication(on_a_broker) as on_a:
+            url = f"redis://127.0.0.1:{relay.port}/13?prefix={prefix}"
+            async with _reading_worker(url, timeout=2) as b:  # B reaches Redis by the relay
+                for run in runs:
+                    await on_a.attach(run)
+                replicas = [await b.find(run.run_id, None) for run in runs]
+                readers = [asyncio.create_task(_collect(m.run.log)) for m in replicas]
+                with anyio.fail_after(20):
+                    for run in runs:
+                        run.emit(10)
+                    for managed in replicas:
+                        await _reached(managed.run.log, 10)
+                    relay.down = True
+                    for run in runs:
+                        run.emit(20)  # the read's reply is lost with Redis; then refused
+                    async with b.failed:  # lost mid-read, then refused twice
+                        await b.failed.wait_for(lambda: b.read_failures >= 3)
+                    assert all(m.run.log.next_seq == 10 for m in replicas)
+                    for run in runs:
+                        run.emit(len(log))
+                    relay.restore()
+                    delivered = await asyncio.gather(*readers)
+    finally:
+        await on_a_broker.client.delete(
+            *[k async for k in on_a_broker.client.scan_iter(f"{prefix}*")]
+        )
+        await on_a_broker.aclose()
+    for run, events in zip(runs, delivered, strict=True):
+        check_invariants(events)
+        assert events == run.log.snapshot()  # no gap, no duplicate
+
+
+@requires_services
+async def test_a_replica_whose_run_is_gone_from_redis_is_closed(broker, log, monkeypatch):
+    import anyio
+
+    from agentcast.broker import _followers
+
+    monkeypatch.setattr(_followers, "BLOCK", 0.05)
+    gone, idle = _Run(log), _Run(log)
+    for run in (gone, idle):
+        run.emit(3)
+    async with _Replication(broker) as on_a, _reading_worker(_url(broker)) as b:
+        for run in (gone, idle):
+            await on_a.attach(run)
+        replicas = [await b.find(run.run_id, None) for run in (gone, idle)]
+        # Expired (or a Redis restarted empty): its readers end rather than wait forever.
+        await broker.client.delete(
+            broker.key("run", gone.run_id), broker.key("run", gone.run_id, "events")
+        )
+        with anyio.fail_after(5):
+            await _collect(replicas[0].run.log)
+        assert b.follower.following == [idle.run_id]  # quiet, but still registered
+        assert not replicas[1].run.log.closed
+        for run in (gone, idle):
+            run.emit(len(log))
+        with anyio.fail_after(5):
+            await replicas[1].run.wait()

@@ -3,9 +3,11 @@
 It hooks into the worker's `RunManager` (the runtime does not know it is there): every run
 started here is registered and mirrored to its stream by the worker's one replicator
 (`_replicator`: one task, one pipeline for all its runs); a run executing elsewhere is found
-in the registry and served from a replica; a cancel for a run executing elsewhere is published
-to every worker, and the one executing it stops it; reader counts of remote readers go to the
-executing worker, which applies the disconnect policy knowing them.
+in the registry and served from a replica, filled from its stream by the worker's one
+follower (`_followers`: one task, one blocking read for every replica); a cancel for a run
+executing elsewhere is published to every worker, and the one executing it stops it; reader
+counts of remote readers go to the executing worker, which applies the disconnect policy
+knowing them.
 
 Liveness: every worker renews a lease (`SET PX`) every third of its time, and sweeps the runs
 whose worker's lease expired: it ends them in their stream (closers, `error(worker_lost)`,
@@ -21,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from agentcast.broker._followers import Follower
 from agentcast.broker._replica import RemoteRun, open_replica
 from agentcast.broker._replicator import ReplicationStats, Replicator
 from agentcast.broker._sessions import SessionLocks
@@ -50,6 +53,7 @@ class BrokerNode:
         self.stats = ReplicationStats()
         self.replicator = Replicator(broker, self.stats, self._broker_lost, self._replicated)
         self.locks = SessionLocks(broker)
+        self.follower = Follower(broker)
         self.down = False  # the last broker call failed (the server answers 503)
         self._registered: dict[str, asyncio.Future[None]] = {}
         self._replicas: OrderedDict[str, ManagedRun] = OrderedDict()
@@ -84,6 +88,7 @@ class BrokerNode:
         """
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.replicator.flushed(), self.broker.timeout)
+        await self.follower.aclose()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -169,7 +174,7 @@ class BrokerNode:
         managed = self._replicas.get(run_id)
         opening = self._opening.get(run_id)
         if managed is None and opening is not None:
-            # Another request is opening it: one replica (and one follower) per run.
+            # Another request is opening it: one replica per run.
             await asyncio.shield(opening)
             return await self.find(run_id, owner)
         if managed is None:
@@ -186,11 +191,10 @@ class BrokerNode:
         info = await self._call(self.broker.lookup(run_id))
         if info is None or (owner is not None and info.get("owner") != owner):
             return None
-        remote, task = await self._call(open_replica(self.broker, run_id, info, self.cancel))
+        remote = await self._call(
+            open_replica(self.broker, run_id, info, self.cancel, self.follower)
+        )
         managed = ManagedRun(run=remote, owner=info.get("owner") or None, remote=True)
-        managed.task = task
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
         self._replicas[run_id] = managed
         self._evict()
         return managed
@@ -208,6 +212,7 @@ class BrokerNode:
             if managed.readers == 0 and managed.run.done:
                 del self._replicas[run_id]
                 self._reported.pop(run_id, None)
+                self.follower.discard(run_id)
 
     def cancel(self, run_id: str) -> None:
         """Ask every worker to cancel `run_id`; the one executing it does."""

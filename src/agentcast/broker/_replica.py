@@ -3,39 +3,37 @@
 The worker executing a run keeps its in-memory `EventLog` (its own readers stay on the fast
 path), and its replicator (`_replicator`, one per worker) writes the run's stream.
 
-A worker serving a run executing elsewhere fills a local replica `EventLog` with one follower
-task per run (`XREAD` from the last entry id, blocking once caught up), shared by all its local
-readers: `LogReader`, `event_stream`, the WebSocket, AG-UI and Vercel read it unchanged.
+A worker serving a run executing elsewhere reads its history into a local replica `EventLog`,
+then hands it to the worker's one follower (`_followers`: one blocking `XREAD` for every
+replica), which fills it as the run goes on. The replica is shared by all its local readers:
+`LogReader`, `event_stream`, the WebSocket, AG-UI and Vercel read it unchanged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agentcast.broker.redis import BROKER_ERRORS, RedisBroker
+from agentcast.broker.redis import RedisBroker
 from agentcast.errors import ResumeGap
 from agentcast.events import AgentEnd, BaseEvent
 from agentcast.runtime import EventLog, RunResult
 
-__all__ = ["RETRY", "RemoteRun", "follow", "open_replica"]
+if TYPE_CHECKING:
+    from agentcast.broker._followers import Follower
 
-logger = logging.getLogger("agentcast")
+__all__ = ["RETRY", "RemoteRun", "open_replica"]
 
 RETRY = 1.0
 """Seconds between two tries at an append or a read while Redis does not answer."""
-
-BLOCK = 5.0
-"""Seconds a follower's `XREAD` blocks before it asks again (and notices a cancel)."""
 
 
 class RemoteRun:
     """A run executing in another worker, as this worker's readers see it (`RunHandle`).
 
-    Its log is filled by `follow`; `cancel()` asks the executing worker to stop it.
+    Its log is filled by the worker's `Follower`; `cancel()` asks the executing worker to stop it.
     """
 
     def __init__(
@@ -107,41 +105,14 @@ class RemoteRun:
         self._ended.set()
 
 
-async def follow(broker: RedisBroker, remote: RemoteRun, after: bytes) -> None:
-    """Fill a replica from its stream (entries after id `after`) until its `agent_end`.
-
-    A broker that stops answering is retried every second: the replica's readers wait, and
-    continue with no gap once it answers again.
-    """
-    while not remote.log.closed:
-        try:
-            entries = await broker.read(remote.run_id, after, block=BLOCK)
-            if not entries and await broker.lookup(remote.run_id) is None:
-                # The run is gone from Redis (expired, or a Redis restarted empty): nothing
-                # more will come; its readers end rather than wait forever.
-                logger.warning("run %s is gone from the broker; closing its replica", remote.run_id)
-                remote.log.close()
-                return
-        except BROKER_ERRORS:
-            await asyncio.sleep(RETRY)  # a retry period while Redis is down
-            continue
-        for entry, events in entries:
-            after = entry
-            try:
-                remote.add(events)
-            except ResumeGap:
-                logger.warning("replica of %s lost events; closing it", remote.run_id)
-                remote.log.close()
-                return
-
-
 async def open_replica(
     broker: RedisBroker,
     run_id: str,
     info: dict[str, str],
     request_cancel: Callable[[str], None],
-) -> tuple[RemoteRun, asyncio.Task[None]]:
-    """Read a run's stream up to its end now, and start its follower for what comes next.
+    follower: Follower,
+) -> RemoteRun:
+    """Read a run's stream up to its end now, and hand it to `follower` for what comes next.
 
     Raises:
         BrokerUnavailable: Redis does not answer.
@@ -150,5 +121,5 @@ async def open_replica(
     remote = RemoteRun(run_id, info, events[0].seq if events else 0, request_cancel)
     with contextlib.suppress(ResumeGap):
         remote.add(events)
-    task = asyncio.create_task(follow(broker, remote, after), name=f"follow {run_id}")
-    return remote, task
+    await follower.follow(remote, after)
+    return remote

@@ -10,6 +10,8 @@ The only importer of `redis` in the broker. Keys (the prefix defaults to `agentc
                                   finished, outcome (the registry: GET /runs/{id} anywhere)
 {prefix}running           hash    run id -> worker id, for every run not ended (the sweeper)
 {prefix}worker:{id}       string  the worker's liveness lease (PX: the lease time)
+{prefix}worker:{id}:wake  stream  wakes the worker's follower's blocked XREAD (`wake`): a run
+                                  to follow was added meanwhile (MAXLEN ~ 10)
 {prefix}cancel            channel run ids to cancel, for whichever worker executes them
 {prefix}readers           channel `{run id} {+1|-1}`: a reader attached or left on some worker
 {prefix}released          channel a session key whose lock was released (its waiters try again)
@@ -95,7 +97,7 @@ class RedisBroker:
         self.timeout = timeout
         self.worker_id = new_id("worker")
         self._client: Any = None
-        self._blocking: Any = None  # a second pool for blocking reads (XREAD BLOCK)
+        self._blocking: Any = None  # the follower's connection (`read_many`: XREAD BLOCK)
         self._end_lost: Any = None
         self._lock: Any = None
         self._if_held: Any = None
@@ -240,29 +242,55 @@ class RedisBroker:
                 again.append(Batch(batch.run_id, rest))
         return again
 
-    async def read(
-        self, run_id: str, after: bytes, *, block: float | None
-    ) -> list[tuple[bytes, list[BaseEvent]]]:
-        """The stream's entries after entry id `after`, decoded; wait up to `block` s for one.
+    async def read(self, run_id: str, after: bytes) -> list[tuple[bytes, list[BaseEvent]]]:
+        """The stream's entries after entry id `after` (1,000 at most), decoded; no wait.
 
         Raises:
             BrokerUnavailable: Redis does not answer.
         """
         stream = self.key("run", run_id, "events")
-        try:
-            if block is None:
-                found = await self.client.xread({stream: after}, count=1_000)
-            else:
-                if self._blocking is None:
-                    self._blocking = self._new_client(block + self.timeout)
-                found = await self._blocking.xread(
-                    {stream: after}, count=1_000, block=int(block * 1000)
-                )
-        except (RedisError, OSError) as exc:
-            raise self.unavailable(exc) from exc
+        found = await self._do(self.client.xread({stream: after}, count=1_000))
         if not found:
             return []
         return [(entry, decode(fields[b"e"])) for entry, fields in found[0][1]]
+
+    async def read_many(
+        self, runs: dict[str, bytes], *, wake: bytes, block: float
+    ) -> tuple[bytes, dict[str, list[tuple[bytes, list[BaseEvent]]]]]:
+        """The entries of many runs' streams after each one's entry id, decoded, in one `XREAD`.
+
+        `runs` maps run ids to entry ids. The read also covers this worker's wake stream
+        after id `wake`, and waits up to `block` s for an entry on any of them (on a
+        connection of its own: one follower per worker uses it). Returns the wake stream's
+        last id read (`wake` when none) and the entries of each run that has some.
+
+        Raises:
+            BrokerUnavailable: Redis does not answer.
+        """
+        head, tail = self.key("run", ""), ":events"
+        streams = {f"{head}{run_id}{tail}": after for run_id, after in runs.items()}
+        wake_key = self.key("worker", self.worker_id, "wake")
+        streams[wake_key] = wake
+        if self._blocking is None:
+            self._blocking = self._new_client(block + self.timeout)
+        found = await self._do(self._blocking.xread(streams, count=1_000, block=int(block * 1000)))
+        start, end = len(head), -len(tail)
+        read: dict[str, list[tuple[bytes, list[BaseEvent]]]] = {}
+        for stream, entries in found or ():
+            name = stream.decode()
+            if name == wake_key:
+                wake = entries[-1][0]
+            else:
+                read[name[start:end]] = [(e, decode(fields[b"e"])) for e, fields in entries]
+        return wake, read
+
+    async def wake(self) -> None:
+        """Append to this worker's wake stream: its follower's blocked `read_many` returns."""
+        key = self.key("worker", self.worker_id, "wake")
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xadd(key, {"w": b"1"}, maxlen=10, approximate=True)
+        pipe.pexpire(key, int(self.retention * 1000))  # a dead worker's goes with its runs
+        await self._execute(pipe)
 
     async def ended(self, run_id: str) -> bool:
         """Whether the run's stream ends with its `agent_end`."""
@@ -272,7 +300,7 @@ class RedisBroker:
     async def history(self, run_id: str) -> tuple[bytes, list[BaseEvent]]:
         """The stream's last entry id (`0-0`: empty) and every event it holds, in order."""
         after, events = b"0-0", []
-        while batch := await self.read(run_id, after, block=None):
+        while batch := await self.read(run_id, after):
             after = batch[-1][0]
             for _, decoded in batch:
                 events.extend(decoded)
@@ -304,6 +332,14 @@ class RedisBroker:
         """The run's registry entry (None: unknown, or expired)."""
         found = await self._do(self.client.hgetall(self.key("run", run_id)))
         return {k.decode(): v.decode() for k, v in found.items()} or None
+
+    async def known(self, run_ids: Sequence[str]) -> set[str]:
+        """The runs among `run_ids` that have a registry entry (one round trip)."""
+        pipe = self.client.pipeline(transaction=False)
+        for run_id in run_ids:
+            pipe.exists(self.key("run", run_id))
+        found = await self._execute(pipe)
+        return {run_id for run_id, count in zip(run_ids, found, strict=True) if count}
 
     async def running(self) -> dict[str, str]:
         """Every run not ended, with the worker executing it."""
