@@ -137,10 +137,10 @@ async def test_a_session_whose_run_logged_its_end_is_free_before_its_lock_is_rel
         await theirs.claim("k", "reject", print, ended)
     await _append(broker, run_id, log[-1:], last=True)  # agent_end stored, lock not released
     token = await theirs.claim("k", "reject", print, ended)
-    taken = await broker.holder("k")
+    taken = await mine.holder("k")
     assert taken.split(" ")[:2] == [str(token), other.worker_id]  # taken over: a new token
     await mine.release("k")  # the late release leaves the new holder's lock alone
-    assert await broker.holder("k") == taken
+    assert await mine.holder("k") == taken
     await other.aclose()
 
 
@@ -161,14 +161,14 @@ async def test_an_enqueued_claim_is_woken_by_the_holders_release_not_by_a_poll(b
         async for _, session_key in other.subscribe("released", ready=subscribed.set):
             theirs.released(session_key)
 
-    lock = other.lock
+    take = theirs._take  # noqa: SLF001
 
-    async def lock_once_tried(session_key, run_id):
-        taken = await lock(session_key, run_id)
+    async def take_once_tried(session_key):
+        taken = await take(session_key)
         tried.set()
         return taken
 
-    other.lock = lock_once_tried  # type: ignore[method-assign]
+    theirs._take = take_once_tried  # type: ignore[method-assign]  # noqa: SLF001
 
     async def never_ended(run: str) -> bool:
         return False
@@ -182,7 +182,7 @@ async def test_an_enqueued_claim_is_woken_by_the_holders_release_not_by_a_poll(b
         assert not waiting.done(), "the session is busy: the claim waits"
         await mine.release("k")
         token = await asyncio.wait_for(waiting, 10)  # a hang guard: a lease or a poll is 60 s
-        assert (await broker.holder("k")).split(" ")[:2] == [str(token), other.worker_id]
+        assert (await mine.holder("k")).split(" ")[:2] == [str(token), other.worker_id]
         assert not theirs._waiting, "no waiter is left behind"  # noqa: SLF001
     finally:
         listening.cancel()
@@ -514,14 +514,15 @@ async def test_redis_lost_mid_batch_then_back_stores_every_event_once(log, monke
 
 @requires_services
 async def test_fencing_tokens_keep_increasing_after_redis_lost_its_counter(broker):
-    from agentcast.broker._sessions import token_of
+    from agentcast.broker._sessions import SessionLocks, token_of
 
-    value, _ = await broker.lock("k", None)
-    before = [token_of(value), await broker.token()]
+    locks = SessionLocks(broker)
+    value, _ = await locks._take("k")  # noqa: SLF001
+    before = [token_of(value), await locks.token()]
     # A Redis restarted empty: the stores still hold the tokens handed out before.
     await broker.client.delete(broker.key("fence"), broker.key("lock", "k"))
-    value, _ = await broker.lock("k", None)
-    after = [token_of(value), await broker.token(), await broker.token()]
+    value, _ = await locks._take("k")  # noqa: SLF001
+    after = [token_of(value), await locks.token(), await locks.token()]
     assert before == sorted(before) and after == sorted(after)
     assert min(after) > max(before) and len(set(before + after)) == 5
 
@@ -558,11 +559,11 @@ async def test_a_stalled_worker_that_lost_its_session_lock_cannot_save_its_turn_
             async with a.lifespan(), b.lifespan():
                 on_a = await a.start_run("asked on A", session_id="s", owner=None)
                 key = a.session_key("s", None)
-                token_a = int((await broker.holder(key)).split(" ")[0])
+                token_a = int((await a.node.locks.holder(key)).split(" ")[0])
                 # A's lease runs out while it stalls: the lock is gone, B's run takes it.
                 await broker.client.delete(broker.key("lock", key))
                 on_b = await b.start_run("asked on B", session_id="s", owner=None)
-                assert int((await broker.holder(key)).split(" ")[0]) > token_a
+                assert int((await a.node.locks.holder(key)).split(" ")[0]) > token_a
                 saved = await on_b.run.wait()
                 assert saved.outcome == "success"
                 resume_a.set()

@@ -89,9 +89,13 @@ class BrokerNode:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.replicator.flushed(), self.broker.timeout)
         await self.follower.aclose()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        tasks = list(self._tasks)
+        for _ in range(2):  # redis-py can lose a cancel landing while it sends (Python 3.11)
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                _, pending = await asyncio.wait(tasks, timeout=self.broker.timeout)
+                tasks = list(pending)
         await self.broker.aclose()
 
     def _spawn(self, coroutine: Any, name: str) -> asyncio.Task[Any]:
@@ -201,7 +205,7 @@ class BrokerNode:
 
     async def holder(self, session_key: str) -> str | None:
         """The run holding a session's lock (None: free, or its run not named yet)."""
-        value = await self._call(self.broker.holder(session_key))
+        value = await self._call(self.locks.holder(session_key))
         run_id = value.split(" ")[2] if value and value.count(" ") == 2 else "-"
         return None if run_id == "-" else run_id
 

@@ -16,8 +16,10 @@ refused (`SessionFenced`) once the next lock's run has saved.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
+from agentcast.broker._wire import IF_HELD, LOCK, TOKEN
 from agentcast.broker.redis import RedisBroker
 from agentcast.errors import SessionBusy
 from agentcast.runtime import SessionPolicy
@@ -71,14 +73,14 @@ class SessionLocks:
             freed = asyncio.get_running_loop().create_future()
             self._waiting.setdefault(session_key, []).append(freed)
             try:
-                value, holder = await self.broker.lock(session_key, None)
+                value, holder = await self._take(session_key)
                 if value:
                     self.held[session_key] = value
                     return token_of(value)
                 run_id = holder.split(" ")[2] if holder.count(" ") == 2 else "-"
                 if run_id != "-" and await ended(run_id):
-                    value = f"{await self.broker.token()} {self.broker.worker_id} -"
-                    if await self.broker.if_held(session_key, holder, value):
+                    value = f"{await self.token()} {self.broker.worker_id} -"
+                    if await self._if_held(session_key, holder, value):
                         self.held[session_key] = value
                         return token_of(value)
                     continue
@@ -110,17 +112,55 @@ class SessionLocks:
             return
         token, worker, _ = value.split(" ")
         bound = f"{token} {worker} {run_id}"
-        if await self.broker.if_held(session_key, value, bound):
+        if await self._if_held(session_key, value, bound):
             self.held[session_key] = bound
 
     async def release(self, session_key: str) -> None:
         """Release the lock (if it is still this worker's)."""
         value = self.held.pop(session_key, None)
         if value is not None:
-            await self.broker.if_held(session_key, value, "release")
+            await self._if_held(session_key, value, "release")
 
     async def renew(self) -> None:
         """Renew every lock held here (the keep-alive loop calls this)."""
         for session_key, value in list(self.held.items()):
-            if not await self.broker.if_held(session_key, value, "renew"):
+            if not await self._if_held(session_key, value, "renew"):
                 self.held.pop(session_key, None)  # expired: another run may hold it now
+
+    # -- the lock's Redis commands (its scripts are in `_wire`) -----------------------------
+
+    async def _take(self, session_key: str) -> tuple[str, str]:
+        """Try to take a session's lease lock: `(value, "")` when taken, `("", holder)` not.
+
+        The value carries a fencing token (`token()`), this worker, and the run (`-` until it
+        is known). The lock expires after the lease unless renewed, so a dead worker cannot
+        hold it forever.
+        """
+        broker = self.broker
+        value = f"{await self.token()} {broker.worker_id} -"
+        keys, args = [broker.key("lock", session_key)], [value, int(broker.lease * 1000)]
+        holder = await broker.do(broker.script(LOCK)(keys=keys, args=args))
+        holder = holder.decode() if isinstance(holder, bytes) else str(holder)
+        return (value, "") if holder == "" else ("", holder)
+
+    async def holder(self, session_key: str) -> str:
+        """The value of a session's lock (empty: free)."""
+        value = await self.broker.do(self.broker.client.get(self.broker.key("lock", session_key)))
+        return value.decode() if value else ""
+
+    async def token(self) -> int:
+        """A new fencing token: above every one handed out before, even by a Redis since lost."""
+        broker = self.broker
+        args = [time.time_ns() // 1000]  # the floor: the clock, in µs (`TOKEN`)
+        return int(await broker.do(broker.script(TOKEN)(keys=[broker.key("fence")], args=args)))
+
+    async def _if_held(self, session_key: str, value: str, action: str) -> bool:
+        """Act on a session lock if it still holds `value`; return whether it did.
+
+        `action`: `release`, `renew`, or a new value (the run holding it is now known). A
+        release is published on `released`, with the session's key.
+        """
+        broker = self.broker
+        keys = [broker.key("lock", session_key)]
+        args = [value, action, int(broker.lease * 1000), broker.key("released"), session_key]
+        return bool(await broker.do(broker.script(IF_HELD)(keys=keys, args=args)))

@@ -38,9 +38,6 @@ from redis.exceptions import RedisError, ResponseError
 
 from agentcast.broker._wire import (
     END_LOST,
-    IF_HELD,
-    LOCK,
-    TOKEN,
     Appended,
     Batch,
     decode,
@@ -98,10 +95,7 @@ class RedisBroker:
         self.worker_id = new_id("worker")
         self._client: Any = None
         self._blocking: Any = None  # the follower's connection (`read_many`: XREAD BLOCK)
-        self._end_lost: Any = None
-        self._lock: Any = None
-        self._if_held: Any = None
-        self._token: Any = None
+        self._scripts: dict[str, Any] = {}  # Lua source -> the script registered on `client`
 
     def _new_client(self, socket_timeout: float | None) -> Any:
         return redis.asyncio.Redis.from_url(
@@ -117,11 +111,16 @@ class RedisBroker:
         """The connection pool for ordinary commands (created on first use)."""
         if self._client is None:
             self._client = self._new_client(self.timeout)
-            self._end_lost = self._client.register_script(END_LOST)
-            self._lock = self._client.register_script(LOCK)
-            self._if_held = self._client.register_script(IF_HELD)
-            self._token = self._client.register_script(TOKEN)
+            self._scripts = {}
         return self._client
+
+    def script(self, source: str) -> Any:
+        """The Lua script `source` registered on `client` (`EVALSHA`, loaded when missing)."""
+        client = self.client
+        found = self._scripts.get(source)
+        if found is None:
+            found = self._scripts[source] = client.register_script(source)
+        return found
 
     def key(self, *parts: str) -> str:
         """A key under the prefix: `key("run", id)` is `{prefix}run:{id}`."""
@@ -137,7 +136,7 @@ class RedisBroker:
         Raises:
             BrokerUnavailable: it does not.
         """
-        await self._do(self.client.ping())
+        await self.do(self.client.ping())
 
     async def aclose(self) -> None:
         """Close the connection pools."""
@@ -249,7 +248,7 @@ class RedisBroker:
             BrokerUnavailable: Redis does not answer.
         """
         stream = self.key("run", run_id, "events")
-        found = await self._do(self.client.xread({stream: after}, count=1_000))
+        found = await self.do(self.client.xread({stream: after}, count=1_000))
         if not found:
             return []
         return [(entry, decode(fields[b"e"])) for entry, fields in found[0][1]]
@@ -273,7 +272,7 @@ class RedisBroker:
         streams[wake_key] = wake
         if self._blocking is None:
             self._blocking = self._new_client(block + self.timeout)
-        found = await self._do(self._blocking.xread(streams, count=1_000, block=int(block * 1000)))
+        found = await self.do(self._blocking.xread(streams, count=1_000, block=int(block * 1000)))
         start, end = len(head), -len(tail)
         read: dict[str, list[tuple[bytes, list[BaseEvent]]]] = {}
         for stream, entries in found or ():
@@ -294,7 +293,7 @@ class RedisBroker:
 
     async def ended(self, run_id: str) -> bool:
         """Whether the run's stream ends with its `agent_end`."""
-        found = await self._do(self.client.xrevrange(self.key("run", run_id, "events"), count=1))
+        found = await self.do(self.client.xrevrange(self.key("run", run_id, "events"), count=1))
         return bool(found) and decode(found[0][1][b"e"])[-1].type == "agent_end"
 
     async def history(self, run_id: str) -> tuple[bytes, list[BaseEvent]]:
@@ -323,14 +322,13 @@ class RedisBroker:
             _now(),
             run_id,
         ]
-        self.client  # noqa: B018 - registers the script
-        return bool(await self._do(self._end_lost(keys=keys, args=args)))
+        return bool(await self.do(self.script(END_LOST)(keys=keys, args=args)))
 
     # -- the registry ------------------------------------------------------------------------
 
     async def lookup(self, run_id: str) -> dict[str, str] | None:
         """The run's registry entry (None: unknown, or expired)."""
-        found = await self._do(self.client.hgetall(self.key("run", run_id)))
+        found = await self.do(self.client.hgetall(self.key("run", run_id)))
         return {k.decode(): v.decode() for k, v in found.items()} or None
 
     async def known(self, run_ids: Sequence[str]) -> set[str]:
@@ -343,7 +341,7 @@ class RedisBroker:
 
     async def running(self) -> dict[str, str]:
         """Every run not ended, with the worker executing it."""
-        found = await self._do(self.client.hgetall(self.key("running")))
+        found = await self.do(self.client.hgetall(self.key("running")))
         return {k.decode(): v.decode() for k, v in found.items()}
 
     # -- liveness ----------------------------------------------------------------------------
@@ -351,65 +349,25 @@ class RedisBroker:
     async def renew(self) -> None:
         """Renew this worker's liveness lease."""
         lease = int(self.lease * 1000)
-        await self._do(self.client.set(self.key("worker", self.worker_id), b"1", px=lease))
+        await self.do(self.client.set(self.key("worker", self.worker_id), b"1", px=lease))
 
     async def alive(self, workers: Sequence[str]) -> set[str]:
         """The workers among `workers` whose lease has not expired."""
         if not workers:
             return set()
-        found = await self._do(self.client.mget([self.key("worker", w) for w in workers]))
+        found = await self.do(self.client.mget([self.key("worker", w) for w in workers]))
         return {w for w, value in zip(workers, found, strict=True) if value is not None}
 
     async def claim(self, name: str, seconds: float) -> bool:
         """Take a short exclusive claim (`SET NX PX`), e.g. one sweeper per lost run."""
         key, px = self.key("claim", name), int(seconds * 1000)
-        return bool(await self._do(self.client.set(key, self.worker_id, nx=True, px=px)))
-
-    # -- session locks -----------------------------------------------------------------------
-
-    async def lock(self, session_key: str, run_id: str | None) -> tuple[str, str]:
-        """Try to take a session's lease lock: `(value, "")` when taken, `("", holder)` not.
-
-        The value carries a fencing token (`token()`: increasing per lock taken), this
-        worker, and the run (`-` until it is known). The lock expires after the lease unless
-        renewed (`if_held`), so a dead worker cannot hold it forever.
-        """
-        value = f"{await self.token()} {self.worker_id} {run_id or '-'}"
-        try:
-            holder = await self._lock(
-                keys=[self.key("lock", session_key)], args=[value, int(self.lease * 1000)]
-            )
-        except (RedisError, OSError) as exc:
-            raise self.unavailable(exc) from exc
-        holder = holder.decode() if isinstance(holder, bytes) else str(holder)
-        return (value, "") if holder == "" else ("", holder)
-
-    async def holder(self, session_key: str) -> str:
-        """The value of a session's lock (empty: free)."""
-        value = await self._do(self.client.get(self.key("lock", session_key)))
-        return value.decode() if value else ""
-
-    async def token(self) -> int:
-        """A new fencing token: above every one handed out before, even by a Redis since lost."""
-        self.client  # noqa: B018 - registers the scripts
-        args = [time.time_ns() // 1000]  # the floor: the clock, in µs (`TOKEN`)
-        return int(await self._do(self._token(keys=[self.key("fence")], args=args)))
-
-    async def if_held(self, session_key: str, value: str, action: str) -> bool:
-        """Act on a session lock if it still holds `value`; return whether it did.
-
-        `action`: `release`, `renew`, or a new value (the run holding it is now known).
-        """
-        self.client  # noqa: B018 - registers the scripts
-        keys = [self.key("lock", session_key)]
-        args = [value, action, int(self.lease * 1000), self.key("released"), session_key]
-        return bool(await self._do(self._if_held(keys=keys, args=args)))
+        return bool(await self.do(self.client.set(key, self.worker_id, nx=True, px=px)))
 
     # -- messages between workers ------------------------------------------------------------
 
     async def publish(self, channel: str, message: str) -> None:
         """Publish to `{prefix}{channel}` (`cancel`, `readers`)."""
-        await self._do(self.client.publish(self.key(channel), message))
+        await self.do(self.client.publish(self.key(channel), message))
 
     async def subscribe(
         self, *channels: str, ready: Callable[[], None] = lambda: None
@@ -436,7 +394,7 @@ class RedisBroker:
         finally:
             await pubsub.aclose()
 
-    async def _do(self, awaitable: Any) -> Any:
+    async def do(self, awaitable: Any) -> Any:
         """Await one Redis call; a Redis failure becomes `BrokerUnavailable`."""
         try:
             return await awaitable
