@@ -16,6 +16,7 @@ from agentcast.events import BaseEvent
 from agentcast.events.codec import from_json, to_json
 
 __all__ = [
+    "APPEND",
     "END_LOST",
     "IF_HELD",
     "LOCK",
@@ -88,6 +89,23 @@ class Appended:
         self.commands += commands
         self.round_trips += 1
 
+
+APPEND = """
+local refused = {}
+for i, stream in ipairs(KEYS) do
+    local id, field = ARGV[2 * i], ARGV[2 * i + 1]
+    local added = redis.pcall('XADD', stream, 'MAXLEN', '~', ARGV[1], id, 'e', field)
+    if type(added) == 'table' and added.err then
+        refused[#refused + 1] = i
+        refused[#refused + 1] = added.err
+    end
+end
+return refused
+"""
+"""Appends one entry to each stream of KEYS (ARGV: MAXLEN, then each entry's id and field),
+in one command for every run of a pipeline: the client's cost is per command, not per entry.
+Returns the refused entries as (index from 1, error) pairs: an id not above its stream's last
+is refused alone (a retry after a lost reply, or a fenced stream), the others are appended."""
 
 END_LOST = """
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)

@@ -34,9 +34,10 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from agentcast.broker._wire import (
+    APPEND,
     END_LOST,
     Appended,
     Batch,
@@ -164,30 +165,28 @@ class RedisBroker:
         appended = Appended()
         while batches:
             pipe = self.client.pipeline(transaction=False)
-            spans = []  # each batch's XADDs: a slice of the results
             for batch in batches:
                 if batch.register is not None:
                     self._register(pipe, batch.run_id, batch.register)
-                start = len(pipe)
-                self._xadd(pipe, batch.run_id, batch.events)
-                spans.append((start, len(pipe)))
+            at = len(pipe)  # the `APPEND`'s place in the pipeline
+            owners = self._xadd(pipe, batches)  # one command: each entry's batch
+            for batch in batches:
                 if batch.finish is not None:
                     self._finish(pipe, batch.run_id, batch.finish)
             results = await self._execute(pipe, raise_on_error=False)
             appended.count(len(results))
-            if not any(isinstance(result, Exception) for result in results):
+            if owners and isinstance(results[at], NoScriptError):
+                # Redis lost its scripts (a restart): load it, send it all again (the
+                # registrations and finishing commands are idempotent).
+                await self.do(self.client.script_load(APPEND))
+                continue
+            failed = [r for r in results if isinstance(r, Exception)]
+            if failed:  # a registration's, the script's or a finishing command's: not a fence
+                raise self.unavailable(failed[0])
+            reply = results[at] if owners else []
+            refused = self._refused(reply, owners)
+            if not refused:
                 break
-            refused = []
-            for batch, (start, end) in zip(batches, spans, strict=True):
-                error = next((r for r in results[start:end] if isinstance(r, Exception)), None)
-                if error is not None:
-                    refused.append((batch, error))
-            xadds = {i for start, end in spans for i in range(start, end)}
-            for i, result in enumerate(results):
-                if isinstance(result, Exception) and not (
-                    i in xadds and isinstance(result, ResponseError)
-                ):  # a registration's or a finishing command's failure, not a fence
-                    raise self.unavailable(result)
             batches = await self._missing(refused, appended)
         return appended
 
@@ -196,17 +195,34 @@ class RedisBroker:
         pipe.hset(self.key("run", run_id), mapping=fields)
         pipe.hset(self.key("running"), run_id, self.worker_id)
 
-    def _xadd(self, pipe: Any, run_id: str, events: Sequence[BaseEvent]) -> None:
-        stream = self.key("run", run_id, "events")
-        entries = [[e] for e in events] if self.per_event else [events] if events else []
-        for entry in entries:
-            pipe.xadd(
-                stream,
-                {"e": encode(entry)},
-                id=entry_id(entry[0].seq),
-                maxlen=self.maxlen,
-                approximate=True,
-            )
+    def _xadd(self, pipe: Any, batches: Sequence[Batch]) -> list[Batch]:
+        """Queue every batch's entries as one `APPEND`; return each entry's batch, in order."""
+        streams: list[str] = []
+        args: list[Any] = [self.maxlen]
+        owners: list[Batch] = []
+        for batch in batches:
+            events = batch.events
+            entries = [[e] for e in events] if self.per_event else [events] if events else []
+            stream = self.key("run", batch.run_id, "events")
+            for entry in entries:
+                streams.append(stream)
+                args += (entry_id(entry[0].seq), encode(entry))
+                owners.append(batch)
+        if streams:
+            # EVALSHA itself: a script queued through redis-py's `Script` makes the pipeline
+            # ask `SCRIPT EXISTS` first, one more round trip per pipeline.
+            pipe.evalsha(self.script(APPEND).sha, len(streams), *streams, *args)
+        return owners
+
+    @staticmethod
+    def _refused(reply: Any, owners: list[Batch]) -> list[tuple[Batch, Exception]]:
+        """The batches with an entry `APPEND` refused, each once, with the first refusal."""
+        refused: dict[str, tuple[Batch, Exception]] = {}
+        for index, error in zip(reply[::2], reply[1::2], strict=True):
+            batch = owners[int(index) - 1]
+            message = error.decode() if isinstance(error, bytes) else str(error)
+            refused.setdefault(batch.run_id, (batch, ResponseError(message)))
+        return list(refused.values())
 
     def _finish(self, pipe: Any, run_id: str, outcome: str) -> None:
         ttl = int(self.retention * 1000)
