@@ -829,6 +829,7 @@ async def test_a_replica_whose_run_is_gone_from_redis_is_closed(broker, log, mon
             await _collect(replicas[0].run.log)
         assert b.follower.following == [idle.run_id]  # quiet, but still registered
         assert not replicas[1].run.log.closed
+        assert await b.find(gone.run_id, None) is None, "gone: a 404 now, not an empty stream"
         for run in (gone, idle):
             run.emit(len(log))
         with anyio.fail_after(5):

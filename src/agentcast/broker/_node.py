@@ -176,6 +176,11 @@ class BrokerNode:
             BrokerUnavailable: Redis does not answer.
         """
         managed = self._replicas.get(run_id)
+        if managed is not None and managed.run.log.closed and not managed.run.done:
+            # Closed without its end: the run is gone from Redis (now a 404), or its stream
+            # skipped past the replica (opened again from what the stream holds).
+            del self._replicas[run_id]
+            managed = None
         opening = self._opening.get(run_id)
         if managed is None and opening is not None:
             # Another request is opening it: one replica per run.
@@ -213,7 +218,7 @@ class BrokerNode:
         for run_id, managed in list(self._replicas.items()):
             if len(self._replicas) <= MAX_REPLICAS:
                 break
-            if managed.readers == 0 and managed.run.done:
+            if managed.readers == 0 and managed.run.log.closed:  # ended, gone, or cut
                 del self._replicas[run_id]
                 self._reported.pop(run_id, None)
                 self.follower.discard(run_id)
