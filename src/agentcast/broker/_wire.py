@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from agentcast.events import BaseEvent
 from agentcast.events.codec import from_json, to_json
@@ -23,9 +24,11 @@ __all__ = [
     "TOKEN",
     "Appended",
     "Batch",
+    "append_args",
     "decode",
     "encode",
     "entry_id",
+    "refusals",
     "unsent",
 ]
 
@@ -106,6 +109,39 @@ return refused
 in one command for every run of a pipeline: the client's cost is per command, not per entry.
 Returns the refused entries as (index from 1, error) pairs: an id not above its stream's last
 is refused alone (a retry after a lost reply, or a fenced stream), the others are appended."""
+
+
+def append_args(
+    batches: Sequence[Batch], stream_prefix: str, per_event: bool
+) -> tuple[list[str], list[bytes | str], list[Batch]]:
+    """`APPEND`'s keys (a stream per entry) and entry arguments, and each entry's batch.
+
+    One entry per batch of events, or one per event with `per_event`; the stream of run `r`
+    is `{stream_prefix}{r}:events`.
+    """
+    streams: list[str] = []
+    args: list[bytes | str] = []
+    owners: list[Batch] = []
+    for batch in batches:
+        events = batch.events
+        entries = [[e] for e in events] if per_event else [events] if events else []
+        stream = f"{stream_prefix}{batch.run_id}:events"
+        for entry in entries:
+            streams.append(stream)
+            args += (entry_id(entry[0].seq), encode(entry))
+            owners.append(batch)
+    return streams, args, owners
+
+
+def refusals(reply: Sequence[Any], owners: Sequence[Batch]) -> list[tuple[Batch, str]]:
+    """The batches `APPEND` refused an entry of, each once, with its first refusal's error."""
+    refused: dict[str, tuple[Batch, str]] = {}
+    for index, error in zip(reply[::2], reply[1::2], strict=True):
+        batch = owners[int(index) - 1]
+        why = error.decode() if isinstance(error, bytes) else str(error)
+        refused.setdefault(batch.run_id, (batch, why))
+    return list(refused.values())
+
 
 END_LOST = """
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)

@@ -41,9 +41,11 @@ from agentcast.broker._wire import (
     END_LOST,
     Appended,
     Batch,
+    append_args,
     decode,
     encode,
     entry_id,
+    refusals,
     unsent,
 )
 from agentcast.errors import BrokerUnavailable, ConfigError
@@ -184,7 +186,9 @@ class RedisBroker:
             if failed:  # a registration's, the script's or a finishing command's: not a fence
                 raise self.unavailable(failed[0])
             reply = results[at] if owners else []
-            refused = self._refused(reply, owners)
+            refused: list[tuple[Batch, Exception]] = [
+                (batch, ResponseError(why)) for batch, why in refusals(reply, owners)
+            ]
             if not refused:
                 break
             batches = await self._missing(refused, appended)
@@ -197,32 +201,12 @@ class RedisBroker:
 
     def _xadd(self, pipe: Any, batches: Sequence[Batch]) -> list[Batch]:
         """Queue every batch's entries as one `APPEND`; return each entry's batch, in order."""
-        streams: list[str] = []
-        args: list[Any] = [self.maxlen]
-        owners: list[Batch] = []
-        for batch in batches:
-            events = batch.events
-            entries = [[e] for e in events] if self.per_event else [events] if events else []
-            stream = self.key("run", batch.run_id, "events")
-            for entry in entries:
-                streams.append(stream)
-                args += (entry_id(entry[0].seq), encode(entry))
-                owners.append(batch)
+        streams, args, owners = append_args(batches, self.key("run", ""), self.per_event)
         if streams:
             # EVALSHA itself: a script queued through redis-py's `Script` makes the pipeline
             # ask `SCRIPT EXISTS` first, one more round trip per pipeline.
-            pipe.evalsha(self.script(APPEND).sha, len(streams), *streams, *args)
+            pipe.evalsha(self.script(APPEND).sha, len(streams), *streams, self.maxlen, *args)
         return owners
-
-    @staticmethod
-    def _refused(reply: Any, owners: list[Batch]) -> list[tuple[Batch, Exception]]:
-        """The batches with an entry `APPEND` refused, each once, with the first refusal."""
-        refused: dict[str, tuple[Batch, Exception]] = {}
-        for index, error in zip(reply[::2], reply[1::2], strict=True):
-            batch = owners[int(index) - 1]
-            message = error.decode() if isinstance(error, bytes) else str(error)
-            refused.setdefault(batch.run_id, (batch, ResponseError(message)))
-        return list(refused.values())
 
     def _finish(self, pipe: Any, run_id: str, outcome: str) -> None:
         ttl = int(self.retention * 1000)
