@@ -159,50 +159,82 @@ async def test_a_session_whose_run_logged_its_end_is_free_before_its_lock_is_rel
     await other.aclose()
 
 
+class _Waiting:
+    """Two workers' session locks on one Redis, the waiter's lock changes relayed as its node
+    relays them; its lease, and the old code's poll, are 60 s: only a published change can
+    wake it within a test's hang guard. `tried` is set once the waiter's first try failed."""
+
+    def __init__(self, broker, monkeypatch) -> None:
+        from agentcast.broker import _sessions
+        from agentcast.broker._sessions import SessionLocks
+        from agentcast.broker.redis import RedisBroker
+
+        monkeypatch.setattr(_sessions, "POLL", 60.0, raising=False)
+        self.other = RedisBroker(f"redis://127.0.0.1:6379/13?prefix={broker.prefix}", lease=60.0)
+        self.mine, self.theirs = SessionLocks(broker), SessionLocks(self.other)
+        self.tried = asyncio.Event()
+        take = self.theirs._take  # noqa: SLF001
+
+        async def take_once_tried(session_key):
+            taken = await take(session_key)
+            self.tried.set()
+            return taken
+
+        self.theirs._take = take_once_tried  # type: ignore[method-assign]  # noqa: SLF001
+
+    async def __aenter__(self):
+        subscribed = asyncio.Event()
+
+        async def relay() -> None:  # what `BrokerNode._listen` does with the channel
+            async for _, session_key in self.other.subscribe("locks", ready=subscribed.set):
+                self.theirs.changed(session_key)
+
+        self.listening = asyncio.create_task(relay())
+        await asyncio.wait_for(subscribed.wait(), 10)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.listening.cancel()
+        await asyncio.gather(self.listening, return_exceptions=True)
+        await self.other.aclose()
+
+
+async def _never_ended(run: str) -> bool:
+    return False
+
+
 @requires_services
 async def test_an_enqueued_claim_is_woken_by_the_holders_release_not_by_a_poll(broker, monkeypatch):
-    # The waiter's broker has a long lease (its fallback retry) and the old code's poll is made
-    # as long: only the release the holder publishes can hand the session over in time.
-    from agentcast.broker import _sessions
-    from agentcast.broker._sessions import SessionLocks
-    from agentcast.broker.redis import RedisBroker
-
-    monkeypatch.setattr(_sessions, "POLL", 60.0, raising=False)
-    other = RedisBroker(f"redis://127.0.0.1:6379/13?prefix={broker.prefix}", lease=60.0)
-    mine, theirs = SessionLocks(broker), SessionLocks(other)
-    subscribed, tried = asyncio.Event(), asyncio.Event()
-
-    async def relay() -> None:  # what `BrokerNode._listen` does with the channel
-        async for _, session_key in other.subscribe("released", ready=subscribed.set):
-            theirs.released(session_key)
-
-    take = theirs._take  # noqa: SLF001
-
-    async def take_once_tried(session_key):
-        taken = await take(session_key)
-        tried.set()
-        return taken
-
-    theirs._take = take_once_tried  # type: ignore[method-assign]  # noqa: SLF001
-
-    async def never_ended(run: str) -> bool:
-        return False
-
-    listening = asyncio.create_task(relay())
-    try:
-        await asyncio.wait_for(subscribed.wait(), 10)
-        await mine.claim("k", "reject", print, never_ended)
-        waiting = asyncio.create_task(theirs.claim("k", "enqueue", print, never_ended))
-        await asyncio.wait_for(tried.wait(), 10)
+    async with _Waiting(broker, monkeypatch) as locks:
+        await locks.mine.claim("k", "reject", print, _never_ended)
+        waiting = asyncio.create_task(locks.theirs.claim("k", "enqueue", print, _never_ended))
+        await asyncio.wait_for(locks.tried.wait(), 10)
         assert not waiting.done(), "the session is busy: the claim waits"
-        await mine.release("k")
+        await locks.mine.release("k")
         token = await asyncio.wait_for(waiting, 10)  # a hang guard: a lease or a poll is 60 s
-        assert (await mine.holder("k")).split(" ")[:2] == [str(token), other.worker_id]
-        assert not theirs._waiting, "no waiter is left behind"  # noqa: SLF001
-    finally:
-        listening.cancel()
-        await asyncio.gather(listening, return_exceptions=True)
-        await other.aclose()
+        holder = (await locks.mine.holder("k")).split(" ")[:2]
+        assert holder == [str(token), locks.other.worker_id]
+        assert not locks.theirs._waiting, "no waiter is left behind"  # noqa: SLF001
+
+
+@requires_services
+async def test_an_interrupt_cancels_the_holders_run_as_soon_as_its_lock_names_it(
+    broker, monkeypatch
+):
+    # The lock is taken before its run is known (`-`): an `interrupt` arriving then cannot
+    # cancel anything yet, and must be woken when the lock names its run, not a lease later.
+    cancelled: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    async with _Waiting(broker, monkeypatch) as locks:
+        await locks.mine.claim("k", "reject", print, _never_ended)
+        waiting = asyncio.create_task(
+            locks.theirs.claim("k", "interrupt", cancelled.set_result, _never_ended)
+        )
+        await asyncio.wait_for(locks.tried.wait(), 10)
+        assert not cancelled.done(), "no run named yet: nothing to cancel"
+        await locks.mine.bind("k", "run_a")
+        assert await asyncio.wait_for(cancelled, 10) == "run_a"  # a hang guard, as above
+        await locks.mine.release("k")  # the cancelled run ends: the interrupt takes the lock
+        await asyncio.wait_for(waiting, 10)
 
 
 # -- the replicator: one pipeline for every run executing on the worker ------------------------

@@ -75,7 +75,7 @@ class BrokerNode:
         subscribed = asyncio.Event()
         self._spawn(self._listen(subscribed.set), "broker subscriber")
         self._spawn(self._keep_alive(), "broker lease")
-        try:  # from here on no cancel, reader count or released lock is missed
+        try:  # from here on no cancel, reader count or lock change is missed
             await asyncio.wait_for(subscribed.wait(), self.broker.timeout)
         except asyncio.TimeoutError as exc:
             raise self.broker.unavailable(exc) from exc
@@ -251,12 +251,12 @@ class BrokerNode:
         """Apply the cancels, reader counts and lock releases workers publish (reconnects)."""
         while True:
             try:
-                channels = ("cancel", "readers", "released")
+                channels = ("cancel", "readers", "locks")
                 async for channel, message in self.broker.subscribe(*channels, ready=ready):
                     if channel == "cancel":
                         self._apply_cancel(message)
-                    elif channel == "released":
-                        self.locks.released(message)
+                    elif channel == "locks":
+                        self.locks.changed(message)
                     else:
                         run_id, _, delta = message.partition(" ")
                         self._apply_readers(run_id, int(delta))

@@ -4,8 +4,9 @@ A run on a session holds the session's lock from before it starts until its `age
 its stream (its turn is saved by then), on whichever worker it executes. A second request on
 the same session, at any worker, meets the lock and applies the policy as one process would:
 `reject` answers 409, `enqueue` waits for the lock, `interrupt` cancels the holder's run and
-waits. A release is published (`{prefix}released`), so a waiter tries again at once rather
-than polling; it tries again a lease later anyway, for a holder that died without releasing.
+waits. A release, and a lock naming its run, are published (`{prefix}locks`), so a waiter tries
+again at once rather than polling (an `interrupt` cancels the run as soon as it is named); it
+tries again a lease later anyway, for a holder that died without releasing.
 
 The lock is a lease (`SET NX PX`), renewed by its worker's keep-alive loop: a worker that died
 loses it within the lease time. Its value carries a fencing token, which the run passes to the
@@ -40,8 +41,8 @@ class SessionLocks:
         self.held: dict[str, str] = {}  # session key -> the lock's value
         self._waiting: dict[str, list[asyncio.Future[None]]] = {}  # session key -> its waiters
 
-    def released(self, session_key: str) -> None:
-        """A worker released the session's lock (published): its waiters here try again."""
+    def changed(self, session_key: str) -> None:
+        """A worker released the session's lock or named its run: its waiters here try again."""
         for waiter in self._waiting.pop(session_key, ()):
             if not waiter.done():
                 waiter.set_result(None)
@@ -158,9 +159,9 @@ class SessionLocks:
         """Act on a session lock if it still holds `value`; return whether it did.
 
         `action`: `release`, `renew`, or a new value (the run holding it is now known). A
-        release is published on `released`, with the session's key.
+        release or a new value is published on `locks`, with the session's key.
         """
         broker = self.broker
         keys = [broker.key("lock", session_key)]
-        args = [value, action, int(broker.lease * 1000), broker.key("released"), session_key]
+        args = [value, action, int(broker.lease * 1000), broker.key("locks"), session_key]
         return bool(await broker.do(broker.script(IF_HELD)(keys=keys, args=args)))

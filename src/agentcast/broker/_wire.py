@@ -178,14 +178,13 @@ refused until the counter caught up."""
 
 IF_HELD = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if ARGV[2] == 'release' then
-    redis.call('PUBLISH', ARGV[4], ARGV[5])
-    return redis.call('DEL', KEYS[1])
-end
 if ARGV[2] == 'renew' then return redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+if ARGV[2] == 'release' then return redis.call('DEL', KEYS[1]) end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 """
 """Releases, renews or rebinds a session lock, only if it still holds the given value. A release
-is published (ARGV[4], the session's key in ARGV[5]): the requests waiting for the session on any
-worker try again at once, instead of polling the lock."""
+or a rebinding (the lock now names its run) is published (ARGV[4], the session's key in ARGV[5]):
+the requests waiting for the session on any worker try again at once, instead of polling the
+lock (an `interrupt` needs the run's id to cancel it)."""

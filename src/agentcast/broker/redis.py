@@ -14,7 +14,7 @@ The only importer of `redis` in the broker. Keys (the prefix defaults to `agentc
                                   to follow was added meanwhile (MAXLEN ~ 10)
 {prefix}cancel            channel run ids to cancel, for whichever worker executes them
 {prefix}readers           channel `{run id} {+1|-1}`: a reader attached or left on some worker
-{prefix}released          channel a session key whose lock was released (its waiters try again)
+{prefix}locks             channel a session key whose lock was released or named its run
 {prefix}lock:{session}    string  the session's lease lock: `{token} {worker} {run id|-}`
 {prefix}fence             string  the counter the locks' fencing tokens come from (`TOKEN`)
 ```
