@@ -129,10 +129,9 @@ class BrokerNode:
             SessionBusy: `reject`, and a run is in progress on the session at some worker.
             BrokerUnavailable: Redis does not answer.
         """
-        token: int = await self._call(
-            self.locks.claim(session_key, policy, self.cancel, self._ended)
+        return int(
+            await self._call(self.locks.claim(session_key, policy, self.cancel, self._ended))
         )
-        return token
 
     async def _ended(self, run_id: str) -> bool:
         """Whether a run has logged its `agent_end`: known here, or the last in its stream."""

@@ -185,10 +185,7 @@ class RedisBroker:
             failed = [r for r in results if isinstance(r, Exception)]
             if failed:  # a registration's, the script's or a finishing command's: not a fence
                 raise self.unavailable(failed[0])
-            reply = results[at] if owners else []
-            refused: list[tuple[Batch, Exception]] = [
-                (batch, ResponseError(why)) for batch, why in refusals(reply, owners)
-            ]
+            refused = refusals(results[at], owners) if owners else []
             if not refused:
                 break
             batches = await self._missing(refused, appended)
@@ -216,10 +213,10 @@ class RedisBroker:
         pipe.pexpire(self.key("run", run_id, "events"), ttl)
         pipe.pexpire(run, ttl)
 
-    async def _missing(
-        self, refused: list[tuple[Batch, Exception]], appended: Appended
-    ) -> list[Batch]:
-        """What the streams of refused appends do not hold yet (one round trip for all).
+    async def _missing(self, refused: list[tuple[Batch, str]], appended: Appended) -> list[Batch]:
+        """What the streams of refused appends (each with Redis's error) do not hold yet.
+
+        One round trip for all of them.
 
         Raises:
             BrokerUnavailable: a refusal that is no retry (the stream holds none of the
@@ -231,12 +228,12 @@ class RedisBroker:
         found = await self._execute(pipe)
         appended.count(len(found))
         again = []
-        for (batch, error), entries in zip(refused, found, strict=True):
+        for (batch, why), entries in zip(refused, found, strict=True):
             rest = unsent(batch.events, decode(entries[0][1][b"e"]) if entries else [])
             if rest is None:
                 appended.fenced.add(batch.run_id)
             elif len(rest) == len(batch.events):
-                raise self.unavailable(error)  # the stream holds none of it: no retry
+                raise self.unavailable(ResponseError(why))  # it holds none of it: no retry
             elif rest:
                 again.append(Batch(batch.run_id, rest))
         return again
