@@ -140,8 +140,10 @@ def _f(value: float, spec: str) -> str:
     return "-" if value != value else format(value, spec)
 
 
-def _spread(values: Sequence[float], spec: str) -> str:
-    """`median (min-max)` of the values (just the value when there is one)."""
+def spread(values: Sequence[float], spec: str = ".1f") -> str:
+    """`median (min-max)` of the values (just the value when there is one); NaNs (not
+    measured) left out."""
+    values = [v for v in values if v == v]
     if not values:
         return "-"
     if len(values) == 1:
@@ -287,25 +289,25 @@ def print_report(
         for cs in [sorted({lv.streams for lv in levels})]
     }
     for count in sorted({lv.streams for lv in levels}):
-        parts = [f"floor {_spread(floor.get(count, []), '.1f')}"]
-        parts += [f"{name} {_spread(owns[name].get(count, []), '.1f')}" for name in owns]
+        parts = [f"floor {spread(floor.get(count, []), '.1f')}"]
+        parts += [f"{name} {spread(owns[name].get(count, []), '.1f')}" for name in owns]
         console.print(f"  {count} streams: " + ", ".join(parts))
     floor_ratios = _collect(results, "own_floor_ratios")
     tuned_ratios = _collect(results, "own_plain_gc_ratios")
     console.print(
         "  agentcast own ÷ floor (target ≤ 1.5): "
-        + (", ".join(f"{c}: {_spread(r, '.2f')}" for c, r in floor_ratios.items()) or "-")
+        + (", ".join(f"{c}: {spread(r, '.2f')}" for c, r in floor_ratios.items()) or "-")
     )
     console.print(
         "  agentcast own ÷ plain-gc own (target ≤ 0.33): "
-        + (", ".join(f"{c}: {_spread(r, '.2f')}" for c, r in tuned_ratios.items()) or "-")
+        + (", ".join(f"{c}: {spread(r, '.2f')}" for c, r in tuned_ratios.items()) or "-")
         + "  "
         + _per_run(results, lambda v: _verdict(v.own_passed))
     )
     cpu = _collect(results, "cpu_ratios")
     console.print(
         "  server CPU per token, agentcast ÷ plain: "
-        + (", ".join(f"{c}: {_spread(r, '.2f')}" for c, r in cpu.items()) or "-")
+        + (", ".join(f"{c}: {spread(r, '.2f')}" for c, r in cpu.items()) or "-")
     )
     if args.profile is not None:
         print_profiles(console, levels, args.profile, args.runs)

@@ -47,6 +47,7 @@ from _cluster import (  # noqa: E402
     redis_url,
     replicator_commands,
 )
+from _cluster_report import print_summary, print_table  # noqa: E402
 from _load import (  # noqa: E402
     LATENCY_TARGET_MS,
     ServerProcess,
@@ -291,36 +292,6 @@ def _ints(text: str) -> list[int]:
     return values
 
 
-def print_table(levels: Sequence[ClusterLevel]) -> None:
-    """One line per level, then broker ÷ in-process CPU per token at each stream count."""
-    print(
-        f"{'mode':<13}{'wk':>3}{'streams':>8}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}"
-        f"{'µs/tok':>8}{'cpu':>6}{'wait':>6}{'mach':>6}{'redis µs':>9}{'redis/tok':>10}"
-        f"{'repl/tok':>9}{'err':>5}{'drop':>5}{'ok':>4}"
-    )
-    for lv in levels:
-        print(
-            f"{lv.mode:<13}{lv.workers:>3}{lv.streams:>8}{lv.p50_ms:>8.1f}{lv.p99_ms:>8.1f}"
-            f"{lv.max_ms:>8.1f}{lv.cpu_us_per_token:>8.1f}{lv.cpu_share:>6.2f}"
-            f"{lv.worker_wait_share:>6.2f}{lv.machine_wait_share:>6.2f}"
-            f"{lv.redis_cpu_us_per_token:>9.1f}{lv.redis_commands_per_token:>10.3f}{lv.replicator_commands_per_token:>9.3f}"
-            f"{lv.errors:>5}{lv.dropped:>5}{'yes' if lv.passed else 'NO':>4}"
-        )
-        for why in lv.error_samples:
-            print(f"    {why}")
-    for count in sorted({lv.streams for lv in levels}):
-        base = next((lv for lv in levels if lv.streams == count and lv.mode == "inproc"), None)
-        if base is None or not base.cpu_us_per_token > 0:
-            continue
-        for lv in levels:
-            if lv.streams == count and lv.mode != "inproc":
-                print(
-                    f"x{count}: {lv.mode} with {lv.workers} worker(s) costs"
-                    f" {lv.cpu_us_per_token / base.cpu_us_per_token:.2f} × in-process per token,"
-                    f" p99 {lv.p99_ms - base.p99_ms:+.1f} ms"
-                )
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark (or, with the hidden `--serve-worker URL`, be one of its workers)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -337,45 +308,56 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=20.0, help="tokens/s of every stream")
     parser.add_argument("--ramp", type=float, default=2.0, help="seconds over which streams start")
     parser.add_argument("--redis", default="private", help="`private` or a redis:// URL")
+    parser.add_argument("--runs", type=int, default=1, help="repeat every level this many times")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--serve-worker", metavar="BROKER", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_worker is not None:
         serve("agentcast", "default", broker=args.serve_worker or None, disconnect="continue")
         return 0
-    if args.tokens < 1 or args.rate <= 0 or args.ramp < 0:
-        parser.error("--tokens and --rate must be positive and --ramp not negative")
+    if args.tokens < 1 or args.rate <= 0 or args.ramp < 0 or args.runs < 1:
+        parser.error("--tokens, --rate and --runs must be positive and --ramp not negative")
     raise_open_files()
-    levels = []
-    for mode, workers, count in plan(
-        args.streams, args.workers, args.cross, not args.no_baseline, args.workers_mode
-    ):
-        level = run_level(
-            mode,
-            workers,
-            count,
-            tokens=args.tokens,
-            rate=args.rate,
-            ramp=args.ramp,
-            redis=args.redis,
-        )
-        print(
-            f"  {mode} x{workers} {count} streams: p99 {level.p99_ms:.1f} ms,"
-            f" {level.cpu_us_per_token:.1f} µs/token, {level.wall_s:.1f} s",
-            file=sys.stderr,
-            flush=True,
-        )
-        levels.append(level)
+    runs: list[list[ClusterLevel]] = []
+    for run in range(args.runs):  # every level once per run, so all levels see the same hours
+        levels = []
+        for mode, workers, count in plan(
+            args.streams, args.workers, args.cross, not args.no_baseline, args.workers_mode
+        ):
+            level = run_level(
+                mode,
+                workers,
+                count,
+                tokens=args.tokens,
+                rate=args.rate,
+                ramp=args.ramp,
+                redis=args.redis,
+            )
+            print(
+                f"  run {run + 1}/{args.runs} {mode} x{workers} {count} streams:"
+                f" p99 {level.p99_ms:.1f} ms, {level.cpu_us_per_token:.1f} µs/token,"
+                f" {level.wall_s:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+            levels.append(level)
+        runs.append(levels)
     print(f"{os.cpu_count()} CPUs; load {os.getloadavg()[0]:.2f}")
-    print_table(levels)
+    for number, levels in enumerate(runs, 1):
+        if args.runs > 1:
+            print(f"\nRun {number}:")
+        print_table(levels)
+    if args.runs > 1:
+        print_summary(runs)
     if args.json:
         payload = {
             "environment": environment(),
             "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-            "levels": [asdict(lv) | {"passed": lv.passed} for lv in levels],
+            "runs": [[asdict(lv) | {"passed": lv.passed} for lv in levels] for levels in runs],
         }
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
-    return 0 if all(lv.errors == 0 and lv.dropped == 0 for lv in levels) else 1
+    ok = all(lv.errors == 0 and lv.dropped == 0 for levels in runs for lv in levels)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -42,6 +42,30 @@ def test_cluster_bench_plans_the_baseline_then_every_broker_level():
     assert bench.plan([3], [1], True, False, True) == [("broker", 1, 3)]
 
 
+def test_cluster_summary_gives_medians_and_the_scaling_from_one_worker_to_n(capsys):
+    bench = _load_cluster_bench()
+
+    def level(workers, cpu, p99):
+        lv = bench.ClusterLevel("broker", workers, 100, tokens=10, expected_tokens=10)
+        lv.cpu_us_per_token, lv.p99_ms = cpu, p99
+        return lv
+
+    runs = [
+        [level(1, 300.0, 5.0), level(2, 400.0, 9.0)],
+        [level(1, 270.0, 7.0), level(2, 300.0, 8.0)],
+    ]
+    from _cluster_report import print_summary, scaling
+
+    assert scaling(runs[0], 2, 100) == 0.75 and scaling(runs[1], 2, 100) == 0.9
+    assert scaling(runs[0], 3, 100) != scaling(runs[0], 3, 100)  # no such level: NaN
+    print_summary(runs)
+    printed = capsys.readouterr().out
+    assert "Medians (min-max) over 2 runs" in printed
+    assert "6.0 (5.0-7.0)" in printed and "285.00 (270.00-300.00)" in printed  # 1 worker
+    assert "1 worker ÷ 2 workers: 0.82 (0.75-0.90)" in printed
+    assert "≈ 1.65 (1.50-1.80) × one worker's throughput" in printed
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 def test_cluster_bench_streams_through_the_broker_and_reports(tmp_path, capsys):
@@ -52,7 +76,7 @@ def test_cluster_bench_streams_through_the_broker_and_reports(tmp_path, capsys):
     assert bench.main(argv) == 0
     printed = capsys.readouterr().out
     assert "redis/tok" in printed and "× in-process per token" in printed
-    levels = json.loads(out.read_text())["levels"]
+    (levels,) = json.loads(out.read_text())["runs"]
     assert [(lv["mode"], lv["workers"]) for lv in levels] == [
         ("inproc", 1),
         ("broker", 1),
