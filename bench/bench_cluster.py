@@ -1,7 +1,8 @@
 """Broker mode against in-process: what sharing runs through Redis costs per token and in latency.
 
     python bench/bench_cluster.py [--streams 100,1000] [--workers 1,2] [--cross]
-                                  [--tokens 100] [--rate 20] [--redis private|URL] [--json F]
+                                  [--tokens 100] [--rate 20] [--redis private|URL] [--runs 1]
+                                  [--json F]
 
 Per stream count it measures, each level on fresh server processes: the in-process baseline
 (one worker, no broker) and then broker mode with each `--workers` count. A worker is
