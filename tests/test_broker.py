@@ -318,6 +318,22 @@ def test_the_session_policy_holds_across_workers(cluster, policy):
 
 
 @requires_services
+def test_deleting_a_session_another_worker_is_running_is_409(cluster):
+    a = cluster.worker()
+    b = cluster.worker()
+    with invoke_stream(a.url, PROMPT, session_id="running") as (_, events):
+        until_first_token(events)
+        busy = httpx.delete(f"{b.url}/sessions/running", timeout=30)
+        rest = list(events)
+    assert busy.status_code == 409, busy.text
+    assert busy.json()["error"]["code"] == "session_busy"
+    assert rest[-1].type == "agent_end" and rest[-1].outcome == "success"
+    assert httpx.get(f"{b.url}/sessions/running", timeout=10).status_code == 200
+    assert httpx.delete(f"{b.url}/sessions/running", timeout=10).status_code == 204
+    assert httpx.get(f"{a.url}/sessions/running", timeout=10).status_code == 404
+
+
+@requires_services
 def test_a_dead_worker_s_session_lock_expires_with_its_lease(cluster):
     a = cluster.worker("--lease", "1")
     b = cluster.worker("--lease", "1")

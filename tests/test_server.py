@@ -290,6 +290,24 @@ async def test_a_second_request_on_a_busy_session_follows_the_policy(policy):
         ]
 
 
+async def test_deleting_a_session_with_a_run_in_flight_is_409_and_loses_nothing():
+    # Before, the delete was answered (a 404 here: nothing saved yet) and the run then saved.
+    gate = Gate(at=1)
+    app = gated_app(gate)
+    manager = app.state.agentcast.manager
+    running = manager.start("first", session_id="s")
+    await gate.reached.wait()
+    async with client(app) as c:
+        busy = await c.delete("/sessions/s")
+        assert busy.status_code == 409 and busy.json()["error"]["code"] == "session_busy"
+        assert "cancel" in busy.json()["error"]["message"]
+        gate.release.set()
+        assert (await running.run.wait()).outcome == "success"
+        assert len((await c.get("/sessions/s")).json()["messages"]) == 2  # the turn was saved
+        assert (await c.delete("/sessions/s")).status_code == 204
+        assert (await c.get("/sessions/s")).status_code == 404
+
+
 # -- WebSocket ----------------------------------------------------------------------------------
 
 

@@ -187,6 +187,7 @@ class AsyncClient:
 
         Raises:
             NotFound: no such session.
+            SessionBusy: a run is in progress on the session (cancel it or wait for it first).
         """
         await self._connection.send("DELETE", f"/sessions/{quote(session_id)}")
 

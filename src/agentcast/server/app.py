@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.middleware.cors import CORSMiddleware
 
 from agentcast.encoders.sse import parse_last_event_id
+from agentcast.errors import SessionBusy
 from agentcast.ids import session_id_in
 from agentcast.runtime import ManagedRun, TokenBuffer
 from agentcast.server._agui import agui_router
@@ -175,12 +176,20 @@ class AgentcastServer(ServerState):
         @router.delete(
             "/sessions/{session_id:path}",
             status_code=204,
-            summary="Delete a session",
-            responses=error_responses(400, 401, 404, 422, 503),
+            summary="Delete a session (409 while a run is in progress on it)",
+            responses=error_responses(400, 401, 404, 409, 422, 503),
         )
         async def delete_session(session_id: str, who: str | None = Depends(actor)) -> Response:
             store = server.session_store()
-            if not await store.delete(server.session_key(session_id, who)):
+            key = server.session_key(session_id, who)
+            # A run in progress would save its turn afterwards and bring the session back.
+            running = await server.active_run(session_id, who)
+            if running is not None:
+                raise SessionBusy(
+                    f"session {session_id!r} has a run in progress ({running.run.run_id});"
+                    " cancel it or wait for its end, then delete"
+                )
+            if not await store.delete(key):
                 raise not_found("session", session_id)
             return Response(status_code=204)
 
