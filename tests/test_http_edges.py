@@ -148,7 +148,7 @@ async def test_openapi_declares_the_error_model_for_every_error_status():
         ("get", "/runs/{run_id}/stream"): {"400", "401", "404", "410", "422", "503"},
         ("get", "/runs/{run_id}"): {"400", "401", "404", "422", "503"},
         ("get", "/sessions"): {"401", "404", "422", "503"},
-        ("delete", "/sessions/{session_id}"): {"400", "401", "404", "422", "503"},
+        ("delete", "/sessions/{session_id}"): {"400", "401", "404", "409", "422", "503"},
         ("get", "/readyz"): {"503"},
     }
     for (method, path), statuses in expected.items():
