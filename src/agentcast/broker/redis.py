@@ -165,6 +165,7 @@ class RedisBroker:
                 store each event once).
         """
         appended = Appended()
+        reloaded = False
         while batches:
             pipe = self.client.pipeline(transaction=False)
             for batch in batches:
@@ -177,10 +178,12 @@ class RedisBroker:
                     self._finish(pipe, batch.run_id, batch.finish)
             results = await self._execute(pipe, raise_on_error=False)
             appended.count(len(results))
-            if owners and isinstance(results[at], NoScriptError):
+            if owners and isinstance(results[at], NoScriptError) and not reloaded:
                 # Redis lost its scripts (a restart): load it, send it all again (the
-                # registrations and finishing commands are idempotent).
+                # registrations and finishing commands are idempotent). Once per call: a
+                # Redis that loses it again at once is failing, and gets the error below.
                 await self.do(self.client.script_load(APPEND))
+                reloaded = True
                 continue
             failed = [r for r in results if isinstance(r, Exception)]
             if failed:  # a registration's, the script's or a finishing command's: not a fence
