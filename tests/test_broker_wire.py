@@ -117,6 +117,29 @@ async def test_an_append_after_redis_lost_its_scripts_loads_it_and_stores_each_e
 
 
 @requires_services
+async def test_a_redis_that_keeps_losing_the_script_is_an_error_not_a_loop(
+    broker, log, monkeypatch
+):
+    # Before: every NOSCRIPT answer loaded the script and sent the pipeline again, for ever,
+    # while a Redis that drops it each time (a scripting-disabled proxy, a flush loop) never
+    # ran it. Now one reload per append; a second NOSCRIPT is the broker's error.
+    run_id = log[0].run_id
+    await broker.client.script_flush()
+    loads = 0
+
+    async def load_nothing(script):
+        nonlocal loads
+        loads += 1
+        assert loads < 3, "append_many reloaded the script again and again"
+        return "0" * 40
+
+    monkeypatch.setattr(broker.client, "script_load", load_nothing)
+    with pytest.raises(BrokerUnavailable):
+        await _append(broker, run_id, log[:6])
+    assert loads == 1
+
+
+@requires_services
 @pytest.mark.parametrize("per_event", [False, True])
 async def test_an_append_retried_after_a_lost_reply_stores_each_event_once(broker, log, per_event):
     broker.per_event = per_event
@@ -576,15 +599,47 @@ async def test_fencing_tokens_keep_increasing_after_redis_lost_its_counter(broke
     assert min(after) > max(before) and len(set(before + after)) == 5
 
 
+@contextlib.asynccontextmanager
+async def _two_workers(model_a, model_b):
+    """Workers A and B (`ServerState`s, running) on one broker and one Postgres store; yields
+    `(a, b, store)`, the store being a third client of the same tables."""
+    from agentcast.server._config import ServerConfig
+    from agentcast.server._state import ServerState
+    from agentcast.sessions.postgres import PostgresStore
+    from tests.test_sessions import POSTGRES_URL, postgres_prefix
+
+    url = f"redis://127.0.0.1:6379/13?prefix=f{uuid.uuid4().hex[:10]}:"
+    config = ServerConfig(broker=url, tune_gc=False)
+    async with postgres_prefix() as tables:
+
+        def worker(model) -> ServerState:
+            store = PostgresStore(POSTGRES_URL, table_prefix=tables)
+            return ServerState(Agent(model, store=store), config=config)
+
+        a, b = worker(model_a), worker(model_b)
+        assert a.node is not None and b.node is not None
+        broker = a.node.broker
+        try:
+            async with a.lifespan(), b.lifespan():
+                yield a, b, PostgresStore(POSTGRES_URL, table_prefix=tables)
+        finally:
+            keys = [k async for k in broker.client.scan_iter(f"{broker.prefix}*")]
+            if keys:
+                await broker.client.delete(*keys)
+            await broker.aclose()
+
+
+async def _lease_runs_out(worker, key: str) -> None:
+    """Worker A's lease on the session's lock runs out while it stalls: the lock is gone."""
+    broker = worker.node.broker
+    await broker.client.delete(broker.key("lock", key))
+
+
 @requires_services
 async def test_a_stalled_worker_that_lost_its_session_lock_cannot_save_its_turn_late():
     from langchain_core.messages import AIMessageChunk
 
-    from agentcast.server._config import ServerConfig
-    from agentcast.server._state import ServerState
-    from agentcast.sessions.postgres import PostgresStore
     from agentcast.testing import ScriptedChatModel
-    from tests.test_sessions import POSTGRES_URL, postgres_prefix
 
     resume_a = asyncio.Event()
 
@@ -592,42 +647,90 @@ async def test_a_stalled_worker_that_lost_its_session_lock_cannot_save_its_turn_
         await resume_a.wait()  # worker A's run stalls (a GC pause, a partition) mid-answer
 
     answer = [[AIMessageChunk(content="from "), AIMessageChunk(content="me")]]
-    url = f"redis://127.0.0.1:6379/13?prefix=f{uuid.uuid4().hex[:10]}:"
-    config = ServerConfig(broker=url, tune_gc=False)
-    async with postgres_prefix() as tables:
-
-        def worker(model: ScriptedChatModel) -> ServerState:
-            store = PostgresStore(POSTGRES_URL, table_prefix=tables)
-            return ServerState(Agent(model, store=store), config=config)
-
-        a = worker(ScriptedChatModel(turns=answer, before_chunk=stall))
-        b = worker(ScriptedChatModel(turns=answer))
-        assert a.node is not None and b.node is not None
-        broker = a.node.broker
-        try:
-            async with a.lifespan(), b.lifespan():
-                on_a = await a.start_run("asked on A", session_id="s", owner=None)
-                key = a.session_key("s", None)
-                token_a = int((await a.node.locks.holder(key)).split(" ")[0])
-                # A's lease runs out while it stalls: the lock is gone, B's run takes it.
-                await broker.client.delete(broker.key("lock", key))
-                on_b = await b.start_run("asked on B", session_id="s", owner=None)
-                assert int((await a.node.locks.holder(key)).split(" ")[0]) > token_a
-                saved = await on_b.run.wait()
-                assert saved.outcome == "success"
-                resume_a.set()
-                late = await on_a.run.wait()
-                history = await PostgresStore(POSTGRES_URL, table_prefix=tables).load(key)
-        finally:
-            keys = [k async for k in broker.client.scan_iter(f"{broker.prefix}*")]
-            if keys:
-                await broker.client.delete(*keys)
-            await broker.aclose()
+    model_a = ScriptedChatModel(turns=answer, before_chunk=stall)
+    async with _two_workers(model_a, ScriptedChatModel(turns=answer)) as (a, b, store):
+        on_a = await a.start_run("asked on A", session_id="s", owner=None)
+        key = a.session_key("s", None)
+        token_a = int((await a.node.locks.holder(key)).split(" ")[0])
+        await _lease_runs_out(a, key)
+        on_b = await b.start_run("asked on B", session_id="s", owner=None)  # takes the lock
+        assert int((await a.node.locks.holder(key)).split(" ")[0]) > token_a
+        saved = await on_b.run.wait()
+        assert saved.outcome == "success"
+        resume_a.set()
+        late = await on_a.run.wait()
+        history = await store.load(key)
     assert (late.outcome, late.error_code) == ("error", "session_fenced")
     assert late.error is not None and "newer run" in late.error
     [error] = [e for e in on_a.run.log.snapshot() if e.type == "error"]
     assert (error.code, error.error_type) == ("session_fenced", "SessionFenced")
     assert [m["content"] for m in history] == ["asked on B", "from me"], "B's turn only"
+
+
+@requires_services
+async def test_a_stalled_worker_cannot_bring_back_a_session_deleted_meanwhile():
+    # Before: the delete took no lock and the store forgot the session's fence with its row,
+    # so A's late save (its lock long expired) created the deleted session again. Now the
+    # delete holds the lock, and the store keeps the lock's token as the session's fence.
+    from langchain_core.messages import AIMessageChunk
+
+    from agentcast.testing import ScriptedChatModel
+
+    resume_a = asyncio.Event()
+
+    async def stall(call: int, index: int) -> None:
+        if call == 1:  # the second turn's model call: A stalls mid-answer
+            await resume_a.wait()
+
+    answer = [[AIMessageChunk(content="first")], [AIMessageChunk(content="late")]]
+    model_a = ScriptedChatModel(turns=answer, before_chunk=stall)
+    async with _two_workers(model_a, ScriptedChatModel(turns=answer)) as (a, b, store):
+        first = await a.start_run("one", session_id="s", owner=None)
+        assert (await first.run.wait()).outcome == "success"
+        key = a.session_key("s", None)
+        stalled = await a.start_run("two", session_id="s", owner=None)
+        await _lease_runs_out(a, key)
+        await b.delete_session("s", None)
+        assert await store.info(key) is None
+        resume_a.set()
+        late = await stalled.run.wait()
+        kept = (await store.load(key), await store.info(key))
+    assert (late.outcome, late.error_code) == ("error", "session_fenced")
+    assert kept == ([], None), "the deleted session stays deleted"
+
+
+@requires_services
+async def test_a_delete_holds_the_sessions_lock_so_no_run_starts_meanwhile(monkeypatch):
+    from langchain_core.messages import AIMessageChunk
+
+    from agentcast.errors import SessionBusy
+    from agentcast.testing import ScriptedChatModel
+
+    answer = [[AIMessageChunk(content="hi")]]
+    model = ScriptedChatModel(turns=answer)
+    async with _two_workers(model, ScriptedChatModel(turns=answer)) as (a, b, store):
+        done = await a.start_run("one", session_id="s", owner=None)
+        await done.run.wait()
+        key = a.session_key("s", None)
+        deleting = asyncio.Event()
+        go_on = asyncio.Event()
+        delete = store.delete
+
+        async def slow_delete(session_id, **kwargs):  # B's store answers slowly
+            deleting.set()
+            await go_on.wait()
+            return await delete(session_id, **kwargs)
+
+        monkeypatch.setattr(b.session_store(), "delete", slow_delete)
+        task = asyncio.create_task(b.delete_session("s", None))
+        await deleting.wait()
+        with pytest.raises(SessionBusy):  # the delete holds the lock: A refuses the run
+            await a.start_run("two", session_id="s", owner=None, policy="reject")
+        go_on.set()
+        await task
+        assert await store.info(key) is None
+        again = await a.start_run("three", session_id="s", owner=None)  # then it is free
+        assert (await again.run.wait()).outcome == "success"
 
 
 # -- the follower: one blocking read for every replica on the worker ---------------------------

@@ -535,13 +535,24 @@ async def test_redis_key_layout_and_delete_leaves_no_key_behind():
                 "session:anon:meta",
                 "sessions",
                 "actor:alice",
+                "schema_version",
             )
         )
         assert [i.session_id for i in await store.list_sessions(actor_id="alice")] == ["s"]
         assert await store.list_sessions(actor_id="bob") == []
         assert await store.delete("s") is True
         assert await store.delete("anon") is True
-        assert await _redis_keys(prefix) == [], "a delete left a key or an index entry"
+        version = [f"{prefix}schema_version".encode()]
+        assert await _redis_keys(prefix) == version, "a delete left a key or an index entry"
+        # A session that had a fence leaves its tombstone: the meta hash, the fence alone.
+        await store.append("f", turn("x"), actor_id="alice", fence=7)
+        assert await store.delete("f", fence=9) is True
+        assert await _redis_keys(prefix) == sorted([*version, f"{prefix}session:f:meta".encode()])
+        client = redis.asyncio.Redis.from_url(REDIS_URL)
+        try:
+            assert await client.hgetall(f"{prefix}session:f:meta") == {b"fence": b"9"}
+        finally:
+            await client.aclose()
 
 
 async def test_redis_prefixes_isolate_stores():

@@ -66,7 +66,7 @@ async def test_sqlite_database_from_before_versions_is_migrated_and_keeps_its_da
     [info] = await store.list_sessions(actor_id="alice")
     assert (info.session_id, info.title, info.message_count) == ("old", "old question", 1)
     version, indexes = _sqlite_state(path)
-    assert version == len(sqlite_module.MIGRATIONS) == 3
+    assert version == len(sqlite_module.MIGRATIONS) == 4
     assert {"sessions_by_update", "sessions_by_actor"} <= indexes
     await store.append("old", turn("new"))
     assert len(await SQLiteStore(path).load("old")) == 1 + len(turn("new"))
@@ -83,7 +83,7 @@ async def test_sqlite_concurrent_setup_applies_each_step_once(tmp_path, monkeypa
             tg.start_soon(store.setup)
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT count(*) FROM probe").fetchone()[0] == 1
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 5
 
 
 async def test_sqlite_database_newer_than_the_code_is_refused(tmp_path):
@@ -92,7 +92,7 @@ async def test_sqlite_database_newer_than_the_code_is_refused(tmp_path):
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA user_version = 99")
     store = SQLiteStore(path)
-    with pytest.raises(ConfigError, match="schema version 99, newer than the 3"):
+    with pytest.raises(ConfigError, match="schema version 99, newer than the 4"):
         await store.setup()
     with pytest.raises(ConfigError, match="upgrade agentcast"):
         await store.load("s")
@@ -103,6 +103,7 @@ async def test_sqlite_database_of_the_previous_schema_gets_the_fence_column(tmp_
     path = tmp_path / "s.db"
     await SQLiteStore(path).append("old", turn("old"))
     with sqlite3.connect(path) as db:  # back to the schema of the release before fencing
+        db.execute("ALTER TABLE sessions DROP COLUMN deleted")
         db.execute("ALTER TABLE sessions DROP COLUMN fence")
         db.execute("PRAGMA user_version = 2")
     store = SQLiteStore(path)
@@ -112,7 +113,23 @@ async def test_sqlite_database_of_the_previous_schema_gets_the_fence_column(tmp_
     assert await store.load("old") == [*turn("old"), *turn("fenced")]
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT fence FROM sessions").fetchall() == [(5,)]
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 4
+
+
+async def test_sqlite_database_of_the_previous_schema_gets_the_tombstone_column(tmp_path):
+    path = tmp_path / "s.db"
+    await SQLiteStore(path).append("old", turn("old"), fence=3)
+    with sqlite3.connect(path) as db:  # back to the schema of the release before tombstones
+        db.execute("ALTER TABLE sessions DROP COLUMN deleted")
+        db.execute("PRAGMA user_version = 3")
+    store = SQLiteStore(path)
+    assert [i.session_id for i in await store.list_sessions()] == ["old"]
+    assert await store.delete("old", fence=5) is True
+    with pytest.raises(SessionFenced):
+        await store.append("old", turn("late"), fence=4)
+    assert (await store.list_sessions(), await store.info("old")) == ([], None)
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 4
 
 
 async def _postgres_versions(prefix: str) -> list[int]:
@@ -140,7 +157,7 @@ async def test_postgres_tables_from_before_versions_are_migrated_and_keep_their_
         await _postgres_execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(f"{prefix}schema")))
         store = PostgresStore(POSTGRES_URL, table_prefix=prefix)
         assert await store.load("s") == TURN
-        assert await _postgres_versions(prefix) == [1, 2]
+        assert await _postgres_versions(prefix) == [1, 2, 3]
 
 
 async def test_postgres_tables_of_the_previous_schema_get_the_fence_column():
@@ -148,17 +165,35 @@ async def test_postgres_tables_of_the_previous_schema_get_the_fence_column():
         await PostgresStore(POSTGRES_URL, table_prefix=prefix).append("old", turn("old"))
         # Back to the schema of the release before fencing.
         sessions, schema = (sql.Identifier(f"{prefix}{name}") for name in ("sessions", "schema"))
-        await _postgres_execute(sql.SQL("ALTER TABLE {} DROP COLUMN fence").format(sessions))
-        await _postgres_execute(sql.SQL("DELETE FROM {} WHERE version = 2").format(schema))
+        for column in ("fence", "deleted"):
+            drop = sql.SQL("ALTER TABLE {} DROP COLUMN {}").format(sessions, sql.Identifier(column))
+            await _postgres_execute(drop)
+        await _postgres_execute(sql.SQL("DELETE FROM {} WHERE version >= 2").format(schema))
         stores = [PostgresStore(POSTGRES_URL, table_prefix=prefix) for _ in range(3)]
         async with anyio.create_task_group() as tg:  # several processes starting at once
             for store in stores:
                 tg.start_soon(store.setup)
-        assert await _postgres_versions(prefix) == [1, 2]
+        assert await _postgres_versions(prefix) == [1, 2, 3]
         await stores[0].append("old", turn("fenced"), fence=5)
         with pytest.raises(SessionFenced):
             await stores[1].append("old", turn("late"), fence=4)
         assert await stores[2].load("old") == [*turn("old"), *turn("fenced")]
+
+
+async def test_postgres_tables_of_the_previous_schema_get_the_tombstone_column():
+    async with postgres_prefix() as prefix:
+        await PostgresStore(POSTGRES_URL, table_prefix=prefix).append("old", turn("old"), fence=3)
+        # Back to the schema of the release before tombstones.
+        sessions, schema = (sql.Identifier(f"{prefix}{name}") for name in ("sessions", "schema"))
+        await _postgres_execute(sql.SQL("ALTER TABLE {} DROP COLUMN deleted").format(sessions))
+        await _postgres_execute(sql.SQL("DELETE FROM {} WHERE version = 3").format(schema))
+        store = PostgresStore(POSTGRES_URL, table_prefix=prefix)
+        assert [i.session_id for i in await store.list_sessions()] == ["old"]
+        assert await store.delete("old", fence=5) is True
+        with pytest.raises(SessionFenced):
+            await store.append("old", turn("late"), fence=4)
+        assert (await store.list_sessions(), await store.info("old")) == ([], None)
+        assert await _postgres_versions(prefix) == [1, 2, 3]
 
 
 async def test_postgres_concurrent_setup_applies_each_step_once(monkeypatch):
@@ -170,7 +205,7 @@ async def test_postgres_concurrent_setup_applies_each_step_once(monkeypatch):
         async with anyio.create_task_group() as tg:
             for store in stores:
                 tg.start_soon(store.setup)
-        assert await _postgres_versions(prefix) == [1, 2, 3]
+        assert await _postgres_versions(prefix) == [1, 2, 3, 4]
         await stores[0].append("s", TURN)
         assert await stores[1].load("s") == TURN
 
@@ -182,7 +217,7 @@ async def test_postgres_tables_newer_than_the_code_are_refused():
             sql.SQL("INSERT INTO {} VALUES (99, 0)").format(sql.Identifier(f"{prefix}schema"))
         )
         store = PostgresStore(POSTGRES_URL, table_prefix=prefix)
-        with pytest.raises(ConfigError, match="schema version 99, newer than the 2"):
+        with pytest.raises(ConfigError, match="schema version 99, newer than the 3"):
             await store.load("s")
 
 
@@ -197,7 +232,7 @@ async def _redis_get(key: str) -> bytes | None:
 async def test_redis_concurrent_setup_applies_each_step_once_and_keeps_the_data(monkeypatch):
     async with redis_prefix() as prefix:
         await RedisStore(REDIS_URL, prefix=prefix).append("s", TURN)
-        assert await _redis_get(f"{prefix}schema_version") is None, "the first layout is 0"
+        assert await _redis_get(f"{prefix}schema_version") == b"1"
         probe = "redis.call('INCR', ARGV[2] .. 'probe')"
         monkeypatch.setattr(redis_module, "MIGRATIONS", (*redis_module.MIGRATIONS, probe))
         stores = [RedisStore(REDIS_URL, prefix=prefix) for _ in range(4)]
@@ -205,8 +240,25 @@ async def test_redis_concurrent_setup_applies_each_step_once_and_keeps_the_data(
             for store in stores:
                 tg.start_soon(store.setup)
         assert await _redis_get(f"{prefix}probe") == b"1"
-        assert await _redis_get(f"{prefix}schema_version") == b"1"
+        assert await _redis_get(f"{prefix}schema_version") == b"2"
         assert await stores[0].load("s") == TURN
+
+
+async def test_redis_keys_of_the_first_layout_are_stamped_with_the_tombstone_step():
+    async with redis_prefix() as prefix:
+        await RedisStore(REDIS_URL, prefix=prefix).append("old", TURN, fence=3)
+        client = redis.asyncio.Redis.from_url(REDIS_URL)
+        try:  # the keys as the release before tombstones left them: no version key (0)
+            await client.delete(f"{prefix}schema_version")
+        finally:
+            await client.aclose()
+        store = RedisStore(REDIS_URL, prefix=prefix)
+        assert await store.load("old") == TURN
+        assert await _redis_get(f"{prefix}schema_version") == b"1"
+        assert await store.delete("old", fence=5) is True
+        with pytest.raises(SessionFenced):
+            await store.append("old", TURN, fence=4)
+        assert (await store.list_sessions(), await store.info("old")) == ([], None)
 
 
 async def test_redis_keys_newer_than_the_code_are_refused():
@@ -217,7 +269,7 @@ async def test_redis_keys_newer_than_the_code_are_refused():
         finally:
             await client.aclose()
         store = RedisStore(REDIS_URL, prefix=prefix)
-        with pytest.raises(ConfigError, match="schema version 99, newer than the 0"):
+        with pytest.raises(ConfigError, match="schema version 99, newer than the 1"):
             await store.setup()
         with pytest.raises(ConfigError):
             await store.ping()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import HTTPException
 from starlette.types import Scope
 
-from agentcast.errors import BrokerUnavailable, ConfigError
+from agentcast.errors import BrokerUnavailable, ConfigError, SessionBusy
 from agentcast.ids import check_id, session_key
 from agentcast.runtime import ManagedRun, RunManager, RunResult, SessionPolicy
 from agentcast.server._auth import check_api_keys
@@ -173,6 +173,39 @@ class ServerState:
         if managed is None or managed.run.done:
             return None
         return managed
+
+    async def delete_session(self, session_id: str, who: str | None) -> None:
+        """Delete the caller's session, unless a run is in progress on it (on any worker).
+
+        With a broker the delete holds the session's lock, as a run would, so no run starts
+        meanwhile, and hands the store the lock's fencing token: a worker that stalled past its
+        lease and saves its turn late is refused (`SessionStore.delete`) instead of bringing
+        the deleted session back.
+
+        Raises:
+            SessionBusy: a run is in progress on the session (409).
+            HTTPException: 404, the caller has no such session.
+            BrokerUnavailable: the broker does not answer (503).
+        """
+        store, key = self.session_store(), self.session_key(session_id, who)
+        self.ensure_broker()
+        # A run in progress would save its turn afterwards and bring the session back.
+        running = await self.active_run(session_id, who)
+        if running is not None:
+            raise SessionBusy(
+                f"session {session_id!r} has a run in progress ({running.run.run_id});"
+                " cancel it or wait for its end, then delete"
+            )
+        if self.node is None:
+            deleted = await store.delete(key)
+        else:
+            fence = await self.node.claim_session(key, "reject")
+            try:
+                deleted = await store.delete(key, fence=fence)
+            finally:
+                await self.node.release_session(key)
+        if not deleted:
+            raise not_found("session", session_id)
 
     async def started(self, managed: ManagedRun) -> None:
         """Wait until a run just started is known to every worker (no wait without a broker).

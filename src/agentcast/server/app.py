@@ -20,7 +20,6 @@ from fastapi.responses import JSONResponse, Response
 from starlette.middleware.cors import CORSMiddleware
 
 from agentcast.encoders.sse import parse_last_event_id
-from agentcast.errors import SessionBusy
 from agentcast.ids import session_id_in
 from agentcast.runtime import ManagedRun, TokenBuffer
 from agentcast.server._agui import agui_router
@@ -180,17 +179,7 @@ class AgentcastServer(ServerState):
             responses=error_responses(400, 401, 404, 409, 422, 503),
         )
         async def delete_session(session_id: str, who: str | None = Depends(actor)) -> Response:
-            store = server.session_store()
-            key = server.session_key(session_id, who)
-            # A run in progress would save its turn afterwards and bring the session back.
-            running = await server.active_run(session_id, who)
-            if running is not None:
-                raise SessionBusy(
-                    f"session {session_id!r} has a run in progress ({running.run.run_id});"
-                    " cancel it or wait for its end, then delete"
-                )
-            if not await store.delete(key):
-                raise not_found("session", session_id)
+            await server.delete_session(session_id, who)
             return Response(status_code=204)
 
         @router.websocket("/ws")

@@ -112,8 +112,18 @@ class SessionStore(Protocol):
         """Return one session's listing entry (owner, counts, title), None if unknown."""
         ...
 
-    async def delete(self, session_id: str) -> bool:
-        """Delete a session; return whether it existed."""
+    async def delete(self, session_id: str, *, fence: int | None = None) -> bool:
+        """Delete a session; return whether it existed.
+
+        A session that has a fence (`append(fence=)`) keeps it when deleted, raised to `fence`
+        if that is higher (`fence`: the token of the session lock the delete held, with a
+        broker): an invisible tombstone, so that a turn saved late under an older lock is
+        refused (`SessionFenced`) instead of bringing the session back. A turn with a newer
+        fence, or none, starts the session afresh. Without fences nothing is kept.
+
+        Raises:
+            InvalidInput: the key or the fence is malformed.
+        """
         ...
 
     async def aclose(self) -> None:

@@ -90,12 +90,15 @@ class MemoryStore:
                 return title_of([message])
         return ""
 
-    async def delete(self, session_id: str) -> bool:
-        """Delete a session."""
-        check_session_key(session_id)
+    async def delete(self, session_id: str, *, fence: int | None = None) -> bool:
+        """Delete a session (its fence stays: `SessionStore.delete`)."""
+        check_turn(session_id, None, fence)
         self._meta.pop(session_id, None)
-        self._fences.pop(session_id, None)
-        return self._messages.pop(session_id, None) is not None
+        kept = max(self._fences.get(session_id, 0), fence or 0)
+        existed = self._messages.pop(session_id, None) is not None
+        if kept and (existed or session_id in self._fences):
+            self._fences[session_id] = kept
+        return existed
 
     async def aclose(self) -> None:
         """Nothing to release."""

@@ -12,7 +12,8 @@ e.g. `?options=-csearch_path%3Dmyschema`):
 ```
 {prefix}sessions  session_id PK, actor_id, title, created_at, updated_at (epoch ms),
                   message_count, touched (a sequence number: the update order, for ties),
-                  fence (the highest fencing token that saved a turn; 0: none)
+                  fence (the highest fencing token that saved a turn; 0: none),
+                  deleted (a tombstone: a deleted session's fence, listed nowhere)
 {prefix}messages  (session_id, position) PK -> sessions ON DELETE CASCADE, body BYTEA
 {prefix}schema    version PK, applied_at (epoch ms): one row per applied migration step
 ```
@@ -80,6 +81,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 2: the highest fencing token that saved on the session (`append(fence=)`); 0: none.
     ("ALTER TABLE {sessions} ADD COLUMN IF NOT EXISTS fence BIGINT NOT NULL DEFAULT 0",),
+    # 3: a deleted session that had a fence keeps its row as a tombstone (`delete`).
+    ("ALTER TABLE {sessions} ADD COLUMN IF NOT EXISTS deleted BOOLEAN NOT NULL DEFAULT false",),
 )
 """The schema's migration steps, oldest first: step N brings the tables to version N.
 
@@ -127,15 +130,20 @@ class PostgresStore:
         self._version_table = f"{table_prefix}schema"
         sessions, messages = self._names["sessions"], self._names["messages"]
         # A refused fence updates nothing and returns no row; the row is locked all the same.
+        # On a tombstone (a deleted session's fence) the session starts afresh.
         self._upsert = sql.SQL(
             "INSERT INTO {s} AS s (session_id, actor_id, title, created_at, updated_at,"
             " message_count, fence) VALUES (%s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (session_id) DO UPDATE SET"
             " updated_at = excluded.updated_at,"
             " touched = excluded.touched,"
-            " message_count = s.message_count + excluded.message_count,"
+            " message_count = CASE WHEN s.deleted THEN 0 ELSE s.message_count END"
+            " + excluded.message_count,"
             " fence = GREATEST(s.fence, excluded.fence),"
-            " title = CASE WHEN s.title = '' THEN excluded.title ELSE s.title END"
+            " title = CASE WHEN s.deleted OR s.title = '' THEN excluded.title ELSE s.title END,"
+            " actor_id = CASE WHEN s.deleted THEN excluded.actor_id ELSE s.actor_id END,"
+            " created_at = CASE WHEN s.deleted THEN excluded.created_at ELSE s.created_at END,"
+            " deleted = false"
             " WHERE %s OR s.fence <= excluded.fence"
             " RETURNING s.message_count"
         ).format(s=sessions)
@@ -150,9 +158,18 @@ class PostgresStore:
             "SELECT session_id, actor_id, created_at, updated_at, message_count, title FROM {}"
         ).format(sessions)
         order = sql.SQL(" ORDER BY updated_at DESC, touched DESC LIMIT %s")
-        self._list_all = sql.Composed([columns, order])
-        self._list_actor = sql.Composed([columns, sql.SQL(" WHERE actor_id = %s"), order])
-        self._info = sql.Composed([columns, sql.SQL(" WHERE session_id = %s")])
+        live = sql.SQL(" WHERE NOT deleted")
+        self._list_all = sql.Composed([columns, live, order])
+        self._list_actor = sql.Composed([columns, live, sql.SQL(" AND actor_id = %s"), order])
+        self._info = sql.Composed([columns, live, sql.SQL(" AND session_id = %s")])
+        self._find = sql.SQL(
+            "SELECT deleted, fence FROM {} WHERE session_id = %s FOR UPDATE"
+        ).format(sessions)
+        self._bury = sql.SQL(
+            "UPDATE {} SET deleted = true, title = '', message_count = 0,"
+            " fence = GREATEST(fence, %s) WHERE session_id = %s"
+        ).format(sessions)
+        self._forget = sql.SQL("DELETE FROM {} WHERE session_id = %s").format(messages)
         self._delete = sql.SQL("DELETE FROM {} WHERE session_id = %s").format(sessions)
 
     def __repr__(self) -> str:
@@ -304,13 +321,19 @@ class PostgresStore:
             row = await cursor.fetchone()
         return None if row is None else SessionInfo(*row)
 
-    async def delete(self, session_id: str) -> bool:
-        """Delete a session and (by cascade) its messages."""
-        check_session_key(session_id)
+    async def delete(self, session_id: str, *, fence: int | None = None) -> bool:
+        """Delete a session and its messages (its fence stays: `SessionStore.delete`)."""
+        check_turn(session_id, None, fence)
         async with self._connect() as conn:
-            cursor = await conn.execute(self._delete, (session_id,))
+            # The row stays locked until the commit: no turn lands between read and write.
+            row = await (await conn.execute(self._find, (session_id,))).fetchone()
+            if row is not None and max(int(row[1]), fence or 0) > 0:
+                await conn.execute(self._forget, (session_id,))
+                await conn.execute(self._bury, (fence or 0, session_id))
+            elif row is not None:
+                await conn.execute(self._delete, (session_id,))  # messages by cascade
             await conn.commit()
-            return cursor.rowcount > 0
+            return row is not None and not row[0]
 
     async def aclose(self) -> None:
         """Nothing stays open between operations; the store stays usable."""

@@ -5,7 +5,8 @@ This module is the only importer of `redis`. Keys (the prefix defaults to `agent
 ```
 {prefix}session:{id}:messages   list   the messages, oldest first, as msgspec JSON bytes
 {prefix}session:{id}:meta       hash   created_at, updated_at (epoch ms), title, actor_id,
-                                       fence (the highest fencing token that saved; absent: 0)
+                                       fence (the highest fencing token that saved; absent: 0);
+                                       fence alone: a deleted session's tombstone (`delete`)
 {prefix}sessions                zset   every session id, scored by updated_at
 {prefix}actor:{actor}           zset   the actor's session ids, scored by updated_at
 {prefix}schema_version          string the last applied migration step (absent: none, 0)
@@ -60,7 +61,12 @@ from agentcast.sessions._base import (
 
 __all__ = ["MIGRATIONS", "RedisStore"]
 
-MIGRATIONS: tuple[str, ...] = ()
+MIGRATIONS: tuple[str, ...] = (
+    # 1: a deleted session that had a fence keeps its meta hash, with the fence alone (a
+    # tombstone: `delete`). No key changes; the version tells an older agentcast, which would
+    # read such a hash as a session, that the keys are newer than it.
+    "",
+)
 """The schema's migration steps, oldest first, as Lua: step N brings the keys to version N.
 
 A step's script gets the key prefix as `ARGV[2]` and runs atomically with the version check
@@ -111,14 +117,25 @@ return 1
 
 _DELETE = """
 local messages, meta, index = KEYS[1], KEYS[2], KEYS[3]
-local session_id, actor_prefix = ARGV[1], ARGV[2]
+local session_id, actor_prefix, fence = ARGV[1], ARGV[2], ARGV[3]
 local owner = redis.call('HGET', meta, 'actor_id')
-local removed = redis.call('DEL', messages, meta)
+local existed = redis.call('HEXISTS', meta, 'created_at')
+local kept = redis.call('HGET', meta, 'fence') or '0'
+if fence ~= '' and tonumber(fence) > tonumber(kept) then
+    kept = fence
+end
+redis.call('DEL', messages)
+if tonumber(kept) > 0 and redis.call('EXISTS', meta) == 1 then  -- a tombstone
+    redis.call('DEL', meta)
+    redis.call('HSET', meta, 'fence', kept)
+else
+    redis.call('DEL', meta)
+end
 redis.call('ZREM', index, session_id)
 if owner then
     redis.call('ZREM', actor_prefix .. owner, session_id)
 end
-return removed
+return existed
 """
 
 
@@ -219,7 +236,7 @@ class RedisStore:
             check_schema_version(found, latest, redact_url(self.url))
 
     async def setup(self) -> None:
-        """Apply the pending migration steps (none yet: the first layout is version 0).
+        """Apply the pending migration steps (the first layout is version 0).
 
         Raises:
             ConfigError: the keys were written by a newer agentcast.
@@ -282,7 +299,7 @@ class RedisStore:
                 replies = await pipe.execute()
         infos = []
         for raw_id, meta, count in zip(ids, replies[::2], replies[1::2], strict=True):
-            if not meta:  # deleted between the two reads
+            if b"created_at" not in meta:  # deleted between the two reads
                 continue
             actor = meta.get(b"actor_id")
             infos.append(
@@ -305,7 +322,7 @@ class RedisStore:
             pipe.hgetall(meta_key)
             pipe.llen(messages)
             meta, count = await pipe.execute()
-        if not meta:
+        if b"created_at" not in meta:  # none, or a deleted session's tombstone
             return None
         actor = meta.get(b"actor_id")
         return SessionInfo(
@@ -317,16 +334,16 @@ class RedisStore:
             title=meta.get(b"title", b"").decode(),
         )
 
-    async def delete(self, session_id: str) -> bool:
-        """Delete a session, its messages and its index entries (one script)."""
-        check_session_key(session_id)
+    async def delete(self, session_id: str, *, fence: int | None = None) -> bool:
+        """Delete a session, its messages and index entries (one script; the fence stays)."""
+        check_turn(session_id, None, fence)
         async with self._connect() as client:
             script = client.register_script(_DELETE)
-            removed = await script(
+            existed = await script(
                 keys=[*self._keys(session_id), self._index],
-                args=[session_id, self._actor_prefix],
+                args=[session_id, self._actor_prefix, "" if fence is None else fence],
             )
-        return int(removed) > 0
+        return int(existed) > 0
 
     async def aclose(self) -> None:
         """Nothing stays open between operations; the store stays usable."""

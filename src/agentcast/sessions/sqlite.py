@@ -58,6 +58,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 3: the highest fencing token that saved on the session (`append(fence=)`); 0: none.
     ("ALTER TABLE sessions ADD COLUMN fence INTEGER NOT NULL DEFAULT 0",),
+    # 4: a deleted session that had a fence keeps its row as a tombstone (`delete`): 1.
+    ("ALTER TABLE sessions ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0",),
 )
 """The schema's migration steps, oldest first: step N brings the file to `user_version` N.
 
@@ -205,13 +207,19 @@ class SQLiteStore:
         async with self._connect() as db:
             # The upsert takes the write lock and checks the fence in one statement; refused,
             # it changes no row, and the transaction is rolled back before anything else.
+            # On a tombstone (a deleted session's fence) the session starts afresh.
             cursor = await db.execute(
                 "INSERT INTO sessions(session_id, actor_id, title, created_at, updated_at,"
                 " fence) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(session_id) DO UPDATE SET"
                 " updated_at = excluded.updated_at,"
                 " fence = max(sessions.fence, excluded.fence),"
-                " title = CASE WHEN sessions.title = '' THEN excluded.title"
-                " ELSE sessions.title END"
+                " title = CASE WHEN sessions.deleted OR sessions.title = '' THEN excluded.title"
+                " ELSE sessions.title END,"
+                " actor_id = CASE WHEN sessions.deleted THEN excluded.actor_id"
+                " ELSE sessions.actor_id END,"
+                " created_at = CASE WHEN sessions.deleted THEN excluded.created_at"
+                " ELSE sessions.created_at END,"
+                " deleted = 0"
                 " WHERE ? OR sessions.fence <= excluded.fence",
                 (session_id, actor_id, title_of(messages), now, now, fence or 0, fence is None),
             )
@@ -235,8 +243,9 @@ class SQLiteStore:
             " FROM sessions s"
         )
         params: tuple[object, ...] = ()
+        query += " WHERE NOT s.deleted"
         if actor_id is not None:
-            query += " WHERE s.actor_id = ?"
+            query += " AND s.actor_id = ?"
             params = (actor_id,)
         query += " ORDER BY s.updated_at DESC, s.rowid DESC LIMIT ?"
         async with self._connect() as db, db.execute(query, (*params, limit)) as cursor:
@@ -249,20 +258,32 @@ class SQLiteStore:
         query = (
             "SELECT s.session_id, s.actor_id, s.created_at, s.updated_at, s.title,"
             " (SELECT COUNT(*) FROM messages m WHERE m.session_id = s.session_id)"
-            " FROM sessions s WHERE s.session_id = ?"
+            " FROM sessions s WHERE s.session_id = ? AND NOT s.deleted"
         )
         async with self._connect() as db, db.execute(query, (session_id,)) as cursor:
             row = await cursor.fetchone()
         return None if row is None else SessionInfo(row[0], row[1], row[2], row[3], row[5], row[4])
 
-    async def delete(self, session_id: str) -> bool:
-        """Delete a session and its messages."""
-        check_session_key(session_id)
+    async def delete(self, session_id: str, *, fence: int | None = None) -> bool:
+        """Delete a session and its messages (its fence stays: `SessionStore.delete`)."""
+        check_turn(session_id, None, fence)
         async with self._connect() as db:
+            # The first write takes the lock: the row read next cannot change before the commit.
             await db.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
-            cursor = await db.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
+            async with db.execute(
+                "SELECT deleted, fence FROM sessions WHERE session_id = ?", (session_id,)
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is not None and max(int(row[1]), fence or 0) > 0:
+                await db.execute(
+                    "UPDATE sessions SET deleted = 1, title = '', fence = max(fence, ?)"
+                    " WHERE session_id = ?",
+                    (fence or 0, session_id),
+                )
+            elif row is not None:
+                await db.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
             await db.commit()
-            return (cursor.rowcount or 0) > 0
+            return row is not None and not row[0]
 
     async def aclose(self) -> None:
         """Nothing stays open between operations."""

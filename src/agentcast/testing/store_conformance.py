@@ -30,9 +30,10 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from agentcast.errors import InvalidInput, SessionFenced
+from agentcast.errors import InvalidInput
 from agentcast.events import Message
 from agentcast.sessions import SessionInfo, SessionStore, title_of
+from agentcast.testing._fencing import FencingConformance, turn
 
 __all__ = ("BAD_KEYS", "TURN", "StoreConformance", "turn")
 
@@ -68,13 +69,6 @@ TURN: list[Message] = [
 ]
 
 
-def turn(tag: str, size: int = 3) -> list[Message]:
-    """A turn: one user question and `size - 1` assistant messages, tagged `tag`."""
-    messages: list[Message] = [{"role": "user", "content": f"{tag} question"}]
-    messages += [{"role": "assistant", "content": f"{tag} part {i}"} for i in range(1, size)]
-    return messages
-
-
 BAD_KEYS = [
     "",
     "a\x00b",  # NUL: Postgres TEXT refuses it, so every store does
@@ -91,8 +85,11 @@ BAD_KEYS = [
 
 
 @pytest.mark.anyio
-class StoreConformance:
-    """The session-store conformance tests; subclass it and override the `store` fixture."""
+class StoreConformance(FencingConformance):
+    """The session-store conformance tests; subclass it and override the `store` fixture.
+
+    The fencing tests (`append(fence=)`, `delete(fence=)`) come from `FencingConformance`.
+    """
 
     @pytest.fixture
     async def store(self) -> AsyncIterator[SessionStore]:
@@ -360,55 +357,3 @@ class StoreConformance:
         assert info.title == title_of(turn("hello"))
         await store.delete("s")
         assert await store.info("s") is None
-
-    # -- fencing: a stalled worker's late turn is refused (`append(fence=)`) ----------------
-
-    async def test_a_fence_below_the_sessions_is_refused_and_writes_nothing(
-        self, store: SessionStore
-    ) -> None:
-        await store.append("s", turn("newer"), actor_id="ann", fence=7)
-        before = await store.info("s")
-        with pytest.raises(SessionFenced, match="newer run"):
-            await store.append("s", turn("late"), actor_id="ann", fence=6)
-        assert await store.load("s") == turn("newer")
-        assert await store.info("s") == before, "a refused turn changes no metadata"
-        with pytest.raises(SessionFenced):  # the recorded fence is the highest, not the last
-            await store.append("s", turn("late"), fence=0)
-
-    async def test_an_equal_or_higher_fence_is_accepted_and_raises_the_sessions(
-        self, store: SessionStore
-    ) -> None:
-        await store.append("s", turn("one"), fence=3)
-        await store.append("s", turn("two"), fence=3)
-        await store.append("s", turn("three"), fence=9)
-        with pytest.raises(SessionFenced):
-            await store.append("s", turn("late"), fence=8)
-        assert await store.load("s") == [*turn("one"), *turn("two"), *turn("three")]
-
-    async def test_no_fence_is_never_refused_and_leaves_the_sessions_as_it_was(
-        self, store: SessionStore
-    ) -> None:
-        await store.append("s", turn("unfenced"))
-        await store.append("s", turn("fenced"), fence=5)
-        await store.append("s", turn("one process"))  # None: no lock, never refused
-        with pytest.raises(SessionFenced):
-            await store.append("s", turn("late"), fence=4)
-        expected = [*turn("unfenced"), *turn("fenced"), *turn("one process")]
-        assert await store.load("s") == expected
-
-    async def test_a_fence_on_one_session_does_not_affect_another(
-        self, store: SessionStore
-    ) -> None:
-        await store.append("a", turn("A"), fence=100)
-        await store.append("b", turn("B"), fence=1)
-        await store.append("owner/a", turn("other owner"), fence=1)
-        assert await store.load("b") == turn("B")
-        assert await store.load("owner/a") == turn("other owner")
-
-    @pytest.mark.parametrize("fence", [-1, 1.5, "3", True], ids=repr)
-    async def test_a_malformed_fence_is_refused_before_any_io(
-        self, store: SessionStore, fence: Any
-    ) -> None:
-        with pytest.raises(InvalidInput):
-            await store.append("s", turn("x"), fence=fence)
-        assert await store.list_sessions() == []
