@@ -308,6 +308,43 @@ async def test_deleting_a_session_with_a_run_in_flight_is_409_and_loses_nothing(
         assert (await c.get("/sessions/s")).status_code == 404
 
 
+async def test_a_run_asked_for_while_its_session_is_being_deleted_waits_or_is_409(monkeypatch):
+    # Before: a run that came in while the store was still deleting started at once, loaded
+    # the history being deleted (its model saw it) and saved its turn after the delete.
+    model = ScriptedChatModel(turns=[[AIMessageChunk(content="ok")]])
+    store = MemoryStore()
+    app = create_app(Agent(model, store=store))
+    server = app.state.agentcast
+    async with client(app) as c:
+        assert (await c.post("/invoke", json={"prompt": "old", "session_id": "s"})).is_success
+        deleting, go_on = asyncio.Event(), asyncio.Event()
+        delete = store.delete
+
+        async def slow_delete(session_id, **kwargs):  # a store that takes its time
+            deleting.set()
+            await go_on.wait()
+            return await delete(session_id, **kwargs)
+
+        monkeypatch.setattr(store, "delete", slow_delete)
+        removal = asyncio.create_task(c.delete("/sessions/s"))
+        await deleting.wait()
+        busy = await c.post("/invoke", json={"prompt": "new", "session_id": "s"})
+        assert busy.status_code == 409 and "being deleted" in busy.json()["error"]["message"]
+        twice = await c.delete("/sessions/s")
+        assert twice.status_code == 409 and twice.json()["error"]["code"] == "session_busy"
+        queued = asyncio.create_task(
+            server.start_run("new", session_id="s", owner=None, policy="enqueue")
+        )
+        await asyncio.sleep(0)  # one loop turn: the queued run reaches its wait (FIFO)
+        assert not queued.done() and len(model.calls) == 1
+        go_on.set()
+        assert (await removal).status_code == 204
+        fresh = await queued
+        assert (await fresh.run.wait()).outcome == "success"
+    assert [m.content for m in model.calls[-1]] == ["new"], "the deleted history was not seen"
+    assert [m["content"] for m in await store.load("s")] == ["new", "ok"]
+
+
 # -- WebSocket ----------------------------------------------------------------------------------
 
 

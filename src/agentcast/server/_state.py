@@ -11,6 +11,7 @@ there: the same 404, and no code path that reads the other key's data.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -80,6 +81,8 @@ class ServerState:
         )
         self.health = StoreHealth(self.store)
         self.metrics.watch(self.manager)
+        self._deleting: dict[str, asyncio.Event] = {}
+        """Sessions being deleted by this worker (set when done): a run on one waits, or 409."""
         self.own_middleware: int | None = None
         """How many middleware `create_app` installed; None until it did (no direct body)."""
         self.node: BrokerNode | None = None
@@ -146,6 +149,8 @@ class ServerState:
         """
         key = fence = None
         self.ensure_broker()
+        if self._deleting and session_id is not None:
+            await self._after_delete(self.session_key(session_id, owner), session_id, policy)
         if self.node is not None and session_id is not None:
             key = self.session_key(session_id, owner)
             fence = await self.node.claim_session(key, policy or self.config.session_policy)
@@ -177,10 +182,11 @@ class ServerState:
     async def delete_session(self, session_id: str, who: str | None) -> None:
         """Delete the caller's session, unless a run is in progress on it (on any worker).
 
-        With a broker the delete holds the session's lock, as a run would, so no run starts
-        meanwhile, and hands the store the lock's fencing token: a worker that stalled past its
-        lease and saves its turn late is refused (`SessionStore.delete`) instead of bringing
-        the deleted session back.
+        No run starts on the session here meanwhile (`start_run` waits, or refuses it with
+        `reject`). With a broker the delete also holds the session's lock, as a run would, so
+        none starts on another worker either, and it hands the store the lock's fencing token:
+        a worker that stalled past its lease and saves its turn late is refused
+        (`SessionStore.delete`) instead of bringing the deleted session back.
 
         Raises:
             SessionBusy: a run is in progress on the session (409).
@@ -189,23 +195,43 @@ class ServerState:
         """
         store, key = self.session_store(), self.session_key(session_id, who)
         self.ensure_broker()
-        # A run in progress would save its turn afterwards and bring the session back.
-        running = await self.active_run(session_id, who)
-        if running is not None:
-            raise SessionBusy(
-                f"session {session_id!r} has a run in progress ({running.run.run_id});"
-                " cancel it or wait for its end, then delete"
-            )
-        if self.node is None:
-            deleted = await store.delete(key)
-        else:
-            fence = await self.node.claim_session(key, "reject")
-            try:
-                deleted = await store.delete(key, fence=fence)
-            finally:
-                await self.node.release_session(key)
+        if key in self._deleting:
+            raise SessionBusy(f"session {session_id!r} is being deleted")
+        done = self._deleting[key] = asyncio.Event()  # from here no run starts on it here
+        try:
+            # A run in progress would save its turn afterwards and bring the session back.
+            running = await self.active_run(session_id, who)
+            if running is not None:
+                raise SessionBusy(
+                    f"session {session_id!r} has a run in progress ({running.run.run_id});"
+                    " cancel it or wait for its end, then delete"
+                )
+            if self.node is None:
+                deleted = await store.delete(key)
+            else:
+                fence = await self.node.claim_session(key, "reject")
+                try:
+                    deleted = await store.delete(key, fence=fence)
+                finally:
+                    await self.node.release_session(key)
+        finally:
+            del self._deleting[key]
+            done.set()
         if not deleted:
             raise not_found("session", session_id)
+
+    async def _after_delete(self, key: str, session_id: str, policy: SessionPolicy | None) -> None:
+        """Hold a run back while its session is being deleted here.
+
+        `reject` refuses it (409); `enqueue` and `interrupt` wait for the delete, then the run
+        starts the session afresh.
+        """
+        deleting = self._deleting.get(key)
+        if deleting is None:
+            return
+        if (policy or self.config.session_policy) == "reject":
+            raise SessionBusy(f"session {session_id!r} is being deleted; try again after it")
+        await deleting.wait()
 
     async def started(self, managed: ManagedRun) -> None:
         """Wait until a run just started is known to every worker (no wait without a broker).
