@@ -30,6 +30,7 @@ from _paced import prompt_for
 from _servers import HOST
 
 LATENCY_TARGET_MS = 50.0
+TRACKED_TYPES_SHOWN = 12  # --count-objects: how many types of live objects a level reports
 BENCH_SERVER = Path(__file__).resolve().with_name("bench_server.py")
 
 
@@ -205,6 +206,7 @@ TERMINAL = {
     "agentcast": b"event: agent_end",
     "floor": b"event: agent_end",
     "drain": b"event: agent_end",
+    "relay": b"event: agent_end",
     "plain": b"event: end\r",
     "plain-gc": b"event: end\r",
 }
@@ -317,6 +319,8 @@ class Level:
     run: int = 0
     events_per_write: float = float("nan")
     tracked_per_token: float = float("nan")
+    # --count-objects: the types of those live tracked objects, per stream, most first
+    tracked_types_per_stream: dict[str, float] = field(default_factory=dict)
     memory: dict[str, Any] = field(default_factory=dict)  # --trace-memory: `_memory.middle`
 
     @property
@@ -536,6 +540,10 @@ async def _measure(
             level.events_per_write = (after["events"] - writes_before["events"]) / writes
     if "tracked" in middle and "tracked" in base:
         level.tracked_per_token = (middle["tracked"] - base["tracked"]) / (streams * tokens / 2)
+        before, now = base.get("tracked_types", {}), middle.get("tracked_types", {})
+        grown = {name: (n - before.get(name, 0)) / streams for name, n in now.items()}
+        top = sorted(grown.items(), key=lambda item: -item[1])[:TRACKED_TYPES_SHOWN]
+        level.tracked_types_per_stream = {name: round(n, 1) for name, n in top if n >= 0.5}
     collected = server_gc(server.port, reset=False)
     samples = sorted(latencies)
     level.tokens = delivered

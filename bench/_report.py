@@ -253,9 +253,16 @@ def print_report(
     for level in levels:
         if level.error_samples:
             console.print(f"  {level.server} x{level.streams}: {'; '.join(level.error_samples)}")
+    typed = [lv for lv in levels if lv.tracked_types_per_stream]
+    if typed:
+        console.print("Live tracked objects per stream halfway through, by type (--count-objects):")
+        for level in typed:
+            kinds = ", ".join(f"{n:g} {name}" for name, n in level.tracked_types_per_stream.items())
+            console.print(f"  run {level.run + 1} {level.server} x{level.streams}: {kinds}")
     console.print()
     console.print(f"Streams held within p99 ≤ {LATENCY_TARGET_MS:g} ms, per run:")
-    for name, attr in (("agentcast", "agentcast"), ("plain-gc", "plain_gc"), ("plain", "plain")):
+    named = (("agentcast", "agentcast"), ("plain-gc", "plain_gc"), ("plain", "plain"))
+    for name, attr in (*named, ("relay", "relay")):
         text = _per_run(results, lambda v, a=attr: _capacity_text(getattr(v, a)))
         console.print(f"  {name}: {text}")
     console.print(
@@ -267,6 +274,10 @@ def print_report(
                 f" {_verdict(v.tuned_streams_passed)}"
             ),
         )
+    )
+    console.print(
+        "  relay ÷ plain-gc streams (the most any server streaming this model can reach): "
+        + _per_run(results, lambda v: _bounds(v.bound_ratio_low, v.bound_ratio_high))
     )
     console.print(
         "  agentcast ÷ plain streams (DESIGN target ≥ 20): "

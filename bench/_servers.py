@@ -8,6 +8,8 @@
     drain      raw asyncio, the model's own `_astream` drained with nothing delivered but one
                closing frame: the bare model's cost (fresh chunks, its pacing sleeps), which
                is subtracted to get a server's own cost per token
+    relay      raw asyncio, the model's own `_astream` with one write per chunk: the least a
+               server streaming this model can do, so its capacity bounds every server's
 
 Every kind answers `GET /healthz` and `GET /_bench/gc` (its collections, for the report) and
 streams `POST /invoke {"prompt": ...}`.
@@ -24,6 +26,7 @@ import resource
 import signal
 import socket
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -34,8 +37,8 @@ from _memory import MemoryTrace
 from _paced import PacedModel, plan_of
 
 HOST = "127.0.0.1"
-SERVERS = ("floor", "drain", "plain", "plain-gc", "agentcast")
-RAW_SERVERS = ("floor", "drain")
+SERVERS = ("floor", "drain", "relay", "plain", "plain-gc", "agentcast")
+RAW_SERVERS = ("floor", "drain", "relay")
 GC_MODES = ("default", "freeze", "off")
 
 
@@ -44,6 +47,11 @@ class Query(BaseModel):
 
     prompt: str
     stream: bool = True
+
+
+def _type_name(obj: object) -> str:
+    kind = type(obj)
+    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 class GcWatch:
@@ -76,7 +84,11 @@ class GcWatch:
             "frozen": gc.get_freeze_count(),
         }
         if tracked:
-            data["tracked"] = len(gc.get_objects())
+            objects = gc.get_objects()
+            data["tracked"] = len(objects)
+            # By type, to say whose they are (qualified names: `dict` alone says nothing).
+            data["tracked_types"] = dict(Counter(_type_name(o) for o in objects))
+            del objects
         if reset:
             self.count, self.pause_ns, self.max_pause_ns = [0, 0, 0], [0, 0, 0], [0, 0, 0]
         return data
@@ -136,7 +148,7 @@ def build_app(
     return app
 
 
-# -- the raw asyncio servers (floor, drain) ------------------------------------------------------
+# -- the raw asyncio servers (floor, drain, relay) ----------------------------------------------
 
 _STREAM_HEAD = (
     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
@@ -146,7 +158,7 @@ _CONTENT_LENGTH = re.compile(rb"(?im)^content-length: *(\d+)")
 
 
 class RawServer(asyncio.Protocol):
-    """One connection of the floor or drain server: HTTP/1.1 just far enough for the bench."""
+    """One connection of a raw server (floor, drain, relay): just enough HTTP/1.1 for the bench."""
 
     def __init__(self, kind: str, watch: GcWatch, model: PacedModel) -> None:
         self.kind, self.watch, self.model = kind, watch, model
@@ -168,7 +180,7 @@ class RawServer(asyncio.Protocol):
         method, target, _ = head.split(b"\r\n", 1)[0].split(b" ", 2)
         if method == b"POST" and target == b"/invoke":
             prompt = json.loads(body)["prompt"]
-            stream = self._floor if self.kind == "floor" else self._drain
+            stream = {"floor": self._floor, "drain": self._drain, "relay": self._relay}[self.kind]
             self.task = asyncio.get_running_loop().create_task(stream(prompt))
         elif target.startswith(b"/_bench/gc"):
             snapshot = self.watch.snapshot(b"reset=true" in target, b"tracked=true" in target)
@@ -211,6 +223,24 @@ class RawServer(asyncio.Protocol):
         async for _ in self.model._astream([HumanMessage(content=prompt)]):
             count += 1
         transport.write(_STREAM_HEAD + b'event: agent_end\ndata: {"drained": %d}\n\n' % count)
+        transport.close()
+
+    async def _relay(self, prompt: str) -> None:
+        # The bare model and one write per chunk, the frame built from the chunk's text: no
+        # framework, no event objects, no log. No server that streams this model does less.
+        transport = self.transport
+        assert transport is not None
+        transport.write(_STREAM_HEAD)
+        seq = 0
+        async for chunk in self.model._astream([HumanMessage(content=prompt)]):
+            if transport.is_closing():
+                return
+            text = chunk.message.content
+            transport.write(
+                b'event: llm_token\ndata: {"token":"%s"}\nid: %d\n\n' % (text.encode(), seq)
+            )
+            seq += 1
+        transport.write(b"event: agent_end\ndata: {}\n\n")
         transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -3,13 +3,14 @@
     python bench/bench_server.py [--streams 100,1000] [--tokens 100] [--rate 20] [--runs 5]
                                  [--only agentcast --only plain-gc ...] [--json F]
 
-Five servers (`_servers.py`) stream the same fake model (`_paced.PacedModel`: a LangChain
+Six servers (`_servers.py`) stream the same fake model (`_paced.PacedModel`: a LangChain
 `BaseChatModel` whose `_astream` yields `--tokens` fresh chunks at `--rate` tokens/s, each
 stamped with the wall-clock time it is due, in ns): the tutorial endpoint (`plain`,
 FastAPI + sse-starlette), the same given agentcast's start-up GC tuning (`plain-gc`),
 agentcast (`create_app(Agent(model))`, `POST /invoke` streaming), a raw-asyncio `floor` that
-only delivers pre-encoded frames on time (no model), and `drain`, the model drained through
-`model.astream` with nothing delivered (the model's own cost).
+only delivers pre-encoded frames on time (no model), `drain`, the model's own `_astream`
+drained with nothing delivered (the model's own cost), and `relay`, that same stream with one
+raw write per chunk (the least a server streaming this model can do).
 
 Each (server, stream count) level gets a fresh server process: one worker (uvicorn, asyncio
 loop, h11; the raw servers: a bare asyncio protocol) on 127.0.0.1, so the client's CPU is not
@@ -22,7 +23,8 @@ the client's own CPU and loop lag, to show the client is not the bottleneck.
 Verdicts (issue 10 and DESIGN.md budgets), per run and as medians over `--runs`:
 - a server's **own cost per token** = its CPU per token - `drain`'s at the same stream count;
   agentcast's own ≤ 1.5 × the floor's CPU per token, and ≤ 1/3 of `plain-gc`'s own;
-- streams held within p99 ≤ 50 ms: agentcast ≥ 3 × `plain-gc` (and DESIGN's 20 × `plain`).
+- streams held within p99 ≤ 50 ms: agentcast ≥ 3 × `plain-gc` (and DESIGN's 20 × `plain`);
+  `relay` ÷ `plain-gc` is reported beside it: no server streaming this model can exceed it.
 """
 
 from __future__ import annotations
@@ -151,12 +153,16 @@ class Verdict:
     agentcast: Capacity
     plain: Capacity
     plain_gc: Capacity
+    relay: Capacity
     ratio_low: float | None  # agentcast holds more than this many times plain's streams
     ratio_high: float | None  # ... and fewer than this (None: unbounded by the levels run)
     streams_passed: bool | None
     tuned_ratio_low: float | None  # the same against plain-gc
     tuned_ratio_high: float | None
     tuned_streams_passed: bool | None
+    # relay ÷ plain-gc: the most any server streaming this model can get past plain-gc here
+    bound_ratio_low: float | None
+    bound_ratio_high: float | None
     target_streams_passed: bool | None
     cpu_ratios: dict[int, float]  # agentcast ÷ plain, CPU per token
     cpu_passed: bool | None
@@ -183,6 +189,8 @@ def verdict(levels: Sequence[Level]) -> Verdict:
     ours, theirs, tuned = (capacity(levels, s) for s in ("agentcast", "plain", "plain-gc"))
     low, high = capacity_ratio(ours, theirs)
     tuned_low, tuned_high = capacity_ratio(ours, tuned)
+    relay = capacity(levels, "relay")
+    bound_low, bound_high = capacity_ratio(relay, tuned)
     at_target = [lv for lv in levels if lv.server == "agentcast" and lv.streams >= STREAMS_TARGET]
     target = all(lv.passed for lv in at_target) if at_target else None
     cpu: dict[int, float] = {}
@@ -218,12 +226,15 @@ def verdict(levels: Sequence[Level]) -> Verdict:
         agentcast=ours,
         plain=theirs,
         plain_gc=tuned,
+        relay=relay,
         ratio_low=low,
         ratio_high=high,
         streams_passed=_judge(low, high, CAPACITY_RATIO_TARGET),
         tuned_ratio_low=tuned_low,
         tuned_ratio_high=tuned_high,
         tuned_streams_passed=_judge(tuned_low, tuned_high, TUNED_CAPACITY_RATIO_TARGET),
+        bound_ratio_low=bound_low,
+        bound_ratio_high=bound_high,
         target_streams_passed=target,
         cpu_ratios=cpu,
         cpu_passed=all(r <= CPU_RATIO_TARGET for r in cpu.values()) if cpu else None,

@@ -155,7 +155,7 @@ def test_server_bench_streams_from_every_server_and_reports(tmp_path, capsys):
     assert "Per level" in printed and "agentcast own ÷ floor" in printed
     data = json.loads(out.read_text())
     levels = data["levels"]
-    kinds = ("agentcast", "drain", "floor", "plain", "plain-gc")
+    kinds = ("agentcast", "drain", "floor", "plain", "plain-gc", "relay")
     assert sorted((lv["server"], lv["streams"]) for lv in levels) == [
         (kind, count) for kind in kinds for count in (2, 3)
     ]
@@ -210,6 +210,8 @@ def test_server_bench_verdict_bounds_the_capacity_ratio():
         level("agentcast", 10, 2.0),
         level("agentcast", 100, 3.0),
         level("agentcast", 1000, 20.0),
+        level("relay", 100, 4.0),
+        level("relay", 1000, 70.0),
     ]
     result = server.verdict(levels)
     assert (result.agentcast.held, result.agentcast.failed) == (1000, None)
@@ -219,6 +221,24 @@ def test_server_bench_verdict_bounds_the_capacity_ratio():
     assert result.target_streams_passed is True
     assert (result.plain_gc.held, result.plain_gc.failed) == (100, 1000)
     assert result.tuned_ratio_low == 1.0 and result.tuned_streams_passed is None
+    # relay holds 100..999 and plain-gc 100..999: no server streaming this model gets 10x past
+    assert (result.relay.held, result.relay.failed) == (100, 1000)
+    assert result.bound_ratio_low == 0.1 and result.bound_ratio_high == 10.0
     levels[-1] = level("agentcast", 1000, 60.0)
     result = server.verdict(levels)
     assert result.ratio_high == 100.0 and result.target_streams_passed is False
+
+
+def test_server_bench_counts_the_live_objects_of_a_stream_by_type(tmp_path, capsys):
+    server = _load_server_bench()
+    out = tmp_path / "server.json"
+    # Streams of 2 s, so that the count halfway through finds them all still open.
+    argv = ["--streams", "3", "--tokens", "40", "--rate", "20", "--ramp", "0.05"]
+    argv += ["--only", "agentcast", "--count-objects", "--json", str(out)]
+    assert server.main(argv) == 0
+    assert "Live tracked objects per stream" in capsys.readouterr().out
+    [level] = json.loads(out.read_text())["levels"]
+    kinds = level["tracked_types_per_stream"]
+    # An open stream is at least one suspended coroutine (the run's, the response's).
+    assert kinds.get("builtins.coroutine", 0) >= 1, kinds
+    assert list(kinds.values()) == sorted(kinds.values(), reverse=True)
