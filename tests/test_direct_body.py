@@ -3,7 +3,9 @@
 The fast path must be invisible: the same bytes as the ASGI path, HTTP/1.1 chunk framing a
 client can parse, the ASGI path whenever it cannot apply (an HTTP/1.0 client, a middleware
 added after `create_app` that must see the body), and a client that leaves an idle stream
-frees its reader at once. The servers are real uvicorns built by `uvicorn_config`.
+frees its reader at once. The body outlives its ASGI call: an open stream keeps no request
+task alive, yet its end completes uvicorn's cycle (keep-alive) and a shutdown waits for it.
+The servers are real uvicorns built by `uvicorn_config`.
 """
 
 from __future__ import annotations
@@ -100,6 +102,17 @@ async def open_stream(served: Served):
     return sock
 
 
+async def open_stream_until_started(served: Served):
+    """`open_stream`, read until the stream's `llm_start`: the socket and what it read."""
+    sock = await open_stream(served)
+    loop = asyncio.get_running_loop()
+    seen = b""
+    with anyio.fail_after(HANG_GUARD):
+        while b"llm_start" not in seen:
+            seen += await loop.sock_recv(sock, 65536)
+    return sock, seen
+
+
 async def direct_streams(client: httpx.AsyncClient) -> float:
     return (await stream_counters(client))["direct"]
 
@@ -120,6 +133,51 @@ async def test_the_direct_body_is_the_asgi_body_in_valid_chunks():
         assert b"transfer-encoding: chunked" in head.lower()
         assert shape(dechunk(body)) == shape(reference)
         assert await direct_streams(c) == 1
+
+
+async def test_a_kept_alive_connection_serves_its_next_request_after_a_direct_stream():
+    # The body was written outside its ASGI call: its end must still complete uvicorn's
+    # request cycle, so the connection serves the next request and closes when asked.
+    app = app_with()
+    async with Served(app) as served:
+        loop = asyncio.get_running_loop()
+        sock = await served.connect()
+        data = json.dumps({"prompt": PROMPT, "stream": True}).encode()
+        first = (
+            f"POST /invoke HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(data)}\r\n\r\n"
+        ).encode() + data
+        await loop.sock_sendall(sock, first)
+        seen = b""
+        with anyio.fail_after(HANG_GUARD):
+            while not seen.endswith(b"\r\n0\r\n\r\n"):  # the stream's last chunk
+                seen += await loop.sock_recv(sock, 65536)
+        await loop.sock_sendall(
+            sock, b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+        )
+        with anyio.fail_after(HANG_GUARD):
+            second = await read_until_closed(sock)
+        sock.close()
+    head, _, body = seen.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"agent_end" in dechunk(body)
+    assert second.startswith(b"HTTP/1.1 200 OK") and second.count(b"HTTP/1.1") == 1
+
+
+async def test_a_shutdown_lets_a_direct_stream_end_before_its_connection_closes():
+    # uvicorn closes at once a connection whose response it thinks complete; a body written
+    # outside its ASGI call is not, so the shutdown waits for its end, as for any response.
+    app = app_with(token_delay=3600, heartbeat=3600)
+    async with Served(app) as served:
+        sock, seen = await open_stream_until_started(served)
+        for connection in list(served.server.server_state.connections):
+            connection.shutdown()  # what uvicorn's shutdown does to each connection first
+        await app.state.agentcast.manager.aclose()  # then the run ends (`agentcast serve`)
+        with anyio.fail_after(HANG_GUARD):
+            seen += await read_until_closed(sock)
+        sock.close()
+    head, _, body = seen.partition(b"\r\n\r\n")
+    events = dechunk(body).decode()
+    assert "event: agent_end" in events and '"outcome":"cancelled"' in events
 
 
 async def test_an_http10_client_gets_the_asgi_path_and_the_whole_body():
@@ -163,12 +221,7 @@ async def test_a_client_leaving_an_idle_direct_stream_frees_its_reader_at_once()
     app = app_with(token_delay=3600, heartbeat=3600)
     manager = app.state.agentcast.manager
     async with Served(app) as served:
-        sock = await open_stream(served)
-        loop = asyncio.get_running_loop()
-        head = b""
-        with anyio.fail_after(HANG_GUARD):
-            while b"llm_start" not in head:  # the stream is open and waiting for a token
-                head += await loop.sock_recv(sock, 65536)
+        sock, head = await open_stream_until_started(served)  # waiting for its first token
         run_id = next(
             line.split(b":", 1)[1].strip().decode()
             for line in head.split(b"\r\n")
@@ -180,6 +233,26 @@ async def test_a_client_leaving_an_idle_direct_stream_frees_its_reader_at_once()
         with anyio.fail_after(HANG_GUARD):  # no heartbeat or token is needed to notice
             await managed.idle.wait()
         assert managed.readers == 0
+        managed.run.cancel()
+        await managed.run.wait()
+
+
+async def test_an_open_direct_stream_keeps_one_task_of_its_own_and_no_asgi_call():
+    # An open stream's tasks and the calls they are suspended in stay alive for its whole
+    # life: a thousand open streams are a thousand of each the GC walks. The ASGI call has
+    # returned (its two dozen middleware and routing coroutines are freed); the body is one
+    # task, and the protocol reports a lost connection, so no task waits on `receive`.
+    app = app_with(token_delay=3600, heartbeat=3600)
+    async with Served(app) as served:
+        before = set(asyncio.all_tasks())
+        sock, _ = await open_stream_until_started(served)
+        opened = [task for task in asyncio.all_tasks() if task not in before]
+        coroutines = sorted(task.get_coro().__qualname__ for task in opened)  # type: ignore[union-attr]
+        assert coroutines == ["DirectBody._own", "RunManager._execute"]
+        [managed] = app.state.agentcast.manager._runs.values()  # noqa: SLF001
+        sock.close()
+        with anyio.fail_after(HANG_GUARD):  # the lost connection still ends the stream
+            await managed.idle.wait()
         managed.run.cancel()
         await managed.run.wait()
 

@@ -1,12 +1,16 @@
 """The body of an event stream: the loop that writes a run's events, and its ASGI response.
 
-`EventStreamResponse` sends the head, then runs `StreamBody.run` in a task of its own (so a
-write per token resumes only this loop, not the two dozen coroutines of middleware and
-routing the request's task is nested in) while another task waits for the client's
-disconnect. The loop writes every event a wake-up finds in one write, joining a long
-backlog's tokens (a slow client catches up with the same text in fewer frames). Under
-`agentcast serve` it writes straight to the connection (`DirectBody`), and once caught up it
-hands the writing to the run's own task (`PushWriter`): no wake-up of the stream per token.
+Under `agentcast serve`, `EventStreamResponse` sends the head and hands the body to the
+connection (`DirectBody.take_over`): the ASGI call returns, which frees the request's task
+and the two dozen middleware and routing coroutines it was suspended in, and the body goes
+on in a task of its own (`StreamBody.run_direct`), written straight to the connection. Once
+caught up it hands the writing to the run's own task (`PushWriter`), so nothing wakes the
+stream per token; the protocol reports a lost connection, so no task waits on `receive`.
+Elsewhere (another ASGI server, a middleware that must see the body) `StreamBody.run` writes
+through ASGI's `send` in a task of its own (a write per token resumes only that loop, not
+the request's call chain) while another task waits for the disconnect. Either loop writes
+every event a wake-up finds in one write, joining a long backlog's tokens (a slow client
+catches up with the same text in fewer frames).
 """
 
 from __future__ import annotations
@@ -117,30 +121,45 @@ class StreamBody:
         if self._push is not None:
             self._push.stop()
 
-    async def run(self, scope: Scope, send: Send) -> None:
-        """Write the stream's body (its head is sent) and its end, unless the client left."""
-        body = self.direct(scope) if self.direct is not None else None
+    def direct_body(self, scope: Scope) -> DirectBody | None:
+        """The connection's `DirectBody`, when this stream may write straight to it."""
+        return self.direct(scope) if self.direct is not None else None
+
+    async def run(self, send: Send) -> None:
+        """Write the stream's body through ASGI's `send` (its head is sent), and its end."""
+
+        async def via_asgi(data: bytes) -> None:
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+
         # The reader is counted from here: whatever ends the body uncounts it (the
         # disconnect policy applies to a failed send, a dropped socket, a cancelled task).
         # `manager.reader()` inlined: its generator and context manager are ~0.4 KB a stream.
         self.manager.attach(self.managed)
         try:
-            if body is not None:
-                self.stats.direct += 1
-                gone = lambda: body.disconnected or self.gone  # noqa: E731
-                if self.buffer is None:
-                    await self._push_all(body, gone)
-                else:
-                    await self._write_all(body.write, gone)
-            else:
-
-                async def via_asgi(data: bytes) -> None:
-                    await send({"type": "http.response.body", "body": data, "more_body": True})
-
-                await self._write_all(via_asgi, lambda: self.gone)
+            await self._write_all(via_asgi, lambda: self.gone)
         finally:
             self.manager.detach(self.managed)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def run_direct(self, body: DirectBody) -> None:
+        """Write the stream's body straight to the connection (its head is sent), and its end.
+
+        Run by `body` once it took the response over: the connection's loss reaches the
+        stream through `body.on_lost`, and the end goes out through `body.end()`.
+        """
+        body.on_lost = self.disconnected
+        self.manager.attach(self.managed)  # as in `run`
+        try:
+            self.stats.direct += 1
+            gone = lambda: body.disconnected or self.gone  # noqa: E731
+            if self.buffer is None:
+                await self._push_all(body, gone)
+            else:
+                await self._write_all(body.write, gone)
+        finally:
+            self.manager.detach(self.managed)
+            body.on_lost = None
+        await body.end()
 
     def _batch(self, events: list[BaseEvent]) -> bytes:
         """The bytes of the events one wake-up found, counted as one write."""
@@ -236,9 +255,10 @@ class StreamBody:
 class EventStreamResponse(Response):
     """A `text/event-stream` response whose body is a run's events, written by `StreamBody`.
 
-    Not a `StreamingResponse`: the body is written by a task of its own, another waits for the
-    client's disconnect, and the request's task waits for either; no async generator or task
-    group between the log and the socket, and nothing per token in the request's task.
+    Not a `StreamingResponse`: no async generator or task group between the log and the
+    socket, and nothing per token in the request's task. A direct body outlives the ASGI
+    call (see the module's docstring); an ASGI one is written by a task of its own, while
+    another waits for the client's disconnect and the request's task waits for either.
     """
 
     media_type = "text/event-stream"
@@ -257,7 +277,15 @@ class EventStreamResponse(Response):
         await send(
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
-        writer = asyncio.ensure_future(body.run(scope, send))
+        direct = body.direct_body(scope)
+        if direct is not None:
+            # The app returns now, and frees the request's task with the middleware and
+            # routing coroutines it is suspended in: the body goes on in a task of its own
+            # (`DirectBody.take_over`), which wakes only at the stream's ends, for a drain or
+            # a heartbeat (once caught up, the run's task writes each event).
+            direct.take_over(body.run_direct(direct))
+            return
+        writer = asyncio.ensure_future(body.run(send))
         listener = asyncio.ensure_future(_until_disconnect(receive))
         try:
             # This task wakes once in a stream's life: when the writer is done (the end was

@@ -21,14 +21,20 @@ The same protocol offers event streams a faster way out (`DirectBody`): an SSE r
 its head through ASGI as usual, then writes each chunk of its body straight to the transport,
 framed as HTTP chunks, instead of an ASGI message that two middleware wrappers, uvicorn's
 `send` and h11's event machinery each handle per token (about a fifth of the server's CPU per
-token at 1,000 streams). The end of the body goes through ASGI again, so h11 writes the last
-chunk and its connection state stays right.
+token at 1,000 streams). It also takes the response out of the ASGI call (`take_over`): the
+app returns after the head, so an open stream keeps no request task and middleware chain
+alive. uvicorn's cycle counts the response as complete meanwhile; the protocol corrects
+what that would change (a graceful shutdown keeps the connection until the body's end, a
+lost connection is reported to the stream: `DirectBody.on_lost`), and the body's end goes
+through uvicorn's own `send`, so h11 writes the last chunk and the connection's keep-alive
+state stays right.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 __all__ = ["DIRECT_BODY", "DirectBody", "deadline_protocols", "uvicorn_config"]
@@ -36,6 +42,11 @@ __all__ = ["DIRECT_BODY", "DirectBody", "deadline_protocols", "uvicorn_config"]
 _CYCLE = ("flow", "transport", "scope", "disconnected", "response_started", "response_complete")
 """What `DirectBody` reads of uvicorn's h11 request cycle: without one of them (another
 uvicorn), the protocol offers no direct body and streams take the ASGI path."""
+
+_logger = logging.getLogger("agentcast.server")
+
+_TAKEN_OVER: set[asyncio.Task[None]] = set()
+"""The bodies being written outside their ASGI call (`DirectBody.take_over`)."""
 
 DIRECT_BODY = "agentcast.direct_body"
 """The scope extension under which the protocol offers a request's `DirectBody`."""
@@ -49,14 +60,26 @@ class DirectBody:
     leaves its state right. Flow control is uvicorn's own (`cycle.flow`): a write over the
     transport's high-water mark returns the wait for it to drain, and the send deadline
     (`_SendDeadline`) still aborts a client that never reads.
+
+    `take_over` moves the rest of the response out of the ASGI call: the app returns, and
+    the request's task with the two dozen middleware and routing coroutines it is suspended
+    in (about half of what an open stream keeps alive) is freed while the body goes on in a
+    task of its own; `end` then sends the last chunk through uvicorn's own `send`, which
+    completes the cycle as if the app had.
     """
 
-    __slots__ = ("_cycle", "_flow", "_write")
+    __slots__ = ("_cycle", "_ending", "_flow", "_lost", "_write", "on_lost")
 
     def __init__(self, cycle: Any) -> None:
         self._cycle = cycle
         self._flow = cycle.flow
         self._write = cycle.transport.write
+        self._lost = False
+        self._ending: Callable[[], None] | None = None
+        self.on_lost: Callable[[], object] | None = None
+        """Called once when the connection is lost while set: how a stream written outside
+        the ASGI call learns of the client's leaving without a task waiting on `receive`
+        (the protocol's `connection_lost` calls it)."""
 
     def usable(self) -> bool:
         """Whether the response's head went out and h11 frames its body as chunks.
@@ -76,15 +99,66 @@ class DirectBody:
     @property
     def disconnected(self) -> bool:
         """Whether the client has gone (what is written then is dropped)."""
-        return bool(self._cycle.disconnected)
+        return self._lost or bool(self._cycle.disconnected)
+
+    @property
+    def taken_over(self) -> bool:
+        """Whether the body is being written outside the ASGI call (`take_over`, not `end`)."""
+        return self._ending is not None
+
+    def lost(self) -> None:
+        """The connection was lost: tell the stream that asked (`on_lost`), once."""
+        self._lost = True
+        on_lost, self.on_lost = self.on_lost, None
+        if on_lost is not None:
+            on_lost()
+
+    def take_over(self, body: Coroutine[Any, Any, None]) -> None:
+        """Write the rest of the response in a task of its own, once the ASGI call returns.
+
+        uvicorn's cycle is told its response is complete, so the app's return ends its task
+        quietly; `end` undoes that before the last chunk. Meanwhile the protocol keeps the
+        connection open at a graceful shutdown and reports its loss (`on_lost`).
+        """
+        cycle = self._cycle
+        self._ending = cycle.on_response  # the protocol's; uvicorn drops it when the app returns
+        cycle.response_complete = True
+        task = asyncio.get_running_loop().create_task(self._own(body))
+        _TAKEN_OVER.add(task)  # the loop holds tasks weakly
+        task.add_done_callback(_TAKEN_OVER.discard)
+
+    async def _own(self, body: Coroutine[Any, Any, None]) -> None:
+        try:
+            await body
+        except Exception:  # what uvicorn does with an app's error after the head: log, close
+            _logger.exception("Exception in an event stream")
+            self._cycle.transport.close()
+
+    async def end(self) -> None:
+        """Send the body's last chunk through uvicorn's `send`: the cycle completes there."""
+        cycle, ending = self._cycle, self._ending
+        if ending is None:
+            raise RuntimeError("end() without take_over()")
+        self._ending = None
+        if self.disconnected:
+            return
+        cycle.response_complete = False
+        cycle.on_response = ending
+        await cycle.send({"type": "http.response.body", "body": b"", "more_body": False})
 
     def write(self, data: bytes) -> Awaitable[None] | None:
         """Write one chunk; return the wait for the transport to drain, or None (no wait)."""
-        if self._cycle.disconnected:
+        if self.disconnected:
             return None
         self._write(b"%x\r\n%b\r\n" % (len(data), data))
         flow = self._flow
         return flow.drain() if flow.write_paused else None
+
+
+def _taken_over(cycle: Any) -> bool:
+    """Whether the cycle's body is being written outside its ASGI call (not complete)."""
+    body = cycle.scope.get("extensions", {}).get(DIRECT_BODY)
+    return isinstance(body, DirectBody) and body.taken_over
 
 
 class _SendDeadline(asyncio.Protocol):
@@ -131,7 +205,9 @@ class _HeaderDeadline(_SendDeadline):
 
     def data_received(self, data: bytes) -> None:
         cycle = getattr(self, "cycle", None)
-        if self._head is None and (cycle is None or cycle.response_complete):
+        if self._head is None and (
+            cycle is None or (cycle.response_complete and not _taken_over(cycle))
+        ):
             self._start_head()  # the first bytes of the next request on a kept-alive connection
         super().data_received(data)  # type: ignore[safe-super]
         if self.direct_body:
@@ -153,6 +229,20 @@ class _HeaderDeadline(_SendDeadline):
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head()
         super().connection_lost(exc)
+        cycle = getattr(self, "cycle", None)
+        if cycle is not None:
+            body = cycle.scope.get("extensions", {}).get(DIRECT_BODY)
+            if isinstance(body, DirectBody):
+                body.lost()
+
+    def shutdown(self) -> None:
+        # A body written outside its ASGI call is not complete, whatever uvicorn's cycle
+        # says: it ends as an unfinished response does, at its end, with the connection.
+        cycle = getattr(self, "cycle", None)
+        if cycle is not None and _taken_over(cycle):
+            cycle.keep_alive = False
+            return
+        super().shutdown()  # type: ignore[misc]
 
     def _start_head(self) -> None:
         self._cycle = getattr(self, "cycle", None)
