@@ -38,11 +38,12 @@ def app_with(token_delay: float = 0.0, **config):
     return create_app(agent, tune_gc=False, **config)
 
 
-def request(path: str, body: dict, *, version: str = "1.1") -> bytes:
+def request(path: str, body: dict, *, version: str = "1.1", close: bool = True) -> bytes:
     data = json.dumps(body).encode()
+    connection = "connection: close\r\n" if close else ""
     return (
         f"POST {path} HTTP/{version}\r\nhost: test\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(data)}\r\nconnection: close\r\n\r\n"
+        f"content-length: {len(data)}\r\n{connection}\r\n"
     ).encode() + data
 
 
@@ -142,11 +143,7 @@ async def test_a_kept_alive_connection_serves_its_next_request_after_a_direct_st
     async with Served(app) as served:
         loop = asyncio.get_running_loop()
         sock = await served.connect()
-        data = json.dumps({"prompt": PROMPT, "stream": True}).encode()
-        first = (
-            f"POST /invoke HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n"
-            f"content-length: {len(data)}\r\n\r\n"
-        ).encode() + data
+        first = request("/invoke", {"prompt": PROMPT, "stream": True}, close=False)
         await loop.sock_sendall(sock, first)
         seen = b""
         with anyio.fail_after(HANG_GUARD):

@@ -27,7 +27,7 @@ from agentcast.server._config import ServedAgent, ServerConfig
 from agentcast.server._gc import tune_gc
 from agentcast.server._health import StoreHealth
 from agentcast.server._metrics import ServerMetrics
-from agentcast.server._transport import DIRECT_BODY, DirectBody
+from agentcast.server._transport import DirectBody, direct_body_of
 from agentcast.sessions import SessionStore
 
 if TYPE_CHECKING:
@@ -110,8 +110,8 @@ class ServerState:
         app = scope.get("app")
         if len(getattr(app, "user_middleware", ())) != self.own_middleware:
             return None
-        body = scope.get("extensions", {}).get(DIRECT_BODY)
-        return body if isinstance(body, DirectBody) and body.usable() else None
+        body = direct_body_of(scope)
+        return body if body is not None and body.usable() else None
 
     async def check_broker(self) -> None:
         """Check that the broker answers, then close the connection.

@@ -37,9 +37,18 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-__all__ = ["DIRECT_BODY", "DirectBody", "deadline_protocols", "uvicorn_config"]
+__all__ = ["DIRECT_BODY", "DirectBody", "deadline_protocols", "direct_body_of", "uvicorn_config"]
 
-_CYCLE = ("flow", "transport", "scope", "disconnected", "response_started", "response_complete")
+_CYCLE = (
+    "flow",
+    "transport",
+    "scope",
+    "response_started",
+    "response_complete",
+    "on_response",
+    "send",
+    "keep_alive",
+)
 """What `DirectBody` reads of uvicorn's h11 request cycle: without one of them (another
 uvicorn), the protocol offers no direct body and streams take the ASGI path."""
 
@@ -98,8 +107,12 @@ class DirectBody:
 
     @property
     def disconnected(self) -> bool:
-        """Whether the client has gone (what is written then is dropped)."""
-        return self._lost or bool(self._cycle.disconnected)
+        """Whether the client has gone (what is written then is dropped).
+
+        The protocol that offers a `DirectBody` reports every lost connection (`lost`), also
+        while uvicorn's cycle counts the response as complete and so no longer notes it.
+        """
+        return self._lost
 
     @property
     def taken_over(self) -> bool:
@@ -148,17 +161,23 @@ class DirectBody:
 
     def write(self, data: bytes) -> Awaitable[None] | None:
         """Write one chunk; return the wait for the transport to drain, or None (no wait)."""
-        if self.disconnected:
+        if self._lost:  # `disconnected`, without a property call per token
             return None
         self._write(b"%x\r\n%b\r\n" % (len(data), data))
         flow = self._flow
         return flow.drain() if flow.write_paused else None
 
 
+def direct_body_of(scope: Any) -> DirectBody | None:
+    """The `DirectBody` the protocol offered a request (its scope's extension), or None."""
+    body = scope.get("extensions", {}).get(DIRECT_BODY)
+    return body if isinstance(body, DirectBody) else None
+
+
 def _taken_over(cycle: Any) -> bool:
     """Whether the cycle's body is being written outside its ASGI call (not complete)."""
-    body = cycle.scope.get("extensions", {}).get(DIRECT_BODY)
-    return isinstance(body, DirectBody) and body.taken_over
+    body = direct_body_of(cycle.scope)
+    return body is not None and body.taken_over
 
 
 class _SendDeadline(asyncio.Protocol):
@@ -230,10 +249,9 @@ class _HeaderDeadline(_SendDeadline):
         self._stop_head()
         super().connection_lost(exc)
         cycle = getattr(self, "cycle", None)
-        if cycle is not None:
-            body = cycle.scope.get("extensions", {}).get(DIRECT_BODY)
-            if isinstance(body, DirectBody):
-                body.lost()
+        body = None if cycle is None else direct_body_of(cycle.scope)
+        if body is not None:
+            body.lost()
 
     def shutdown(self) -> None:
         # A body written outside its ASGI call is not complete, whatever uvicorn's cycle
