@@ -17,7 +17,8 @@ from _servers import SERVERS
 # -- profiles -------------------------------------------------------------------------------
 
 PROFILE_CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    # First match wins, in this order, over the whole stack of a sample.
+    # First match wins, in this order, over the part of a sample's stack below the event
+    # loop's dispatch (`loop_work`).
     ("socket send() (kernel, loopback)", ("_SelectorSocketTransport.write (",)),
     ("epoll_wait (kernel)", ("EpollSelector.select (",)),
     ("fake model: sleep, fresh chunk", ("PacedModel._astream (",)),
@@ -33,6 +34,23 @@ PROFILE_CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+_DISPATCH = ("Handle._run (asyncio/", "BaseEventLoop._run_once (asyncio/")
+
+
+def loop_work(stack: str) -> str:
+    """The part of a collapsed stack from the event loop's innermost dispatch frame down.
+
+    The frames above it only say who runs the loop: under uvicorn every sample's stack starts
+    in `uvicorn/_compat.py`, and matching those frames would file the loop's own work (task
+    steps, timers, `select`) under uvicorn. A sample outside the loop keeps its whole stack.
+    """
+    frames = stack.split(";")
+    for index in range(len(frames) - 1, -1, -1):
+        if frames[index].startswith(_DISPATCH):
+            return ";".join(frames[index:])
+    return stack
+
+
 def summarize_profile(path: Path) -> dict[str, float]:
     """Share of py-spy's samples (raw collapsed stacks) per category of `PROFILE_CATEGORIES`.
 
@@ -45,6 +63,7 @@ def summarize_profile(path: Path) -> dict[str, float]:
         if not stack or not number.isdigit():
             continue
         total += int(number)
+        stack = loop_work(stack)
         name = "other"
         for category, needles in PROFILE_CATEGORIES:
             if any(needle in stack for needle in needles):

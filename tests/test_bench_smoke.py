@@ -242,3 +242,30 @@ def test_server_bench_counts_the_live_objects_of_a_stream_by_type(tmp_path, caps
     # An open stream is at least one suspended coroutine (the run's, the response's).
     assert kinds.get("builtins.coroutine", 0) >= 1, kinds
     assert list(kinds.values()) == sorted(kinds.values(), reverse=True)
+
+
+def test_server_bench_profile_files_the_loop_work_by_the_frames_below_its_dispatch(tmp_path):
+    # Under uvicorn every sample's stack starts in uvicorn's runner: the loop's own work (a
+    # task step, a timer) is the loop's, and only frames below the dispatch name who ran.
+    _load_server_bench()
+    import _report
+
+    runner = (
+        "<module> (bench_server.py:376);serve (_servers.py:336);asyncio_run"
+        " (uvicorn/_compat.py:30);BaseEventLoop.run_forever (asyncio/base_events.py:607);"
+        "BaseEventLoop._run_once (asyncio/base_events.py:1922)"
+    )
+    profile = tmp_path / "agentcast-100.txt"
+    profile.write_text(
+        f"{runner};Handle._run (asyncio/events.py:80) 3\n"
+        f"{runner};TimerHandle.__lt__ (asyncio/events.py:121) 1\n"
+        f"{runner};Handle._run (asyncio/events.py:80);RequestResponseCycle.run_asgi"
+        " (uvicorn/protocols/http/h11_impl.py:407) 2\n"
+        f"{runner};Handle._run (asyncio/events.py:80);RunManager._execute"
+        " (agentcast/runtime/manager.py:272) 4\n"
+    )
+    assert _report.summarize_profile(profile) == {
+        "asyncio loop": 0.4,
+        "uvicorn/starlette/fastapi/anyio": 0.2,
+        "agentcast runtime + native source": 0.4,
+    }

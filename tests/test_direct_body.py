@@ -238,14 +238,16 @@ async def test_an_open_direct_stream_keeps_one_task_of_its_own_and_no_asgi_call(
     # An open stream's tasks and the calls they are suspended in stay alive for its whole
     # life: a thousand open streams are a thousand of each the GC walks. The ASGI call has
     # returned (its two dozen middleware and routing coroutines are freed); the body is one
-    # task, and the protocol reports a lost connection, so no task waits on `receive`.
+    # task, and the protocol reports a lost connection, so no task waits on `receive`. The
+    # run's model call streams in a task of its own (`feed_model`: one chunk resumes two
+    # frames, not the run's whole chain).
     app = app_with(token_delay=3600, heartbeat=3600)
     async with Served(app) as served:
         before = set(asyncio.all_tasks())
         sock, _ = await open_stream_until_started(served)
         opened = [task for task in asyncio.all_tasks() if task not in before]
         coroutines = sorted(task.get_coro().__qualname__ for task in opened)  # type: ignore[union-attr]
-        assert coroutines == ["DirectBody._own", "RunManager._execute"]
+        assert coroutines == ["DirectBody._own", "RunManager._execute", "_feed_call"]
         [managed] = app.state.agentcast.manager._runs.values()  # noqa: SLF001
         sock.close()
         with anyio.fail_after(HANG_GUARD):  # the lost connection still ends the stream

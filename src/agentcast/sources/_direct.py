@@ -15,6 +15,7 @@ does not stream, a LangChain without the helpers used here), takes `astream` its
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
@@ -103,7 +104,24 @@ async def feed_model(
     A coroutine, not a generator: on the direct path the model's own `_astream` is the only
     generator between the provider's bytes and `feed` (one generator resume per token less
     than iterating `stream_model`). Whatever ends the call closes the model's stream here.
+
+    The call streams in a task of its own, which the caller awaits. Every chunk resumes the
+    task that waits for the provider: in the caller's task that is the whole chain of the
+    run's coroutines (manager, run, source, this call: five frames in and out per chunk), in
+    a task of its own only this loop and the model's generator (README, Performance: at
+    1,000 streams 1.7 µs per token less, and the p99 from 52 to 33 ms). Cancelling the
+    caller cancels the task (asyncio passes a cancellation on to the task being awaited), and
+    its context is a copy of the caller's, so an enclosing run's callbacks still decide the
+    path.
     """
+    await asyncio.get_running_loop().create_task(_feed_call(runnable, messages, feed))
+
+
+async def _feed_call(
+    runnable: Runnable[Any, Any],
+    messages: list[BaseMessage],
+    feed: Callable[[BaseMessageChunk], object],
+) -> None:
     target = _direct_target(runnable)
     if target is None:
         chunks: Any = runnable.astream(messages)
