@@ -725,8 +725,8 @@ async def test_a_delete_holds_the_sessions_lock_so_no_run_starts_meanwhile(monke
 
         monkeypatch.setattr(b.session_store(), "delete", slow_delete)
         task = asyncio.create_task(b.delete_session("s", None))
-        # B's replica of the ended run may not have read its end yet: the delete goes on
-        # (the end is in the run's stream), and a delete that fails fails here, not hangs.
+        # Only the delete sets `deleting`: one that fails (SessionBusy while A's end was not
+        # in its stream yet) must fail the test here, not leave it waiting forever.
         reached = asyncio.ensure_future(deleting.wait())
         await asyncio.wait({task, reached}, return_when=asyncio.FIRST_COMPLETED)
         if task.done():
